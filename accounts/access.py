@@ -1,0 +1,48 @@
+"""The one way views reach an account: 404 for what the user may not see, 403 for what their role
+may not do. Platform staff have no memberships and so see no customer pages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest
+from django.shortcuts import get_object_or_404
+
+from accounts.models import Account, Membership
+from accounts.permissions import MANAGE_MANAGED_ACCOUNTS, permission_applies, role_allows
+
+
+@dataclass(frozen=True)
+class AccountAccess:
+    account: Account
+    membership: Membership
+
+    @property
+    def role(self) -> str:
+        return self.membership.role
+
+
+def account_access(request: HttpRequest, account_id, permission: str) -> AccountAccess:
+    membership = (
+        Membership.objects.select_related("account", "account__manager")
+        .filter(user=request.user, account__public_id=account_id)
+        .first()
+    )
+    if membership is None:
+        raise Http404("No such account.")
+    account = membership.account
+    if not permission_applies(account, permission):
+        raise Http404("This account has no such page.")
+    if not account.is_enabled:
+        raise PermissionDenied(f"{account.name} is {account.get_status_display().lower()}.")
+    if not role_allows(membership.role, permission):
+        raise PermissionDenied(f"Your role ({membership.get_role_display()}) does not allow this.")
+    return AccountAccess(account=account, membership=membership)
+
+
+def managed_account_access(request: HttpRequest, account_id, managed_id) -> tuple[AccountAccess, Account]:
+    """A manager's access to one of its own managed accounts; any other id is a 404."""
+    access = account_access(request, account_id, MANAGE_MANAGED_ACCOUNTS)
+    managed = get_object_or_404(Account.objects.select_related("manager"), manager=access.account, public_id=managed_id)
+    return access, managed

@@ -1,0 +1,29 @@
+"""Who is making a change: the real person, and whom they act as while logged in as a managed account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.http import HttpRequest
+
+from accounts.models import User
+
+
+@dataclass(frozen=True)
+class Actor:
+    user: User | None
+    acting_as: User | None = None
+    ip_address: str | None = None
+    platform: bool = False
+
+    @classmethod
+    def from_request(cls, request: HttpRequest) -> Actor:
+        acting = getattr(request, "acting", None)
+        ip = request.META.get("REMOTE_ADDR") or None
+        if acting is not None:
+            return cls(user=acting.real_user, acting_as=request.user, ip_address=ip)
+        return cls(user=request.user if request.user.is_authenticated else None, ip_address=ip)
+
+    @classmethod
+    def platform_staff(cls, user: User | None = None) -> Actor:
+        return cls(user=user, platform=True)

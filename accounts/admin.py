@@ -1,0 +1,121 @@
+from django import forms
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.db import transaction
+
+from accounts import audit, services
+from accounts.actor import Actor
+from accounts.models import Account, AuditEvent, Invitation, Membership, User
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    ordering = ["email"]
+    list_display = ["email", "first_name", "last_name", "is_staff", "is_active", "last_login"]
+    search_fields = ["email", "first_name", "last_name"]
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        ("Personal info", {"fields": ("first_name", "last_name")}),
+        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+
+class ManagerAccountCreationForm(forms.ModelForm):
+    owner_email = forms.EmailField(help_text="A new user is created for this address if none exists.")
+    owner_password = forms.CharField(required=False, widget=forms.PasswordInput, strip=False)
+
+    class Meta:
+        model = Account
+        fields = ["name", "managed_account_limit"]
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ["user"]
+    readonly_fields = ["created_at"]
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    list_display = ["name", "email", "kind", "status", "manager", "managed_account_limit", "created_at"]
+    list_filter = ["kind", "status", "billing_mode"]
+    search_fields = ["name", "email", "public_id"]
+    list_select_related = ["manager"]
+    inlines = [MembershipInline]
+    editable_after_creation = ["name", "managed_account_limit", "admins_can_log_in_as"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = ManagerAccountCreationForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["name", "owner_email", "owner_password", "managed_account_limit"]
+        return [
+            "public_id", "kind", "manager", "status", "email", *self.editable_after_creation,
+            "billing_mode", "pricing_hidden", "allow_custom_pricing", "created_at", "updated_at",
+        ]  # fmt: skip
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        readonly = [f for f in self.get_fields(request, obj) if f not in self.editable_after_creation]
+        if not obj.is_manager:
+            readonly += ["managed_account_limit", "admins_can_log_in_as"]
+        return readonly
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []
+
+    @transaction.atomic
+    def save_model(self, request, obj, form, change):
+        actor = Actor.platform_staff(request.user)
+        if not change:
+            created = services.create_manager_account(
+                name=form.cleaned_data["name"],
+                owner_email=form.cleaned_data["owner_email"],
+                owner_password=form.cleaned_data["owner_password"] or None,
+                limit=form.cleaned_data["managed_account_limit"],
+                actor=actor,
+            )
+            obj.pk, obj.public_id = created.pk, created.public_id
+            return
+        stored = Account.objects.get(pk=obj.pk)
+        if obj.is_manager and stored.managed_account_limit != obj.managed_account_limit:
+            services.set_managed_account_limit(manager=obj, limit=obj.managed_account_limit, actor=actor)
+        before = {f: getattr(stored, f) for f in ("name", "admins_can_log_in_as")}
+        changes = audit.field_changes(obj, before, before.keys())
+        obj.save()
+        if changes:
+            audit.record(account=obj, actor=actor, change_type="account.updated", resource=obj, changes=changes)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # accounts are disabled or cancelled, never deleted
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "account", "change_type", "resource_type", "resource_id", "user_email", "change_made_by"]
+    list_filter = ["change_type", "change_made_by"]
+    search_fields = ["resource_id", "user_email", "account__name"]
+    list_select_related = ["account"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ["email", "account", "role", "status", "created_at", "expires_at"]
+    list_filter = ["status", "role"]
+    readonly_fields = ["token"]

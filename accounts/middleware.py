@@ -1,0 +1,25 @@
+from django.contrib import messages
+from django.shortcuts import redirect
+from django.urls import reverse
+
+from accounts import acting
+
+
+class ActingMiddleware:
+    """Exposes `request.acting` while a manager is logged in as a managed account, and ends that
+    session once its time is up."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.acting = acting.current(request) if request.user.is_authenticated else None
+        if request.acting is not None and request.acting.expired:
+            state = acting.end(request, reason="expired")
+            request.acting = None
+            messages.info(
+                request,
+                f"Your session as {state.managed_account.name} ended after its time limit; you are back in your own account.",
+            )
+            return redirect(reverse("managed_detail", args=[state.managed_account.manager.public_id, state.managed_account.public_id]))
+        return self.get_response(request)

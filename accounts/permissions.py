@@ -1,0 +1,75 @@
+"""Who may do what. Every page, API view and task asks these functions; no rule lives elsewhere."""
+
+from __future__ import annotations
+
+from accounts.models import Account, Membership, Role, User
+
+VIEW_ACCOUNT = "view_account"
+MANAGE_ACCOUNT = "manage_account"  # account settings, members, invitations, audit log
+MANAGE_MANAGED_ACCOUNTS = "manage_managed_accounts"
+VIEW_BILLING = "view_billing"
+VIEW_REPORTS = "view_reports"
+
+_ALL = {Role.OWNER, Role.ADMIN, Role.BILLING, Role.REPORTING}
+ROLE_PERMISSIONS: dict[str, set[str]] = {
+    VIEW_ACCOUNT: _ALL,
+    MANAGE_ACCOUNT: {Role.OWNER, Role.ADMIN},
+    MANAGE_MANAGED_ACCOUNTS: {Role.OWNER, Role.ADMIN},
+    VIEW_BILLING: {Role.OWNER, Role.ADMIN, Role.BILLING},
+    VIEW_REPORTS: {Role.OWNER, Role.ADMIN, Role.REPORTING},
+}
+
+
+def role_allows(role: str, permission: str) -> bool:
+    return role in ROLE_PERMISSIONS[permission]
+
+
+def permission_applies(account: Account, permission: str) -> bool:
+    """Managing managed accounts exists only on manager accounts."""
+    return permission != MANAGE_MANAGED_ACCOUNTS or account.is_manager
+
+
+def can_assign_role(*, actor_role: str, role: str) -> bool:
+    """Admins manage members but cannot create, change or remove owners."""
+    return actor_role == Role.OWNER or (actor_role == Role.ADMIN and role != Role.OWNER)
+
+
+def log_in_as_denial(*, user: User, managed_account: Account, already_acting: bool) -> str | None:
+    """Why `user` may not log in as `managed_account` now, or None when they may.
+
+    Allowed for the owners of the managed account's manager (and its admins when the owner has
+    granted it), into an enabled managed account whose owner belongs to no other account, never
+    while already acting (no chaining), never from a disabled manager account.
+    """
+    if already_acting:
+        return "You are already logged in as a managed account. Return to your own account first."
+    if not managed_account.is_managed:
+        return "Only managed accounts can be logged in as."
+    manager = managed_account.manager
+    membership = Membership.objects.filter(user=user, account=manager).first()
+    if membership is None:
+        return "This managed account is not yours."
+    if not manager.is_enabled:
+        return "Your account is disabled."
+    if membership.role != Role.OWNER and not (membership.role == Role.ADMIN and manager.admins_can_log_in_as):
+        return "Only the manager account's owners (or admins the owner allows) can log in as a managed account."
+    if not managed_account.is_enabled:
+        return f"{managed_account.name} is {managed_account.get_status_display().lower()}; enable it first."
+    owner = log_in_as_target(managed_account)
+    if owner is None or not owner.is_active:
+        return f"{managed_account.name} has no active owner to log in as."
+    if owner.is_staff or owner.memberships.exclude(account=managed_account).exists():
+        return f"{managed_account.name}'s owner also belongs to other accounts, so it cannot be logged in as."
+    return None
+
+
+def log_in_as_target(managed_account: Account) -> User | None:
+    """The user a manager becomes when logging in as a managed account: its first owner."""
+    membership = managed_account.memberships.filter(role=Role.OWNER).select_related("user").first()
+    return membership.user if membership else None
+
+
+def hijack_permission_check(*, hijacker: User, hijacked: User) -> bool:
+    """django-hijack's own hook. Our log-in-as view checks `log_in_as_denial` on the managed
+    account itself; hijack's generic user-to-user URLs are not mounted, so nothing else may."""
+    return False

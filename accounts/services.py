@@ -1,0 +1,372 @@
+"""Everything that changes accounts, memberships and invitations. Each function commits the change
+and its audit event in one transaction; e-mails leave only after the commit."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from allauth.account.models import EmailAddress
+from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts import audit
+from accounts.actor import Actor
+from accounts.models import Account, Invitation, Membership, Role, User
+from accounts.permissions import can_assign_role
+
+
+class ServiceError(Exception):
+    """A refused change; the message is fit to show to the person who asked for it."""
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class ManagedAccountLimitReached(ServiceError):
+    pass
+
+
+class EmailTaken(ServiceError):
+    pass
+
+
+class InvalidTransition(ServiceError):
+    pass
+
+
+# --- Accounts -------------------------------------------------------------------------------
+
+
+def _new_owner(*, email: str, password: str | None) -> User:
+    email = email.strip().lower()
+    if User.objects.filter(email__iexact=email).exists():
+        raise EmailTaken("A user with this e-mail address already exists.", field="email")
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(email=email, password=password)
+    except IntegrityError:
+        raise EmailTaken("A user with this e-mail address already exists.", field="email") from None
+    EmailAddress.objects.create(user=user, email=email, primary=True, verified=False)
+    return user
+
+
+@transaction.atomic
+def create_standard_account(*, owner: User, name: str) -> Account:
+    account = Account.objects.create(name=name.strip(), email=owner.email, kind=Account.Kind.STANDARD)
+    Membership.objects.create(user=owner, account=account, role=Role.OWNER)
+    audit.record(account=account, actor=Actor(user=owner), change_type="account.created", resource=account)
+    return account
+
+
+@transaction.atomic
+def create_manager_account(
+    *, name: str, owner_email: str, owner_password: str | None, actor: Actor, limit: int | None = None
+) -> Account:
+    """Platform staff only (admin site, `create_manager` command)."""
+    owner = User.objects.filter(email__iexact=owner_email.strip()).first()
+    if owner is None:
+        owner = _new_owner(email=owner_email, password=owner_password)
+    elif owner.memberships.exclude(account__kind=Account.Kind.MANAGER).exists():
+        raise EmailTaken("That user belongs to a standard or managed account; a manager needs its own owner.")
+    account = Account.objects.create(
+        name=name.strip(),
+        email=owner.email,
+        kind=Account.Kind.MANAGER,
+        managed_account_limit=settings.MANAGED_ACCOUNT_LIMIT_DEFAULT if limit is None else limit,
+    )
+    Membership.objects.create(user=owner, account=account, role=Role.OWNER)
+    audit.record(account=account, actor=actor, change_type="account.created", resource=account)
+    return account
+
+
+def active_managed_count(manager: Account) -> int:
+    """Managed accounts that count against the limit: all but cancelled ones."""
+    return manager.managed_accounts.exclude(status=Account.Status.CANCELLED).count()
+
+
+@transaction.atomic
+def create_managed_account(
+    *,
+    manager: Account,
+    name: str,
+    owner_email: str,
+    owner_password: str | None,
+    billing_mode: str,
+    allow_custom_pricing: bool,
+    pricing_hidden: bool,
+    actor: Actor,
+) -> Account:
+    if not manager.is_manager:
+        raise ServiceError("Only manager accounts can create managed accounts.")
+    # The row lock serialises creations for one manager, so the limit holds when requests race.
+    manager = Account.objects.select_for_update().get(pk=manager.pk)
+    if active_managed_count(manager) >= manager.managed_account_limit:
+        raise ManagedAccountLimitReached(
+            f"You have reached your limit of {manager.managed_account_limit:,} managed accounts. "
+            "Cancel one you no longer need, or ask support to raise the limit."
+        )
+    if owner_password:
+        validate_password(owner_password, User(email=owner_email))
+    owner = _new_owner(email=owner_email, password=owner_password or None)
+    managed = Account.objects.create(
+        name=name.strip(),
+        email=owner.email,
+        kind=Account.Kind.MANAGED,
+        manager=manager,
+        billing_mode=billing_mode,
+        allow_custom_pricing=allow_custom_pricing,
+        pricing_hidden=pricing_hidden,
+    )
+    Membership.objects.create(user=owner, account=managed, role=Role.OWNER)
+    audit.record(
+        account=manager,
+        related_account=managed,
+        actor=actor,
+        change_type="managed_account.created",
+        resource=managed,
+        changes=[
+            {"field": f, "from": None, "to": getattr(managed, f)}
+            for f in ("name", "email", "billing_mode", "allow_custom_pricing", "pricing_hidden")
+        ],
+    )
+    return managed
+
+
+MANAGED_SETTINGS_FIELDS = ("name", "pricing_hidden", "allow_custom_pricing")
+
+
+@transaction.atomic
+def update_managed_account(*, managed: Account, actor: Actor, **values) -> Account:
+    unknown = set(values) - set(MANAGED_SETTINGS_FIELDS)
+    if unknown:
+        raise ServiceError(f"Cannot change {', '.join(sorted(unknown))}.")
+    managed = Account.objects.select_for_update().get(pk=managed.pk)
+    if managed.status == Account.Status.CANCELLED:
+        raise InvalidTransition("A cancelled account cannot be changed.")
+    before = {f: getattr(managed, f) for f in MANAGED_SETTINGS_FIELDS}
+    for field, value in values.items():
+        setattr(managed, field, value.strip() if isinstance(value, str) else value)
+    changes = audit.field_changes(managed, before, MANAGED_SETTINGS_FIELDS)
+    if changes:
+        managed.save()
+        audit.record(
+            account=managed.manager,
+            related_account=managed,
+            actor=actor,
+            change_type="managed_account.updated",
+            resource=managed,
+            changes=changes,
+        )
+    return managed
+
+
+# The status changes a manager can make, and the statuses each one starts from.
+STATUS_ACTIONS = {
+    "disable": (Account.Status.DISABLED, {Account.Status.ENABLED}, "managed_account.disabled"),
+    "enable": (Account.Status.ENABLED, {Account.Status.DISABLED}, "managed_account.enabled"),
+    "cancel": (Account.Status.CANCELLED, {Account.Status.ENABLED, Account.Status.DISABLED}, "managed_account.cancelled"),
+}
+
+
+@transaction.atomic
+def change_managed_account_status(*, managed: Account, action: str, actor: Actor) -> Account:
+    target, allowed_from, change_type = STATUS_ACTIONS[action]
+    current = Account.objects.select_for_update().get(pk=managed.pk)
+    if current.status not in allowed_from:
+        raise InvalidTransition(f"{current.name} is already {current.get_status_display().lower()}; nothing changed.")
+    # Conditional update: only from an allowed status, so a concurrent change cannot be overwritten.
+    updated = Account.objects.filter(pk=current.pk, status__in=allowed_from).update(
+        status=target, updated_at=timezone.now()
+    )
+    if not updated:
+        raise InvalidTransition("The account changed meanwhile; reload and try again.")
+    current.refresh_from_db()
+    audit.record(
+        account=current.manager,
+        related_account=current,
+        actor=actor,
+        change_type=change_type,
+        resource=current,
+        changes=[{"field": "status", "from": managed.status, "to": target}],
+    )
+    return current
+
+
+@transaction.atomic
+def update_account_settings(*, account: Account, actor: Actor, name: str, admins_can_log_in_as: bool) -> Account:
+    account = Account.objects.select_for_update().get(pk=account.pk)
+    before = {"name": account.name, "admins_can_log_in_as": account.admins_can_log_in_as}
+    account.name = name.strip()
+    if account.is_manager:
+        account.admins_can_log_in_as = admins_can_log_in_as
+    changes = audit.field_changes(account, before, before.keys())
+    if changes:
+        account.save()
+        audit.record(account=account, actor=actor, change_type="account.updated", resource=account, changes=changes)
+    return account
+
+
+@transaction.atomic
+def set_managed_account_limit(*, manager: Account, limit: int, actor: Actor) -> Account:
+    """Platform staff raise (or lower) a manager's limit; existing managed accounts stay."""
+    manager = Account.objects.select_for_update().get(pk=manager.pk, kind=Account.Kind.MANAGER)
+    before = {"managed_account_limit": manager.managed_account_limit}
+    manager.managed_account_limit = limit
+    manager.save(update_fields=["managed_account_limit", "updated_at"])
+    audit.record(
+        account=manager,
+        actor=actor,
+        change_type="account.limit_changed",
+        resource=manager,
+        changes=audit.field_changes(manager, before, before.keys()),
+    )
+    return manager
+
+
+# --- Members and invitations --------------------------------------------------------------------
+
+
+def _actor_role(account: Account, actor: Actor) -> str | None:
+    if actor.acting_as is not None:
+        return Role.OWNER  # the manager acts with the managed owner's rights
+    return Membership.objects.filter(account=account, user=actor.user).values_list("role", flat=True).first()
+
+
+def _check_can_assign(*, account: Account, actor: Actor, role: str) -> None:
+    actor_role = _actor_role(account, actor)
+    if actor_role is None or not can_assign_role(actor_role=actor_role, role=role):
+        raise ServiceError("Only an owner can add, change or remove owners.", field="role")
+
+
+@transaction.atomic
+def invite_member(*, account: Account, email: str, role: str, actor: Actor) -> Invitation:
+    email = email.strip().lower()
+    _check_can_assign(account=account, actor=actor, role=role)
+    if account.memberships.filter(user__email__iexact=email).exists():
+        raise ServiceError("That person is already a member of this account.", field="email")
+    if account.invitations.filter(email__iexact=email, status=Invitation.Status.PENDING).exists():
+        raise ServiceError("An invitation to that address is already pending.", field="email")
+    invitation = Invitation.objects.create(
+        account=account,
+        email=email,
+        role=role,
+        token=secrets.token_urlsafe(32),
+        invited_by=actor.user,
+        expires_at=timezone.now() + timedelta(days=settings.INVITATION_MAX_AGE_DAYS),
+    )
+    audit.record(
+        account=account,
+        actor=actor,
+        change_type="invitation.created",
+        resource=invitation,
+        changes=[{"field": "email", "from": None, "to": email}, {"field": "role", "from": None, "to": role}],
+    )
+    transaction.on_commit(lambda: _send_invitation(invitation.pk))
+    return invitation
+
+
+def _send_invitation(invitation_pk: int) -> None:
+    from accounts.tasks import send_invitation_email
+
+    send_invitation_email.delay(invitation_pk)
+
+
+def invitation_url(invitation: Invitation) -> str:
+    return reverse("accept_invitation", kwargs={"token": invitation.token})
+
+
+@transaction.atomic
+def accept_invitation(*, invitation: Invitation, user: User) -> Membership:
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if invitation.status != Invitation.Status.PENDING or invitation.expires_at <= timezone.now():
+        raise ServiceError("This invitation is no longer valid. Ask for a new one.")
+    if invitation.email.lower() != user.email.lower():
+        raise ServiceError(f"This invitation was sent to {invitation.email}; sign in with that address to accept it.")
+    if not invitation.account.is_enabled:
+        raise ServiceError("That account is disabled.")
+    if invitation.account.memberships.filter(user=user).exists():
+        raise ServiceError("You are already a member of this account.")
+    invitation.status = Invitation.Status.ACCEPTED
+    invitation.save(update_fields=["status"])
+    membership = Membership.objects.create(user=user, account=invitation.account, role=invitation.role)
+    audit.record(
+        account=invitation.account,
+        actor=Actor(user=user),
+        change_type="membership.created",
+        resource=membership,
+        changes=[{"field": "role", "from": None, "to": invitation.role}, {"field": "user", "from": None, "to": user.email}],
+    )
+    return membership
+
+
+@transaction.atomic
+def revoke_invitation(*, invitation: Invitation, actor: Actor) -> None:
+    updated = Invitation.objects.filter(pk=invitation.pk, status=Invitation.Status.PENDING).update(
+        status=Invitation.Status.REVOKED
+    )
+    if not updated:
+        raise InvalidTransition("That invitation is no longer pending.")
+    audit.record(
+        account=invitation.account,
+        actor=actor,
+        change_type="invitation.revoked",
+        resource=invitation,
+        changes=[{"field": "status", "from": "pending", "to": "revoked"}],
+    )
+
+
+def _other_owners_exist(membership: Membership) -> bool:
+    return (
+        Membership.objects.filter(account=membership.account, role=Role.OWNER).exclude(pk=membership.pk).exists()
+    )
+
+
+@transaction.atomic
+def change_member_role(*, membership: Membership, role: str, actor: Actor) -> Membership:
+    membership = Membership.objects.select_for_update().select_related("account", "user").get(pk=membership.pk)
+    if membership.role == role:
+        raise InvalidTransition(f"{membership.user.email} is already {membership.get_role_display().lower()}.")
+    _check_can_assign(account=membership.account, actor=actor, role=membership.role)
+    _check_can_assign(account=membership.account, actor=actor, role=role)
+    if membership.role == Role.OWNER and not _other_owners_exist(membership):
+        raise ServiceError("An account needs at least one owner; make someone else owner first.", field="role")
+    before = membership.role
+    membership.role = role
+    membership.save(update_fields=["role"])
+    audit.record(
+        account=membership.account,
+        actor=actor,
+        change_type="membership.role_changed",
+        resource=membership,
+        changes=[{"field": "role", "from": before, "to": role}, {"field": "user", "from": membership.user.email, "to": membership.user.email}],
+    )
+    return membership
+
+
+@transaction.atomic
+def remove_member(*, membership: Membership, actor: Actor) -> None:
+    membership = Membership.objects.select_for_update().select_related("account", "user").get(pk=membership.pk)
+    _check_can_assign(account=membership.account, actor=actor, role=membership.role)
+    if membership.role == Role.OWNER and not _other_owners_exist(membership):
+        raise ServiceError("The last owner cannot be removed.")
+    audit.record(
+        account=membership.account,
+        actor=actor,
+        change_type="membership.removed",
+        resource=membership,
+        changes=[{"field": "user", "from": membership.user.email, "to": None}, {"field": "role", "from": membership.role, "to": None}],
+    )
+    membership.delete()
+
+
+def record_sign_in(*, user: User, ip_address: str | None) -> None:
+    """A real sign-in (not a log-in-as switch) is written to the log of each account of the user."""
+    actor = Actor(user=user, ip_address=ip_address)
+    for membership in user.memberships.select_related("account"):
+        audit.record(account=membership.account, actor=actor, change_type="user.signed_in", resource=user)

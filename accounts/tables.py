@@ -1,0 +1,90 @@
+import django_filters
+import django_tables2 as tables
+from django import forms
+from django.core.validators import MinLengthValidator
+from django.db.models import Q
+from django.urls import reverse
+from django.utils.html import format_html
+
+from accounts.models import Account, AuditEvent
+
+
+class ManagedAccountFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(
+        label="Name or e-mail",
+        method="search",
+        validators=[MinLengthValidator(3, "Type at least 3 characters to search.")],
+        widget=forms.TextInput(attrs={"placeholder": "at least 3 characters", "type": "search"}),
+    )
+    status = django_filters.ChoiceFilter(
+        choices=Account.Status.choices, empty_label="Enabled and disabled", method="filter_status"
+    )
+    billing_mode = django_filters.ChoiceFilter(choices=Account.BillingMode.choices, empty_label="Any billing")
+
+    class Meta:
+        model = Account
+        fields = ["q", "status", "billing_mode"]
+
+    def search(self, queryset, name, value):
+        return queryset.filter(Q(name__icontains=value) | Q(email__icontains=value))
+
+    def filter_status(self, queryset, name, value):
+        return queryset.filter(status=value)
+
+    @property
+    def qs(self):
+        queryset = super().qs
+        # Cancelled accounts are terminal: hidden unless asked for by status.
+        if not (self.is_bound and self.form.is_valid() and self.form.cleaned_data.get("status")):
+            queryset = queryset.exclude(status=Account.Status.CANCELLED)
+        return queryset
+
+
+class ManagedAccountTable(tables.Table):
+    name = tables.Column(verbose_name="Business name", linkify=False)
+    email = tables.Column(verbose_name="Owner e-mail")
+    status = tables.Column()
+    billing_mode = tables.Column(verbose_name="Billing")
+    pricing_hidden = tables.BooleanColumn(verbose_name="Pricing hidden", yesno="Hidden,Visible")
+    created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d")
+
+    class Meta:
+        model = Account
+        fields = ("name", "email", "status", "billing_mode", "pricing_hidden", "created_at")
+        order_by = "-created_at"
+        attrs = {"class": "table"}
+        empty_text = "No managed accounts match. Clear the filters, or create a managed account."
+
+    def render_name(self, record, value):
+        url = reverse("managed_detail", args=[record.manager.public_id, record.public_id])
+        return format_html('<a href="{}">{}</a>', url, value)
+
+    def render_status(self, record, value):
+        return format_html('<span class="badge badge-{}">{}</span>', record.status, value)
+
+
+class AuditEventTable(tables.Table):
+    created_at = tables.DateTimeColumn(verbose_name="When (UTC)", format="Y-m-d H:i:s", orderable=False)
+    change_type = tables.Column(verbose_name="Type", orderable=False)
+    resource = tables.Column(verbose_name="Resource", empty_values=(), orderable=False)
+    changes = tables.Column(verbose_name="Changes", orderable=False)
+    person = tables.Column(verbose_name="By", empty_values=(), orderable=False)
+    change_made_by = tables.Column(verbose_name="As", orderable=False)
+
+    class Meta:
+        model = AuditEvent
+        fields = ("created_at", "change_type", "resource", "changes", "person", "change_made_by")
+        attrs = {"class": "table"}
+        empty_text = "No events match these filters."
+
+    def render_resource(self, record):
+        return f"{record.resource_type} {record.resource_id}"
+
+    def render_changes(self, value):
+        return "; ".join(f"{c['field']}: {c['from']} → {c['to']}" for c in value)
+
+    def render_person(self, record):
+        who = record.user.display_name if record.user else (record.user_email or "platform")
+        if record.acting_as_id:
+            return f"{who} (acting as {record.acting_as.email})"
+        return who

@@ -1,0 +1,394 @@
+from datetime import datetime, time, timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_tables2 import RequestConfig
+from hijack.views import AcquireUserView
+
+from accounts import acting, audit, selectors, services
+from accounts.access import account_access, managed_account_access
+from accounts.actor import Actor
+from accounts.forms import (
+    AccountSettingsForm,
+    AuditFilterForm,
+    InviteForm,
+    ManagedAccountCreateForm,
+    ManagedAccountSettingsForm,
+    RoleForm,
+    apply_service_error,
+)
+from accounts.models import Account, Invitation, Membership
+from accounts.permissions import (
+    MANAGE_ACCOUNT,
+    MANAGE_MANAGED_ACCOUNTS,
+    VIEW_ACCOUNT,
+    can_assign_role,
+    log_in_as_denial,
+    log_in_as_target,
+)
+from accounts.tables import AuditEventTable, ManagedAccountFilter, ManagedAccountTable
+
+GET_AND_POST = ["GET", "POST"]
+
+
+def _safe_next(request, fallback: str) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return fallback
+
+
+# --- Home and account pages -----------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def home(request):
+    if request.acting is not None:
+        return redirect("dashboard", request.acting.managed_account.public_id)
+    memberships = [m for m in selectors.accounts_for_user(request.user) if m.account.is_enabled]
+    if not memberships:
+        return render(request, "accounts/no_account.html")
+    return redirect("dashboard", memberships[0].account.public_id)
+
+
+@login_required
+@require_GET
+def dashboard(request, account_id):
+    access = account_access(request, account_id, VIEW_ACCOUNT)
+    context = {"access": access, "account": access.account}
+    if access.account.is_manager:
+        context["managed_counts"] = selectors.managed_account_counts(access.account)
+        context["managed_in_use"] = services.active_managed_count(access.account)
+    return render(request, "accounts/dashboard.html", context)
+
+
+@login_required
+@require_http_methods(GET_AND_POST)
+def account_settings(request, account_id):
+    access = account_access(request, account_id, MANAGE_ACCOUNT)
+    account = access.account
+    initial = {"name": account.name, "admins_can_log_in_as": account.admins_can_log_in_as}
+    form = AccountSettingsForm(request.POST or None, initial=initial, account=account)
+    if request.method == "POST" and form.is_valid():
+        services.update_account_settings(
+            account=account,
+            actor=Actor.from_request(request),
+            name=form.cleaned_data["name"],
+            admins_can_log_in_as=form.cleaned_data.get("admins_can_log_in_as", False),
+        )
+        messages.success(request, "Settings saved.")
+        return redirect("account_settings", account.public_id)
+    return render(request, "accounts/account_settings.html", {"access": access, "account": account, "form": form})
+
+
+# --- Members and invitations -------------------------------------------------------------------------
+
+
+def _members_page(request, access, invite_form, status=200):
+    context = {
+        "access": access,
+        "account": access.account,
+        "members": selectors.members_of(access.account),
+        "invitations": selectors.pending_invitations(access.account),
+        "invite_form": invite_form,
+    }
+    return render(request, "accounts/members.html", context, status=status)
+
+
+@login_required
+@require_GET
+def members(request, account_id):
+    access = account_access(request, account_id, MANAGE_ACCOUNT)
+    return _members_page(request, access, InviteForm())
+
+
+@login_required
+@require_POST
+def member_invite(request, account_id):
+    access = account_access(request, account_id, MANAGE_ACCOUNT)
+    form = InviteForm(request.POST)
+    if form.is_valid():
+        try:
+            invitation = services.invite_member(
+                account=access.account, actor=Actor.from_request(request), **form.cleaned_data
+            )
+        except services.ServiceError as error:
+            apply_service_error(form, error)
+        else:
+            messages.success(request, f"Invitation sent to {invitation.email}.")
+            return redirect("members", access.account.public_id)
+    return _members_page(request, access, form, status=422)
+
+
+def _membership(access, membership_id) -> Membership:
+    return get_object_or_404(Membership.objects.select_related("user"), pk=membership_id, account=access.account)
+
+
+@login_required
+@require_http_methods(GET_AND_POST)
+def member_role(request, account_id, membership_id):
+    access = account_access(request, account_id, MANAGE_ACCOUNT)
+    membership = _membership(access, membership_id)
+    form = RoleForm(request.POST or None, initial={"role": membership.role})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.change_member_role(
+                membership=membership, role=form.cleaned_data["role"], actor=Actor.from_request(request)
+            )
+        except services.ServiceError as error:
+            apply_service_error(form, error)
+        else:
+            messages.success(request, f"{membership.user.email} is now {form.cleaned_data['role']}.")
+            return redirect("members", access.account.public_id)
+    context = {"access": access, "account": access.account, "membership": membership, "form": form}
+    return render(request, "accounts/member_role.html", context, status=422 if form.errors else 200)
+
+
+@login_required
+@require_http_methods(GET_AND_POST)
+def member_remove(request, account_id, membership_id):
+    access = account_access(request, account_id, MANAGE_ACCOUNT)
+    membership = _membership(access, membership_id)
+    if request.method == "POST":
+        try:
+            services.remove_member(membership=membership, actor=Actor.from_request(request))
+        except services.ServiceError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, f"{membership.user.email} no longer has access to {access.account.name}.")
+        return redirect("members", access.account.public_id)
+    allowed = can_assign_role(actor_role=access.role, role=membership.role) or request.acting is not None
+    context = {"access": access, "account": access.account, "membership": membership, "allowed": allowed}
+    return render(request, "accounts/member_remove.html", context)
+
+
+@login_required
+@require_POST
+def invitation_revoke(request, account_id, invitation_id):
+    access = account_access(request, account_id, MANAGE_ACCOUNT)
+    invitation = get_object_or_404(Invitation, pk=invitation_id, account=access.account)
+    try:
+        services.revoke_invitation(invitation=invitation, actor=Actor.from_request(request))
+    except services.ServiceError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Invitation to {invitation.email} revoked.")
+    return redirect("members", access.account.public_id)
+
+
+@require_http_methods(GET_AND_POST)
+def accept_invitation(request, token):
+    invitation = get_object_or_404(Invitation.objects.select_related("account", "invited_by"), token=token)
+    if not request.user.is_authenticated:
+        return render(request, "accounts/invitation.html", {"invitation": invitation})
+    if request.method == "POST":
+        try:
+            membership = services.accept_invitation(invitation=invitation, user=request.user)
+        except services.ServiceError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, f"You joined {membership.account.name} as {membership.get_role_display()}.")
+            return redirect("dashboard", membership.account.public_id)
+    return render(request, "accounts/invitation.html", {"invitation": invitation})
+
+
+# --- Audit log ---------------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def audit_log(request, account_id):
+    access = account_access(request, account_id, MANAGE_ACCOUNT)
+    form = AuditFilterForm(request.GET or None, change_types=list(audit.CHANGE_TYPES))
+    events = audit.events_for_account(access.account)
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        if data["start"]:
+            events = events.filter(created_at__gte=datetime.combine(data["start"], time.min, tzinfo=timezone.UTC))
+        if data["end"]:
+            end = datetime.combine(data["end"] + timedelta(days=1), time.min, tzinfo=timezone.UTC)
+            events = events.filter(created_at__lt=end)
+        if data["change_type"]:
+            events = events.filter(change_type=data["change_type"])
+    table = AuditEventTable(events)
+    RequestConfig(request, paginate={"per_page": 50}).configure(table)
+    context = {"access": access, "account": access.account, "form": form, "table": table}
+    return render(request, "accounts/audit_log.html", context)
+
+
+# --- Managed accounts --------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def managed_list(request, account_id):
+    access = account_access(request, account_id, MANAGE_MANAGED_ACCOUNTS)
+    manager = access.account
+    filterset = ManagedAccountFilter(
+        request.GET or None, queryset=selectors.managed_accounts_for(manager).select_related("manager")
+    )
+    table = ManagedAccountTable(filterset.qs)
+    RequestConfig(request, paginate={"per_page": 25}).configure(table)
+    context = {
+        "access": access,
+        "account": manager,
+        "filter": filterset,
+        "table": table,
+        "in_use": services.active_managed_count(manager),
+    }
+    return render(request, "accounts/managed_list.html", context)
+
+
+@login_required
+@require_http_methods(GET_AND_POST)
+def managed_create(request, account_id):
+    access = account_access(request, account_id, MANAGE_MANAGED_ACCOUNTS)
+    form = ManagedAccountCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            managed = services.create_managed_account(
+                manager=access.account,
+                name=data["name"],
+                owner_email=data["email"],
+                owner_password=data["password"] or None,
+                billing_mode=data["billing_mode"],
+                allow_custom_pricing=data["allow_custom_pricing"],
+                pricing_hidden=data["pricing_hidden"],
+                actor=Actor.from_request(request),
+            )
+        except services.ServiceError as error:
+            apply_service_error(form, error)
+        except ValidationError as error:
+            form.add_error("password", error)
+        else:
+            messages.success(request, f"Managed account {managed.name} created.")
+            return redirect("managed_detail", access.account.public_id, managed.public_id)
+    context = {"access": access, "account": access.account, "form": form}
+    return render(request, "accounts/managed_create.html", context, status=422 if form.errors else 200)
+
+
+@login_required
+@require_GET
+def managed_detail(request, account_id, managed_id):
+    access, managed = managed_account_access(request, account_id, managed_id)
+    denial = log_in_as_denial(user=request.user, managed_account=managed, already_acting=request.acting is not None)
+    context = {
+        "access": access,
+        "account": access.account,
+        "managed": managed,
+        "owner": log_in_as_target(managed),
+        "log_in_as_denial": denial,
+        "events": audit.events_for_account(managed)[:10],
+        "status_actions": _status_actions(managed),
+    }
+    return render(request, "accounts/managed_detail.html", context)
+
+
+def _status_actions(managed: Account) -> list[str]:
+    return [action for action, (_, allowed, _) in services.STATUS_ACTIONS.items() if managed.status in allowed]
+
+
+@login_required
+@require_http_methods(GET_AND_POST)
+def managed_settings(request, account_id, managed_id):
+    access, managed = managed_account_access(request, account_id, managed_id)
+    initial = {f: getattr(managed, f) for f in services.MANAGED_SETTINGS_FIELDS}
+    form = ManagedAccountSettingsForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_managed_account(managed=managed, actor=Actor.from_request(request), **form.cleaned_data)
+        except services.ServiceError as error:
+            apply_service_error(form, error)
+        else:
+            messages.success(request, "Settings saved.")
+            return redirect("managed_detail", access.account.public_id, managed.public_id)
+    context = {"access": access, "account": access.account, "managed": managed, "form": form}
+    return render(request, "accounts/managed_settings.html", context, status=422 if form.errors else 200)
+
+
+@login_required
+@require_http_methods(GET_AND_POST)
+def managed_status(request, account_id, managed_id, action):
+    """GET shows the confirmation step; POST makes the change."""
+    access, managed = managed_account_access(request, account_id, managed_id)
+    detail_url = reverse("managed_detail", args=[access.account.public_id, managed.public_id])
+    if request.method == "POST":
+        try:
+            managed = services.change_managed_account_status(
+                managed=managed, action=action, actor=Actor.from_request(request)
+            )
+        except services.ServiceError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, f"{managed.name} is now {managed.get_status_display().lower()}.")
+        return HttpResponseRedirect(detail_url)
+    context = {
+        "access": access,
+        "account": access.account,
+        "managed": managed,
+        "action": action,
+        "allowed": action in _status_actions(managed),
+        "detail_url": detail_url,
+    }
+    return render(request, "accounts/managed_status_confirm.html", context)
+
+
+class LogInAsView(AcquireUserView):
+    """POST only. hijack does the session switch (CSRF, row lock, last_login and session age kept);
+    `log_in_as_denial` is the whole permission rule, checked against the managed account in the URL."""
+
+    http_method_names = ["post"]
+    raise_exception = True
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.method.lower() not in self.http_method_names:
+            return self.http_method_not_allowed(request, *args, **kwargs)
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        self.access, self.managed = managed_account_access(request, kwargs["account_id"], kwargs["managed_id"])
+        # Skip hijack's `user_pk` form field: the target comes from the URL, through our access helper.
+        return super(AcquireUserView, self).dispatch(request, *args, **kwargs)
+
+    def get_object(self, queryset=None):
+        return log_in_as_target(self.managed)
+
+    def test_func(self):
+        self.denial = log_in_as_denial(
+            user=self.request.user, managed_account=self.managed, already_acting=self.request.acting is not None
+        )
+        return self.denial is None
+
+    def handle_no_permission(self):
+        messages.error(self.request, self.denial)
+        return redirect("managed_detail", self.access.account.public_id, self.managed.public_id)
+
+    def get_success_url(self):
+        return self.get_redirect_url() or reverse("dashboard", args=[self.managed.public_id])
+
+    def post(self, request, *args, **kwargs):
+        real_user = request.user
+        response = super().post(request, *args, **kwargs)
+        acting.begin(request, real_user=real_user, managed=self.managed)
+        return response
+
+
+@require_POST
+def acting_return(request):
+    if not request.user.is_authenticated or request.acting is None:
+        messages.info(request, "You are not logged in as a managed account.")
+        return redirect("home")
+    state = acting.end(request, reason="returned")
+    managed = state.managed_account
+    fallback = reverse("managed_detail", args=[managed.manager.public_id, managed.public_id])
+    messages.success(request, f"You are back in {managed.manager.name}.")
+    return HttpResponseRedirect(_safe_next(request, fallback))

@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from portal import views
+
+admin.site.site_header = "Mission Control platform staff"
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("staff/", admin.site.urls),
+    path("auth/", include("allauth.urls")),
+    path("", include("accounts.urls")),
+]
