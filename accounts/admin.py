@@ -99,7 +99,15 @@ class AccountAdmin(admin.ModelAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "account", "change_type", "resource_type", "resource_id", "user_email", "change_made_by"]
+    list_display = [
+        "created_at",
+        "account",
+        "change_type",
+        "resource_type",
+        "resource_id",
+        "user_email",
+        "change_made_by",
+    ]
     list_filter = ["change_type", "change_made_by"]
     search_fields = ["resource_id", "user_email", "account__name"]
     list_select_related = ["account"]

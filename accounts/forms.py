@@ -49,9 +49,7 @@ class ManagedAccountSettingsForm(forms.Form):
 
 class AccountSettingsForm(forms.Form):
     name = forms.CharField(label="Business name", max_length=255, strip=True)
-    admins_can_log_in_as = forms.BooleanField(
-        required=False, label="Admins may log in as managed accounts"
-    )
+    admins_can_log_in_as = forms.BooleanField(required=False, label="Admins may log in as managed accounts")
 
     def __init__(self, *args, account: Account, **kwargs):
         super().__init__(*args, **kwargs)

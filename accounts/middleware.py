@@ -19,7 +19,12 @@ class ActingMiddleware:
             request.acting = None
             messages.info(
                 request,
-                f"Your session as {state.managed_account.name} ended after its time limit; you are back in your own account.",
+                f"Your session as {state.managed_account.name} reached its time limit; "
+                "you are back in your own account.",
             )
-            return redirect(reverse("managed_detail", args=[state.managed_account.manager.public_id, state.managed_account.public_id]))
+            return redirect(
+                reverse(
+                    "managed_detail", args=[state.managed_account.manager.public_id, state.managed_account.public_id]
+                )
+            )
         return self.get_response(request)

@@ -170,7 +170,11 @@ def update_managed_account(*, managed: Account, actor: Actor, **values) -> Accou
 STATUS_ACTIONS = {
     "disable": (Account.Status.DISABLED, {Account.Status.ENABLED}, "managed_account.disabled"),
     "enable": (Account.Status.ENABLED, {Account.Status.DISABLED}, "managed_account.enabled"),
-    "cancel": (Account.Status.CANCELLED, {Account.Status.ENABLED, Account.Status.DISABLED}, "managed_account.cancelled"),
+    "cancel": (
+        Account.Status.CANCELLED,
+        {Account.Status.ENABLED, Account.Status.DISABLED},
+        "managed_account.cancelled",
+    ),
 }
 
 
@@ -300,7 +304,10 @@ def accept_invitation(*, invitation: Invitation, user: User) -> Membership:
         actor=Actor(user=user),
         change_type="membership.created",
         resource=membership,
-        changes=[{"field": "role", "from": None, "to": invitation.role}, {"field": "user", "from": None, "to": user.email}],
+        changes=[
+            {"field": "role", "from": None, "to": invitation.role},
+            {"field": "user", "from": None, "to": user.email},
+        ],
     )
     return membership
 
@@ -322,9 +329,7 @@ def revoke_invitation(*, invitation: Invitation, actor: Actor) -> None:
 
 
 def _other_owners_exist(membership: Membership) -> bool:
-    return (
-        Membership.objects.filter(account=membership.account, role=Role.OWNER).exclude(pk=membership.pk).exists()
-    )
+    return Membership.objects.filter(account=membership.account, role=Role.OWNER).exclude(pk=membership.pk).exists()
 
 
 @transaction.atomic
@@ -344,7 +349,10 @@ def change_member_role(*, membership: Membership, role: str, actor: Actor) -> Me
         actor=actor,
         change_type="membership.role_changed",
         resource=membership,
-        changes=[{"field": "role", "from": before, "to": role}, {"field": "user", "from": membership.user.email, "to": membership.user.email}],
+        changes=[
+            {"field": "role", "from": before, "to": role},
+            {"field": "user", "from": membership.user.email, "to": membership.user.email},
+        ],
     )
     return membership
 
@@ -360,7 +368,10 @@ def remove_member(*, membership: Membership, actor: Actor) -> None:
         actor=actor,
         change_type="membership.removed",
         resource=membership,
-        changes=[{"field": "user", "from": membership.user.email, "to": None}, {"field": "role", "from": membership.role, "to": None}],
+        changes=[
+            {"field": "user", "from": membership.user.email, "to": None},
+            {"field": "role", "from": membership.role, "to": None},
+        ],
     )
     membership.delete()
 

@@ -11,140 +11,337 @@ import accounts.models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
+        ("auth", "0012_alter_user_first_name_max_length"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='User',
+            name="User",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('password', models.CharField(max_length=128, verbose_name='password')),
-                ('last_login', models.DateTimeField(blank=True, null=True, verbose_name='last login')),
-                ('is_superuser', models.BooleanField(default=False, help_text='Designates that this user has all permissions without explicitly assigning them.', verbose_name='superuser status')),
-                ('first_name', models.CharField(blank=True, max_length=150, verbose_name='first name')),
-                ('last_name', models.CharField(blank=True, max_length=150, verbose_name='last name')),
-                ('is_staff', models.BooleanField(default=False, help_text='Designates whether the user can log into this admin site.', verbose_name='staff status')),
-                ('is_active', models.BooleanField(default=True, help_text='Designates whether this user should be treated as active. Unselect this instead of deleting accounts.', verbose_name='active')),
-                ('date_joined', models.DateTimeField(default=django.utils.timezone.now, verbose_name='date joined')),
-                ('email', models.EmailField(max_length=254, unique=True, verbose_name='e-mail address')),
-                ('groups', models.ManyToManyField(blank=True, help_text='The groups this user belongs to. A user will get all permissions granted to each of their groups.', related_name='user_set', related_query_name='user', to='auth.group', verbose_name='groups')),
-                ('user_permissions', models.ManyToManyField(blank=True, help_text='Specific permissions for this user.', related_name='user_set', related_query_name='user', to='auth.permission', verbose_name='user permissions')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("password", models.CharField(max_length=128, verbose_name="password")),
+                ("last_login", models.DateTimeField(blank=True, null=True, verbose_name="last login")),
+                (
+                    "is_superuser",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Designates that this user has all permissions without explicitly assigning them.",
+                        verbose_name="superuser status",
+                    ),
+                ),
+                ("first_name", models.CharField(blank=True, max_length=150, verbose_name="first name")),
+                ("last_name", models.CharField(blank=True, max_length=150, verbose_name="last name")),
+                (
+                    "is_staff",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Designates whether the user can log into this admin site.",
+                        verbose_name="staff status",
+                    ),
+                ),
+                (
+                    "is_active",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Designates whether this user should be treated as active. Unselect this instead of deleting accounts.",
+                        verbose_name="active",
+                    ),
+                ),
+                ("date_joined", models.DateTimeField(default=django.utils.timezone.now, verbose_name="date joined")),
+                ("email", models.EmailField(max_length=254, unique=True, verbose_name="e-mail address")),
+                (
+                    "groups",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="The groups this user belongs to. A user will get all permissions granted to each of their groups.",
+                        related_name="user_set",
+                        related_query_name="user",
+                        to="auth.group",
+                        verbose_name="groups",
+                    ),
+                ),
+                (
+                    "user_permissions",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="Specific permissions for this user.",
+                        related_name="user_set",
+                        related_query_name="user",
+                        to="auth.permission",
+                        verbose_name="user permissions",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'user',
-                'verbose_name_plural': 'users',
-                'abstract': False,
+                "verbose_name": "user",
+                "verbose_name_plural": "users",
+                "abstract": False,
             },
             managers=[
-                ('objects', accounts.models.UserManager()),
+                ("objects", accounts.models.UserManager()),
             ],
         ),
         migrations.CreateModel(
-            name='Account',
+            name="Account",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('name', models.CharField(max_length=255, verbose_name='business name')),
-                ('email', models.EmailField(help_text="The owner's e-mail at creation.", max_length=254, verbose_name='contact e-mail')),
-                ('kind', models.CharField(choices=[('standard', 'Standard'), ('manager', 'Manager'), ('managed', 'Managed')], default='standard', max_length=10)),
-                ('status', models.CharField(choices=[('enabled', 'Enabled'), ('disabled', 'Disabled'), ('cancelled', 'Cancelled')], default='enabled', max_length=10)),
-                ('billing_mode', models.CharField(blank=True, choices=[('rollup', 'Roll-up'), ('separate', 'Separate')], max_length=10)),
-                ('pricing_hidden', models.BooleanField(default=False)),
-                ('allow_custom_pricing', models.BooleanField(default=False)),
-                ('managed_account_limit', models.PositiveIntegerField(blank=True, null=True)),
-                ('admins_can_log_in_as', models.BooleanField(default=False, help_text='Admins of this manager account may log in as its managed accounts.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('manager', models.ForeignKey(blank=True, limit_choices_to={'kind': 'manager'}, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='managed_accounts', to='accounts.account')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("public_id", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ("name", models.CharField(max_length=255, verbose_name="business name")),
+                (
+                    "email",
+                    models.EmailField(
+                        help_text="The owner's e-mail at creation.", max_length=254, verbose_name="contact e-mail"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("standard", "Standard"), ("manager", "Manager"), ("managed", "Managed")],
+                        default="standard",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("enabled", "Enabled"), ("disabled", "Disabled"), ("cancelled", "Cancelled")],
+                        default="enabled",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "billing_mode",
+                    models.CharField(
+                        blank=True, choices=[("rollup", "Roll-up"), ("separate", "Separate")], max_length=10
+                    ),
+                ),
+                ("pricing_hidden", models.BooleanField(default=False)),
+                ("allow_custom_pricing", models.BooleanField(default=False)),
+                ("managed_account_limit", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "admins_can_log_in_as",
+                    models.BooleanField(
+                        default=False, help_text="Admins of this manager account may log in as its managed accounts."
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "manager",
+                    models.ForeignKey(
+                        blank=True,
+                        limit_choices_to={"kind": "manager"},
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="managed_accounts",
+                        to="accounts.account",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('change_type', models.CharField(db_index=True, max_length=64)),
-                ('resource_type', models.CharField(max_length=32)),
-                ('resource_id', models.CharField(max_length=64)),
-                ('changes', models.JSONField(blank=True, default=list)),
-                ('change_made_by', models.CharField(choices=[('account_owner', 'Account owner'), ('organization_member', 'Organization member'), ('account_manager', 'Account manager'), ('platform', 'Platform')], max_length=24)),
-                ('user_email', models.EmailField(blank=True, max_length=254)),
-                ('ip_address', models.GenericIPAddressField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='audit_events', to='accounts.account')),
-                ('acting_as', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('related_account', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='related_audit_events', to='accounts.account')),
-                ('user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("public_id", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ("change_type", models.CharField(db_index=True, max_length=64)),
+                ("resource_type", models.CharField(max_length=32)),
+                ("resource_id", models.CharField(max_length=64)),
+                ("changes", models.JSONField(blank=True, default=list)),
+                (
+                    "change_made_by",
+                    models.CharField(
+                        choices=[
+                            ("account_owner", "Account owner"),
+                            ("organization_member", "Organization member"),
+                            ("account_manager", "Account manager"),
+                            ("platform", "Platform"),
+                        ],
+                        max_length=24,
+                    ),
+                ),
+                ("user_email", models.EmailField(blank=True, max_length=254)),
+                ("ip_address", models.GenericIPAddressField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="audit_events", to="accounts.account"
+                    ),
+                ),
+                (
+                    "acting_as",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "related_account",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="related_audit_events",
+                        to="accounts.account",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Invitation',
+            name="Invitation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('email', models.EmailField(max_length=254)),
-                ('role', models.CharField(choices=[('owner', 'Owner'), ('admin', 'Admin'), ('billing', 'Billing'), ('reporting', 'Reporting')], max_length=10)),
-                ('token', models.CharField(max_length=64, unique=True)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('accepted', 'Accepted'), ('revoked', 'Revoked')], default='pending', max_length=10)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('expires_at', models.DateTimeField()),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='invitations', to='accounts.account')),
-                ('invited_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("email", models.EmailField(max_length=254)),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("owner", "Owner"),
+                            ("admin", "Admin"),
+                            ("billing", "Billing"),
+                            ("reporting", "Reporting"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("token", models.CharField(max_length=64, unique=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("pending", "Pending"), ("accepted", "Accepted"), ("revoked", "Revoked")],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("expires_at", models.DateTimeField()),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="invitations", to="accounts.account"
+                    ),
+                ),
+                (
+                    "invited_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Membership',
+            name="Membership",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('owner', 'Owner'), ('admin', 'Admin'), ('billing', 'Billing'), ('reporting', 'Reporting')], max_length=10)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='accounts.account')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("owner", "Owner"),
+                            ("admin", "Admin"),
+                            ("billing", "Billing"),
+                            ("reporting", "Reporting"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="memberships", to="accounts.account"
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
+                "ordering": ["created_at", "id"],
             },
         ),
         migrations.AddIndex(
-            model_name='account',
-            index=models.Index(fields=['manager', 'status', '-created_at'], name='account_manager_list'),
+            model_name="account",
+            index=models.Index(fields=["manager", "status", "-created_at"], name="account_manager_list"),
         ),
         migrations.AddConstraint(
-            model_name='account',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('kind', 'managed'), ('manager__isnull', False)), models.Q(models.Q(('kind', 'managed'), _negated=True), ('manager__isnull', True)), _connector='OR'), name='account_managed_has_manager'),
+            model_name="account",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("kind", "managed"), ("manager__isnull", False)),
+                    models.Q(models.Q(("kind", "managed"), _negated=True), ("manager__isnull", True)),
+                    _connector="OR",
+                ),
+                name="account_managed_has_manager",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='account',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('kind', 'managed'), models.Q(('billing_mode', ''), _negated=True)), models.Q(models.Q(('kind', 'managed'), _negated=True), ('billing_mode', '')), _connector='OR'), name='account_billing_mode_only_on_managed'),
+            model_name="account",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("kind", "managed"), models.Q(("billing_mode", ""), _negated=True)),
+                    models.Q(models.Q(("kind", "managed"), _negated=True), ("billing_mode", "")),
+                    _connector="OR",
+                ),
+                name="account_billing_mode_only_on_managed",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='account',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('kind', 'manager'), ('managed_account_limit__isnull', False)), models.Q(models.Q(('kind', 'manager'), _negated=True), ('managed_account_limit__isnull', True)), _connector='OR'), name='account_limit_only_on_manager'),
+            model_name="account",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("kind", "manager"), ("managed_account_limit__isnull", False)),
+                    models.Q(models.Q(("kind", "manager"), _negated=True), ("managed_account_limit__isnull", True)),
+                    _connector="OR",
+                ),
+                name="account_limit_only_on_manager",
+            ),
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['account', '-created_at'], name='audit_account_created'),
+            model_name="auditevent",
+            index=models.Index(fields=["account", "-created_at"], name="audit_account_created"),
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['related_account', '-created_at'], name='audit_related_created'),
+            model_name="auditevent",
+            index=models.Index(fields=["related_account", "-created_at"], name="audit_related_created"),
         ),
         migrations.AddConstraint(
-            model_name='invitation',
-            constraint=models.UniqueConstraint(condition=models.Q(('status', 'pending')), fields=('account', 'email'), name='invitation_one_pending_per_email'),
+            model_name="invitation",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status", "pending")),
+                fields=("account", "email"),
+                name="invitation_one_pending_per_email",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='membership',
-            constraint=models.UniqueConstraint(fields=('user', 'account'), name='membership_user_account_unique'),
+            model_name="membership",
+            constraint=models.UniqueConstraint(fields=("user", "account"), name="membership_user_account_unique"),
         ),
     ]

@@ -20,7 +20,11 @@ class Command(BaseCommand):
             raise CommandError("--limit must be zero or more.")
         try:
             account = create_manager_account(
-                name=name, owner_email=owner_email, owner_password=owner_password, limit=limit, actor=Actor.platform_staff()
+                name=name,
+                owner_email=owner_email,
+                owner_password=owner_password,
+                limit=limit,
+                actor=Actor.platform_staff(),
             )
         except ServiceError as error:
             raise CommandError(error.message) from None
