@@ -1,0 +1,56 @@
+"""Settings come from the environment, strictly: a malformed value stops start-up with a clear message."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCTION_ENV = {
+    "MC_ENV": "production",
+    "SECRET_KEY": "p" * 30 + "-production-secret-key-long-enough-1234567890",
+    "DATABASE_URL": "postgres://mc:secret@db.internal:5432/mission_control",
+    "CELERY_BROKER_URL": "redis://cache.internal:6379/0",
+    "ALLOWED_HOSTS": "portal.example.com",
+}
+
+
+def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in {"MC_ENV", "DATABASE_URL", "CELERY_BROKER_URL"}}
+    clean.update(env, DJANGO_SETTINGS_MODULE="portal.settings", MC_VAR_DIR=str(ROOT / "var"))
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_production_profile_passes_check_deploy_with_no_warning():
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DEBUG": "maybe"}, "DEBUG='maybe' is not a boolean"),
+        ({"SESSION_COOKIE_AGE": "ten"}, "SESSION_COOKIE_AGE='ten' is not a whole number"),
+        ({"MANAGED_ACCOUNT_LIMIT_DEFAULT": "-1"}, "MANAGED_ACCOUNT_LIMIT_DEFAULT=-1 must be at least 0"),
+        ({"MC_ENV": "staging"}, "MC_ENV='staging' must be one of"),
+        ({"DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL is not a valid database URL"),
+        ({**PRODUCTION_ENV, "SECRET_KEY": "short"}, "SECRET_KEY must be at least 50 characters"),
+        ({**PRODUCTION_ENV, "DEBUG": "true"}, "DEBUG must be off"),
+        ({**PRODUCTION_ENV, "DATABASE_URL": ""}, "DATABASE_URL must be set"),
+        ({**PRODUCTION_ENV, "DATABASE_URL": "sqlite:///x.db"}, "Production runs on PostgreSQL"),
+    ],
+)
+def test_a_bad_value_stops_start_up_with_a_clear_message(env, message):
+    result = _manage("check", env=env)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_the_embedded_defaults_need_no_environment():
+    result = _manage("check", env={})
+    assert result.returncode == 0, result.stderr
