@@ -180,7 +180,11 @@ if CELERY_BROKER_URL == "filesystem://":
     # A broker that needs no server: queues are folders, shared by the web process and the worker.
     _queue_dir = str(VAR_DIR / "celery-broker")
     Path(_queue_dir).mkdir(exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"data_folder_in": _queue_dir, "data_folder_out": _queue_dir}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": _queue_dir,
+        "data_folder_out": _queue_dir,
+        "control_folder": str(VAR_DIR / "celery-control"),
+    }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", MC_ENV == "test")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
