@@ -182,7 +182,8 @@ STATUS_ACTIONS = {
 def change_managed_account_status(*, managed: Account, action: str, actor: Actor) -> Account:
     target, allowed_from, change_type = STATUS_ACTIONS[action]
     current = Account.objects.select_for_update().get(pk=managed.pk)
-    if current.status not in allowed_from:
+    previous = current.status
+    if previous not in allowed_from:
         raise InvalidTransition(f"{current.name} is already {current.get_status_display().lower()}; nothing changed.")
     # Conditional update: only from an allowed status, so a concurrent change cannot be overwritten.
     updated = Account.objects.filter(pk=current.pk, status__in=allowed_from).update(
@@ -197,7 +198,7 @@ def change_managed_account_status(*, managed: Account, action: str, actor: Actor
         actor=actor,
         change_type=change_type,
         resource=current,
-        changes=[{"field": "status", "from": managed.status, "to": target}],
+        changes=[{"field": "status", "from": previous, "to": target}],
     )
     return current
 

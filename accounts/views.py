@@ -111,8 +111,8 @@ def members(request, account_id):
     return _members_page(request, access, InviteForm())
 
 
-@login_required
 @require_POST
+@login_required
 def member_invite(request, account_id):
     access = account_access(request, account_id, MANAGE_ACCOUNT)
     form = InviteForm(request.POST)
@@ -171,8 +171,8 @@ def member_remove(request, account_id, membership_id):
     return render(request, "accounts/member_remove.html", context)
 
 
-@login_required
 @require_POST
+@login_required
 def invitation_revoke(request, account_id, invitation_id):
     access = account_access(request, account_id, MANAGE_ACCOUNT)
     invitation = get_object_or_404(Invitation, pk=invitation_id, account=access.account)

@@ -1,0 +1,406 @@
+"""Who gets what on every URL of the portal.
+
+Every URL pattern of the portal (all but the admin site, allauth and static serving) must have a
+row in MATRIX, and every row states the expected answer for every persona of tests.conftest. The
+policy is the one the design asks for, not whatever the code returns:
+
+- anonymous on a login-required page: 302 to the sign-in page;
+- not a member of the account in the URL: 404, never 403 (a 403 would reveal the account exists);
+- a member whose role lacks the permission: 403;
+- owner and admin manage everything; billing and reporting see only the dashboard;
+- manager_acting is the manager's owner logged in as world.managed's owner: the owner's rights on
+  world.managed's pages, a stranger (404) on world.manager's pages;
+- a manager reaches its managed accounts only through the manager pages or by logging in as them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+from django.contrib.messages import get_messages
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from accounts import services
+from accounts.actor import Actor
+from accounts.models import Membership, Role
+from tests.conftest import PERSONAS, World
+from tests.factories import MembershipFactory, UserFactory
+
+# --- URL discovery -------------------------------------------------------------------------------
+
+EXCLUDED_PREFIXES = ("staff/", "auth/")  # the admin site and django-allauth: third-party pages
+EXCLUDED_NAMESPACES = {"admin"}
+STATIC_VIEWS = {"django.views.static.serve", "django.contrib.staticfiles.views.serve"}
+
+
+def _callback_path(pattern: URLPattern) -> str:
+    callback = pattern.callback
+    return f"{callback.__module__}.{getattr(callback, '__name__', type(callback).__name__)}"
+
+
+def portal_url_patterns() -> list[tuple[str, str | None]]:
+    """(full route, full name) of every portal URL pattern; name is None for an unnamed pattern."""
+    found = []
+
+    def walk(patterns, prefix: str, namespaces: tuple[str, ...]) -> None:
+        for pattern in patterns:
+            route = prefix + str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                if route.startswith(EXCLUDED_PREFIXES) or pattern.namespace in EXCLUDED_NAMESPACES:
+                    continue
+                walk(pattern.url_patterns, route, (*namespaces, pattern.namespace) if pattern.namespace else namespaces)
+            elif route.startswith(EXCLUDED_PREFIXES) or _callback_path(pattern) in STATIC_VIEWS:
+                continue
+            else:
+                name = ":".join((*namespaces, pattern.name)) if pattern.name else None
+                found.append((route, name))
+
+    walk(get_resolver().url_patterns, "", ())
+    return found
+
+
+# --- Expectations ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expect:
+    status: int
+    location: Callable[[World], str] | None = None  # where a 302 must point
+    prefix: bool = False  # location is a prefix (the login URL carries ?next=)
+    signed_in_as: str | None = None  # world.users key the session belongs to afterwards
+    acting: bool | None = None  # whether the session is logging in as a managed account afterwards
+
+    def __repr__(self) -> str:
+        return str(self.status)
+
+
+def _login_url(world: World) -> str:
+    return reverse("account_login")
+
+
+def _home(world: World) -> str:
+    return reverse("home")
+
+
+def _managed_detail(world: World) -> str:
+    return reverse("managed_detail", args=[world.manager.public_id, world.managed.public_id])
+
+
+def _managed_dashboard(world: World) -> str:
+    return reverse("dashboard", args=[world.managed.public_id])
+
+
+LOGIN = Expect(302, location=_login_url, prefix=True)
+
+
+def _as_expect(value: int | Expect) -> Expect:
+    return value if isinstance(value, Expect) else Expect(value)
+
+
+def everyone(status: int, **overrides: int | Expect) -> dict[str, Expect]:
+    """The same answer for every persona, signed in or not."""
+    return {p: _as_expect(overrides.get(p, status)) for p in PERSONAS}
+
+
+def members_only(**overrides: int | Expect) -> dict[str, Expect]:
+    """A login-required page of one account: anonymous -> sign-in, everyone not named -> 404."""
+    unknown = set(overrides) - set(PERSONAS)
+    assert not unknown, unknown
+    expected = {p: Expect(404) for p in PERSONAS}
+    expected["anonymous"] = LOGIN
+    expected.update({p: _as_expect(v) for p, v in overrides.items()})
+    return expected
+
+
+def manager_admins(ok: int) -> dict[str, Expect]:
+    """A page of world.manager that needs MANAGE_ACCOUNT or MANAGE_MANAGED_ACCOUNTS."""
+    return members_only(owner=ok, admin=ok, billing=403, reporting=403)
+
+
+def managed_owners(ok: int) -> dict[str, Expect]:
+    """A page of world.managed: its owner, and the manager's owner acting as that owner."""
+    return members_only(managed_owner=ok, manager_acting=ok)
+
+
+def post_only_get() -> dict[str, Expect]:
+    """GET on a POST-only URL: 405 for everyone, signed in or not."""
+    return everyone(405)
+
+
+# --- Targets: the URL kwargs, built from the world ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    label: str
+    kwargs: Callable[[World], dict]
+
+
+def _extra_member(world: World, account) -> Membership:
+    """A billing member of `account`: world.manager has one; world.managed gets one."""
+    membership = Membership.objects.filter(account=account, role=Role.BILLING).first()
+    if membership is None:
+        membership = MembershipFactory(user=UserFactory(), account=account, role=Role.BILLING)
+    return membership
+
+
+def _owner_of(world: World, account):
+    return Membership.objects.get(account=account, role=Role.OWNER).user
+
+
+def _invitation(world: World, account):
+    return services.invite_member(
+        account=account,
+        email="invitee@newcomer.example.com",
+        role=Role.REPORTING,
+        actor=Actor(user=_owner_of(world, account)),
+    )
+
+
+NO_KWARGS = Target("-", lambda w: {})
+MANAGER = Target("manager", lambda w: {"account_id": w.manager.public_id})
+MANAGED = Target("managed", lambda w: {"account_id": w.managed.public_id})
+MANAGER_MEMBER = Target(
+    "manager", lambda w: {"account_id": w.manager.public_id, "membership_id": _extra_member(w, w.manager).pk}
+)
+MANAGED_MEMBER = Target(
+    "managed", lambda w: {"account_id": w.managed.public_id, "membership_id": _extra_member(w, w.managed).pk}
+)
+# A membership of another tenant, asked for through world.manager's URL: must not be found.
+FOREIGN_MEMBER = Target(
+    "foreign",
+    lambda w: {
+        "account_id": w.manager.public_id,
+        "membership_id": Membership.objects.get(account=w.other_manager, role=Role.OWNER).pk,
+    },
+)
+MANAGER_INVITATION = Target(
+    "manager", lambda w: {"account_id": w.manager.public_id, "invitation_id": _invitation(w, w.manager).pk}
+)
+MANAGED_INVITATION = Target(
+    "managed", lambda w: {"account_id": w.managed.public_id, "invitation_id": _invitation(w, w.managed).pk}
+)
+FOREIGN_INVITATION = Target(
+    "foreign", lambda w: {"account_id": w.manager.public_id, "invitation_id": _invitation(w, w.other_manager).pk}
+)
+OWN_MANAGED = Target("manager", lambda w: {"account_id": w.manager.public_id, "managed_id": w.managed.public_id})
+# Another manager's managed account, asked for through world.manager's URL: must not be found.
+FOREIGN_MANAGED = Target(
+    "foreign", lambda w: {"account_id": w.manager.public_id, "managed_id": w.other_managed.public_id}
+)
+TOKEN = Target("manager", lambda w: {"token": _invitation(w, w.manager).token})
+
+
+# --- The matrix ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    target: Target
+    expect: dict[str, Expect]
+    data: dict = field(default_factory=dict)
+
+
+def GET(target: Target, expect: dict[str, Expect]) -> Row:  # noqa: N802
+    return Row("GET", target, expect)
+
+
+def POST(target: Target, expect: dict[str, Expect], data: dict | None = None) -> Row:  # noqa: N802
+    return Row("POST", target, expect, data or {})
+
+
+RENAME = {"name": "Renamed Ltd"}
+INVITE = {"email": "new.member@acme.example.com", "role": Role.REPORTING}
+NEW_MANAGED = {"name": "Gamma Calls", "email": "gamma@customers.example.com", "billing_mode": "rollup"}
+
+# Log in as world.managed, from world.manager's managed-account page.
+LOG_IN_AS_POST = members_only(
+    owner=Expect(302, location=_managed_dashboard, signed_in_as="managed_owner", acting=True),
+    # admins_can_log_in_as is False: back to the detail page with a message, session unchanged.
+    admin=Expect(302, location=_managed_detail, signed_in_as="admin", acting=False),
+    billing=Expect(403, signed_in_as="billing", acting=False),
+    reporting=Expect(403, signed_in_as="reporting", acting=False),
+    # Acting as a managed owner, who is no member of world.manager: never chained.
+    manager_acting=Expect(404, signed_in_as="managed_owner", acting=True),
+)
+
+# Not acting: a 302 home and nothing changes. Acting: back to the manager's page for the account.
+ACTING_RETURN_POST = {
+    p: Expect(302, location=_home, signed_in_as=None if p == "anonymous" else p, acting=False) for p in PERSONAS
+}
+ACTING_RETURN_POST["manager_acting"] = Expect(302, location=_managed_detail, signed_in_as="owner", acting=False)
+
+MATRIX: dict[str, list[Row]] = {
+    "healthz": [GET(NO_KWARGS, everyone(200))],
+    "home": [GET(NO_KWARGS, everyone(302, anonymous=LOGIN))],
+    "dashboard": [
+        GET(MANAGER, members_only(owner=200, admin=200, billing=200, reporting=200)),
+        GET(MANAGED, managed_owners(200)),
+    ],
+    "account_settings": [
+        GET(MANAGER, manager_admins(200)),
+        POST(MANAGER, manager_admins(302), RENAME),
+        GET(MANAGED, managed_owners(200)),
+        POST(MANAGED, managed_owners(302), RENAME),
+    ],
+    "members": [GET(MANAGER, manager_admins(200)), GET(MANAGED, managed_owners(200))],
+    "member_invite": [
+        GET(MANAGER, post_only_get()),
+        POST(MANAGER, manager_admins(302), INVITE),
+        POST(MANAGED, managed_owners(302), INVITE),
+    ],
+    "member_role": [
+        GET(MANAGER_MEMBER, manager_admins(200)),
+        POST(MANAGER_MEMBER, manager_admins(302), {"role": Role.REPORTING}),
+        GET(MANAGED_MEMBER, managed_owners(200)),
+        POST(MANAGED_MEMBER, managed_owners(302), {"role": Role.REPORTING}),
+        GET(FOREIGN_MEMBER, members_only(billing=403, reporting=403)),
+    ],
+    "member_remove": [
+        GET(MANAGER_MEMBER, manager_admins(200)),
+        POST(MANAGER_MEMBER, manager_admins(302)),
+        GET(MANAGED_MEMBER, managed_owners(200)),
+        POST(MANAGED_MEMBER, managed_owners(302)),
+        POST(FOREIGN_MEMBER, members_only(billing=403, reporting=403)),
+    ],
+    "invitation_revoke": [
+        GET(MANAGER_INVITATION, post_only_get()),
+        POST(MANAGER_INVITATION, manager_admins(302)),
+        POST(MANAGED_INVITATION, managed_owners(302)),
+        POST(FOREIGN_INVITATION, members_only(billing=403, reporting=403)),
+    ],
+    "audit_log": [GET(MANAGER, manager_admins(200)), GET(MANAGED, managed_owners(200))],
+    # Managed accounts own no managed accounts: those pages do not exist on world.managed.
+    "managed_list": [GET(MANAGER, manager_admins(200)), GET(MANAGED, members_only())],
+    "managed_create": [
+        GET(MANAGER, manager_admins(200)),
+        POST(MANAGER, manager_admins(302), NEW_MANAGED),
+        GET(MANAGED, members_only()),
+        POST(MANAGED, members_only(), NEW_MANAGED),
+    ],
+    "managed_detail": [
+        GET(OWN_MANAGED, manager_admins(200)),
+        GET(FOREIGN_MANAGED, members_only(billing=403, reporting=403)),
+    ],
+    "managed_settings": [
+        GET(OWN_MANAGED, manager_admins(200)),
+        POST(OWN_MANAGED, manager_admins(302), {"name": "Alpine Voice Renamed"}),
+    ],
+    **{
+        f"managed_{action}": [GET(OWN_MANAGED, manager_admins(200)), POST(OWN_MANAGED, manager_admins(302))]
+        for action in ("disable", "enable", "cancel")
+    },
+    "managed_log_in_as": [
+        # The method is checked before the sign-in: a GET is a 405 even for anonymous.
+        GET(OWN_MANAGED, post_only_get()),
+        POST(OWN_MANAGED, LOG_IN_AS_POST),
+        POST(FOREIGN_MANAGED, members_only(billing=403, reporting=403)),
+    ],
+    "acting_return": [GET(NO_KWARGS, post_only_get()), POST(NO_KWARGS, ACTING_RETURN_POST)],
+    # Public: the invitation shows to anyone with the token; accepting needs the invited address.
+    "accept_invitation": [GET(TOKEN, everyone(200)), POST(TOKEN, everyone(200))],
+}
+
+
+def _cases():
+    for name, rows in MATRIX.items():
+        for row in rows:
+            for persona_name in PERSONAS:
+                yield pytest.param(
+                    name,
+                    row,
+                    persona_name,
+                    id=f"{name}@{row.target.label}-{row.method}-{persona_name}",
+                )
+
+
+CASES = list(_cases())
+
+
+# --- Tests -------------------------------------------------------------------------------------------------
+
+
+def test_every_portal_url_is_in_the_matrix():
+    patterns = portal_url_patterns()
+    unnamed = [route for route, name in patterns if name is None]
+    missing = sorted({name for _, name in patterns if name} - set(MATRIX))
+    assert not unnamed, f"URL patterns without a name cannot be checked: {unnamed}"
+    assert not missing, f"URLs with no row in the authorization MATRIX: {missing}"
+
+
+def test_matrix_names_only_existing_urls():
+    names = {name for _, name in portal_url_patterns()}
+    stale = sorted(set(MATRIX) - names)
+    assert not stale, f"MATRIX rows for URLs that no longer exist: {stale}"
+
+
+def test_matrix_rows_cover_every_persona():
+    for name, rows in MATRIX.items():
+        assert rows, name
+        for row in rows:
+            assert set(row.expect) == set(PERSONAS), (name, row.target.label, row.method)
+            assert row.method in {"GET", "POST"}, (name, row.method)
+
+
+def _session_user_id(client) -> str | None:
+    return client.session.get("_auth_user_id")
+
+
+@pytest.mark.parametrize(("url_name", "row", "persona_name"), CASES)
+def test_authorization(world, persona, url_name, row, persona_name):
+    client = persona(persona_name)
+    url = reverse(url_name, kwargs=row.target.kwargs(world))
+    expect = row.expect[persona_name]
+
+    response = client.get(url) if row.method == "GET" else client.post(url, row.data)
+
+    where = f"{row.method} {url} as {persona_name}"
+    assert response.status_code == expect.status, f"{where}: {response.status_code}, expected {expect.status}"
+    if expect.location is not None:
+        wanted = expect.location(world)
+        location = response["Location"]
+        if expect.prefix:
+            assert location.startswith(wanted), f"{where}: redirected to {location}, expected {wanted}..."
+        else:
+            assert location == wanted, f"{where}: redirected to {location}, expected {wanted}"
+    if expect.signed_in_as is not None:
+        assert _session_user_id(client) == str(world.users[expect.signed_in_as].pk), f"{where}: session user"
+    elif expect.acting is not None:  # anonymous stays anonymous
+        assert _session_user_id(client) is None, f"{where}: session user"
+    if expect.acting is not None:
+        assert bool(client.session.get("hijack_history")) == expect.acting, f"{where}: hijack_history"
+
+
+def test_admin_not_granted_log_in_as_is_told_why(world, persona):
+    client = persona("admin")
+    url = reverse("managed_log_in_as", args=[world.manager.public_id, world.managed.public_id])
+    response = client.post(url)
+    assert response.status_code == 302
+    errors = [m for m in get_messages(response.wsgi_request) if m.level_tag == "error"]
+    assert errors, "the admin is sent back without a reason"
+    assert not client.session.get("hijack_history")
+
+
+def test_platform_staff_see_no_customer_pages_but_the_admin_site(world, client):
+    staff = UserFactory(email="ops@platform.example.com", is_staff=True, is_superuser=True)
+    client.force_login(staff)
+    pages = [
+        reverse(name, args=[account.public_id])
+        for account in (world.manager, world.managed, world.standard)
+        for name in ("dashboard", "account_settings", "members", "audit_log")
+    ]
+    pages += [
+        reverse("managed_list", args=[world.manager.public_id]),
+        reverse("managed_detail", args=[world.manager.public_id, world.managed.public_id]),
+        reverse("managed_settings", args=[world.manager.public_id, world.managed.public_id]),
+    ]
+    for page in pages:
+        assert client.get(page).status_code == 404, page
+    response = client.post(reverse("managed_log_in_as", args=[world.manager.public_id, world.managed.public_id]))
+    assert response.status_code == 404
+    assert not client.session.get("hijack_history")
+
+    assert client.get(reverse("admin:index")).status_code == 200
