@@ -2,7 +2,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from accounts.models import Account, Role
-from accounts.services import ServiceError
+from accounts.services import EMAIL_TAKEN_MESSAGE, ServiceError, email_in_use
 
 
 def apply_service_error(form: forms.Form, error: ServiceError) -> None:
@@ -39,6 +39,13 @@ class ManagedAccountCreateForm(forms.Form):
     )
     allow_custom_pricing = forms.BooleanField(required=False, label="Allow custom pricing")
     pricing_hidden = forms.BooleanField(required=False, label="Hide pricing from this account")
+
+    def clean_email(self):
+        # Reported with the other field errors at once; the service checks again under the race.
+        email = self.cleaned_data["email"].strip().lower()
+        if email_in_use(email):
+            raise ValidationError(EMAIL_TAKEN_MESSAGE)
+        return email
 
 
 class ManagedAccountSettingsForm(forms.Form):

@@ -1,4 +1,5 @@
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.urls import reverse
 
@@ -28,3 +29,13 @@ class ActingMiddleware:
                 )
             )
         return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        # The person acting must not change the impersonated owner's password, e-mail, two-factor
+        # settings or sessions: allauth's pages are closed while acting (Return is the way out).
+        if request.acting is not None and view_func.__module__.startswith("allauth."):
+            raise PermissionDenied(
+                "Sign-in and security settings are not available while logged in as a managed account. "
+                "Return to your own account first."
+            )
+        return None

@@ -43,15 +43,22 @@ class InvalidTransition(ServiceError):
 # --- Accounts -------------------------------------------------------------------------------
 
 
+EMAIL_TAKEN_MESSAGE = "A user with this e-mail address already exists."
+
+
+def email_in_use(email: str) -> bool:
+    return User.objects.filter(email__iexact=email.strip()).exists()
+
+
 def _new_owner(*, email: str, password: str | None) -> User:
     email = email.strip().lower()
-    if User.objects.filter(email__iexact=email).exists():
-        raise EmailTaken("A user with this e-mail address already exists.", field="email")
+    if email_in_use(email):
+        raise EmailTaken(EMAIL_TAKEN_MESSAGE, field="email")
     try:
         with transaction.atomic():
             user = User.objects.create_user(email=email, password=password)
     except IntegrityError:
-        raise EmailTaken("A user with this e-mail address already exists.", field="email") from None
+        raise EmailTaken(EMAIL_TAKEN_MESSAGE, field="email") from None
     EmailAddress.objects.create(user=user, email=email, primary=True, verified=False)
     return user
 

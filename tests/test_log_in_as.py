@@ -202,3 +202,28 @@ def test_a_standard_account_cannot_be_logged_in_as(world):
     reason = log_in_as_denial(user=world.users["owner"], managed_account=standard, already_acting=False)
     assert reason == "Only managed accounts can be logged in as."
     assert Membership.objects.filter(account=standard).count() == 1
+
+
+@pytest.mark.parametrize(
+    "url_name", ["account_change_password", "account_email", "mfa_index", "mfa_activate_totp", "account_logout"]
+)
+def test_the_owners_sign_in_and_security_settings_are_closed_while_acting(world, persona, url_name):
+    client = persona("manager_acting")
+    managed_owner = world.users["managed_owner"]
+    password_before = managed_owner.password
+
+    assert client.get(reverse(url_name)).status_code == 403
+    assert (
+        client.post(
+            reverse(url_name), {"oldpassword": "x", "password1": "n3w-Pa55word!", "password2": "n3w-Pa55word!"}
+        ).status_code
+        == 403
+    )
+
+    managed_owner.refresh_from_db()
+    assert managed_owner.password == password_before
+    assert _acting_user_id(client) == managed_owner.pk
+
+
+def test_the_manager_reaches_its_own_security_settings(world, owner_client):
+    assert owner_client.get(reverse("mfa_index")).status_code == 200

@@ -11,10 +11,6 @@ from pathlib import Path
 
 import pytest
 
-# Playwright's sync API keeps an event loop running in the main thread; Django's ORM refuses to run
-# there unless told otherwise. The test's own ORM calls (factories, assertions) happen in this thread.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
 BROWSER_DIR = Path(__file__).resolve().parent
 SCREENSHOT_DIR = BROWSER_DIR.parents[1] / "var" / "screenshots"
 CHROMIUM_ARGS = [
@@ -26,6 +22,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
 SKIP_REASON = "BROWSER TESTS SKIPPED: Debian chromium not found (apt-get install chromium; /usr/bin/chromium)"
 
 
@@ -58,14 +55,29 @@ def chromium_executable() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(chromium_executable):
+    """One Chromium for this folder's tests, stopped when they are done.
+
+    Playwright's sync API keeps an event loop running in the main thread, where Django's ORM then
+    refuses to run (the test's own factories and assertions run there). DJANGO_ALLOW_ASYNC_UNSAFE is
+    set before Playwright starts and restored after it stops, never for the whole process: it would
+    leak into the other tests and their subprocesses (`manage.py check --deploy` reports async.E001).
+    """
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_executable, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    previous = os.environ.get(ASYNC_UNSAFE)
+    os.environ[ASYNC_UNSAFE] = "true"
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium_executable, headless=True, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop(ASYNC_UNSAFE, None)
+        else:
+            os.environ[ASYNC_UNSAFE] = previous
 
 
 @pytest.fixture

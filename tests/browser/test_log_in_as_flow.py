@@ -7,6 +7,7 @@ from django.urls import reverse
 from playwright.sync_api import Page, expect
 
 from accounts.models import Account, AuditEvent, User
+from tests.browser.conftest import SCREENSHOT_DIR
 from tests.factories import PASSWORD, account_with_owner
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -80,6 +81,9 @@ def test_manager_creates_a_managed_account_logs_in_as_it_and_returns(page: Page,
     expect(page.locator(".facts")).to_contain_text("Managed by")
     expect(page.locator(".who")).to_have_text(new_email)  # the session is now the managed account's owner
     expect(page.get_by_role("button", name="Sign out")).to_have_count(0)
+    # The end-of-test screenshot (conftest) comes after the return, so keep one of the banner too.
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT_DIR / "test_manager_log_in_as_banner.png"), full_page=True)
 
     # Return: back on the manager's detail page of that managed account, banner gone.
     banner.get_by_role("button", name="Return to Acme Reseller").click()
