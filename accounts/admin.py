@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
 
 from accounts import audit, services
@@ -30,6 +31,19 @@ class ManagerAccountCreationForm(forms.ModelForm):
         model = Account
         fields = ["name", "managed_account_limit"]
 
+    def clean_owner_email(self):
+        email = self.cleaned_data["owner_email"]
+        problem = services.manager_owner_problem(email)
+        if problem:
+            raise forms.ValidationError(problem)
+        return email
+
+    def clean_owner_password(self):
+        password = self.cleaned_data["owner_password"]
+        if password:
+            validate_password(password, User(email=self.cleaned_data.get("owner_email", "")))
+        return password
+
 
 class MembershipInline(admin.TabularInline):
     model = Membership
@@ -50,7 +64,10 @@ class AccountAdmin(admin.ModelAdmin):
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
             kwargs["form"] = ManagerAccountCreationForm
-        return super().get_form(request, obj, **kwargs)
+        form = super().get_form(request, obj, **kwargs)
+        if obj is not None and obj.is_manager:
+            form.base_fields["managed_account_limit"].required = True
+        return form
 
     def get_fields(self, request, obj=None):
         if obj is None:

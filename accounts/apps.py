@@ -14,4 +14,4 @@ class AccountsConfig(AppConfig):
         def on_sign_in(sender, request, user, **kwargs):
             record_sign_in(user=user, ip_address=request.META.get("REMOTE_ADDR"))
 
-        user_logged_in.connect(on_sign_in, dispatch_uid="accounts.record_sign_in")
+        user_logged_in.connect(on_sign_in, weak=False, dispatch_uid="accounts.record_sign_in")

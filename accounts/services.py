@@ -9,6 +9,8 @@ from datetime import timedelta
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -51,7 +53,17 @@ def email_in_use(email: str) -> bool:
 
 
 def _new_owner(*, email: str, password: str | None) -> User:
+    """The owner user of a new account; every way of creating accounts goes through here."""
     email = email.strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise ServiceError("Enter a valid e-mail address.", field="email") from None
+    if password:
+        try:
+            validate_password(password, User(email=email))
+        except ValidationError as error:
+            raise ServiceError(" ".join(error.messages), field="password") from None
     if email_in_use(email):
         raise EmailTaken(EMAIL_TAKEN_MESSAGE, field="email")
     try:
@@ -71,16 +83,26 @@ def create_standard_account(*, owner: User, name: str) -> Account:
     return account
 
 
+def manager_owner_problem(email: str) -> str | None:
+    """Why a user with this e-mail cannot own a new manager account, or None."""
+    owner = User.objects.filter(email__iexact=email.strip()).first()
+    if owner is not None and owner.memberships.exclude(account__kind=Account.Kind.MANAGER).exists():
+        return "That user belongs to a standard or managed account; a manager needs its own owner."
+    return None
+
+
 @transaction.atomic
 def create_manager_account(
     *, name: str, owner_email: str, owner_password: str | None, actor: Actor, limit: int | None = None
 ) -> Account:
-    """Platform staff only (admin site, `create_manager` command)."""
+    """Platform staff only (admin site, `create_manager` command). The owner may be an existing user
+    who owns or works for other manager accounts, never one of a standard or managed account."""
+    problem = manager_owner_problem(owner_email)
+    if problem:
+        raise EmailTaken(problem, field="email")
     owner = User.objects.filter(email__iexact=owner_email.strip()).first()
     if owner is None:
         owner = _new_owner(email=owner_email, password=owner_password)
-    elif owner.memberships.exclude(account__kind=Account.Kind.MANAGER).exists():
-        raise EmailTaken("That user belongs to a standard or managed account; a manager needs its own owner.")
     account = Account.objects.create(
         name=name.strip(),
         email=owner.email,
@@ -118,8 +140,6 @@ def create_managed_account(
             f"You have reached your limit of {manager.managed_account_limit:,} managed accounts. "
             "Cancel one you no longer need, or ask support to raise the limit."
         )
-    if owner_password:
-        validate_password(owner_password, User(email=owner_email))
     owner = _new_owner(email=owner_email, password=owner_password or None)
     managed = Account.objects.create(
         name=name.strip(),
@@ -191,7 +211,11 @@ def change_managed_account_status(*, managed: Account, action: str, actor: Actor
     current = Account.objects.select_for_update().get(pk=managed.pk)
     previous = current.status
     if previous not in allowed_from:
-        raise InvalidTransition(f"{current.name} is already {current.get_status_display().lower()}; nothing changed.")
+        if previous == target:
+            raise InvalidTransition(f"{current.name} is already {target.label.lower()}; nothing changed.")
+        raise InvalidTransition(
+            f"{current.name} is {current.get_status_display().lower()}, so it cannot be {target.label.lower()}."
+        )
     # Conditional update: only from an allowed status, so a concurrent change cannot be overwritten.
     updated = Account.objects.filter(pk=current.pk, status__in=allowed_from).update(
         status=target, updated_at=timezone.now()

@@ -34,8 +34,9 @@ class ManagedAccountFilter(django_filters.FilterSet):
     @property
     def qs(self):
         queryset = super().qs
-        # Cancelled accounts are terminal: hidden unless asked for by status.
-        if not (self.is_bound and self.form.is_valid() and self.form.cleaned_data.get("status")):
+        # Cancelled accounts are terminal: hidden unless a (valid) status filter asks for them,
+        # whatever else in the form is invalid.
+        if not getattr(self.form, "cleaned_data", {}).get("status"):
             queryset = queryset.exclude(status=Account.Status.CANCELLED)
         return queryset
 

@@ -1,13 +1,11 @@
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_tables2 import RequestConfig
@@ -213,9 +211,9 @@ def audit_log(request, account_id):
     if form.is_bound and form.is_valid():
         data = form.cleaned_data
         if data["start"]:
-            events = events.filter(created_at__gte=datetime.combine(data["start"], time.min, tzinfo=timezone.UTC))
+            events = events.filter(created_at__gte=datetime.combine(data["start"], time.min, tzinfo=UTC))
         if data["end"]:
-            end = datetime.combine(data["end"] + timedelta(days=1), time.min, tzinfo=timezone.UTC)
+            end = datetime.combine(data["end"] + timedelta(days=1), time.min, tzinfo=UTC)
             events = events.filter(created_at__lt=end)
         if data["change_type"]:
             events = events.filter(change_type=data["change_type"])
@@ -268,8 +266,6 @@ def managed_create(request, account_id):
             )
         except services.ServiceError as error:
             apply_service_error(form, error)
-        except ValidationError as error:
-            form.add_error("password", error)
         else:
             messages.success(request, f"Managed account {managed.name} created.")
             return redirect("managed_detail", access.account.public_id, managed.public_id)
@@ -338,6 +334,7 @@ def managed_status(request, account_id, managed_id, action):
         "managed": managed,
         "action": action,
         "allowed": action in _status_actions(managed),
+        "target_label": services.STATUS_ACTIONS[action][0].label.lower(),
         "detail_url": detail_url,
     }
     return render(request, "accounts/managed_status_confirm.html", context)
