@@ -27,6 +27,8 @@ CHANGE_TYPES = (
     "managed_account.cancelled",
     "log_in_as.started",
     "log_in_as.ended",
+    "usage.ingested",
+    "rate.changed",
 )
 
 

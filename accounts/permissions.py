@@ -34,6 +34,15 @@ def can_assign_role(*, actor_role: str, role: str) -> bool:
     return actor_role == Role.OWNER or (actor_role == Role.ADMIN and role != Role.OWNER)
 
 
+def can_see_pricing(account: Account) -> bool:
+    """Whether the people working in `account` (its users, or a manager acting as it) may see any
+    rate, cost or priced amount. Pages, CSV exports, charts, e-mails and the API all ask this.
+
+    A manager always sees the pricing of its own managed accounts from its own pages; what it sees
+    while logged in as one is decided by that account, like for its own users."""
+    return not (account.is_managed and account.pricing_hidden)
+
+
 def log_in_as_denial(*, user: User, managed_account: Account, already_acting: bool) -> str | None:
     """Why `user` may not log in as `managed_account` now, or None when they may.
 

@@ -8,6 +8,8 @@ secrets and addresses that production needs.
 from pathlib import Path
 
 import dj_database_url
+import xstatic.pkg.d3
+import xstatic.pkg.rickshaw
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.env import env_bool, env_choice, env_int, env_list, env_str
@@ -201,7 +203,12 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# Front-end libraries arrive as Python packages (installed by the set-up command), never from a CDN.
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    ("vendor/d3", xstatic.pkg.d3.BASE_DIR),
+    ("vendor/rickshaw", xstatic.pkg.rickshaw.BASE_DIR),
+]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

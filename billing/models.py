@@ -1,0 +1,131 @@
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+from accounts.models import Account
+
+# Unit prices carry up to 6 decimal places (USD 0.004 per message is normal); a record's cost is
+# quantity x rate, kept exact (6 + 6 = 12 places). Rounding to cents happens only on invoice and
+# ledger lines (billing.money.to_cents).
+RATE_FIELD = {"max_digits": 14, "decimal_places": 6}
+QUANTITY_FIELD = {"max_digits": 20, "decimal_places": 6}
+COST_FIELD = {"max_digits": 30, "decimal_places": 12}
+
+
+class Product(models.Model):
+    sku = models.SlugField(max_length=64, unique=True, help_text="e.g. voice.outbound")
+    name = models.CharField(max_length=255)
+    unit = models.CharField(max_length=32, help_text="What one unit of quantity is: minute, message, number-month")
+    currency = models.CharField(max_length=3, default="USD")
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["sku"]
+
+    def __str__(self):
+        return f"{self.name} ({self.sku})"
+
+
+class Rate(models.Model):
+    """A unit price from an instant on. With no account it is the platform list price; with a
+    manager or standard account, a negotiated rate; with a managed account, a custom rate (used
+    only while that account may have custom pricing)."""
+
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="rates")
+    account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.CASCADE, related_name="rates")
+    unit_price = models.DecimalField(**RATE_FIELD)
+    effective_from = models.DateTimeField(help_text="UTC; applies to usage that starts at or after this instant.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["product__sku", "account_id", "effective_from"]
+        constraints = [
+            models.CheckConstraint(name="rate_unit_price_not_negative", condition=Q(unit_price__gte=0)),
+            models.UniqueConstraint(
+                fields=["product", "account", "effective_from"],
+                condition=Q(account__isnull=False),
+                name="rate_one_per_account_product_instant",
+            ),
+            models.UniqueConstraint(
+                fields=["product", "effective_from"],
+                condition=Q(account__isnull=True),
+                name="rate_one_list_price_per_product_instant",
+            ),
+        ]
+        indexes = [models.Index(fields=["account", "product", "effective_from"], name="rate_lookup")]
+
+    def __str__(self):
+        whom = self.account or "list price"
+        return f"{self.product.sku} {self.unit_price} for {whom} from {self.effective_from:%Y-%m-%d %H:%M}"
+
+    def clean(self):
+        if self.account_id and self.account.is_managed and not self.account.allow_custom_pricing:
+            raise ValidationError("This managed account may not have custom pricing; it uses its manager's rates.")
+
+
+class UsageBatch(models.Model):
+    """One accepted submission of usage (API call, CSV upload or simulator run)."""
+
+    class Source(models.TextChoices):
+        API = "api", "API"
+        CSV = "csv", "CSV upload"
+        SIMULATOR = "simulator", "Simulator"
+
+    public_id = models.UUIDField(unique=True, editable=False, default=uuid.uuid4)
+    submitted_by_account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="usage_batches")
+    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    filename = models.CharField(max_length=255, blank=True)
+    accepted = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class UsageRecord(models.Model):
+    """One metered event, rated when it arrived: the rate and cost stay with it for good."""
+
+    class Direction(models.TextChoices):
+        INBOUND = "inbound", "Inbound"
+        OUTBOUND = "outbound", "Outbound"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="usage_records")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    quantity = models.DecimalField(**QUANTITY_FIELD)
+    started_at = models.DateTimeField()
+    idempotency_key = models.CharField(max_length=100)
+    direction = models.CharField(max_length=8, choices=Direction.choices, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    destination = models.CharField(max_length=32, blank=True)
+    rate = models.DecimalField(**RATE_FIELD)
+    cost = models.DecimalField(**COST_FIELD)
+    batch = models.ForeignKey(UsageBatch, on_delete=models.PROTECT, related_name="records")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "idempotency_key"], name="usage_idempotency_key_per_account"),
+            models.CheckConstraint(name="usage_quantity_not_negative", condition=Q(quantity__gte=0)),
+        ]
+        indexes = [models.Index(fields=["account", "-started_at", "-id"], name="usage_account_time")]
+
+
+class DailyUsage(models.Model):
+    """Per account, product and UTC day: kept exact in the same transaction as the records it sums,
+    so reports and the monthly close never scan raw records."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="daily_usage")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    day = models.DateField()
+    quantity = models.DecimalField(max_digits=24, decimal_places=6)
+    cost = models.DecimalField(max_digits=34, decimal_places=12)
+    records = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "product", "day"], name="daily_usage_account_product_day")
+        ]
+        indexes = [models.Index(fields=["account", "day"], name="daily_usage_account_day")]

@@ -1,0 +1,70 @@
+"""Which unit price applies: the one function `rate_for`, and `RateBook`, the same answer for
+many records at once without a query per record."""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+
+from accounts.models import Account
+from billing.models import Product, Rate
+
+
+def rate_accounts(account: Account) -> list[int]:
+    """The accounts whose rates apply to `account`, most specific first. A managed account uses
+    its manager's rates, or its own custom rate where custom pricing is allowed and one is set."""
+    if account.is_managed:
+        return [account.pk, account.manager_id] if account.allow_custom_pricing else [account.manager_id]
+    return [account.pk]
+
+
+class RateBook:
+    def __init__(self, accounts: Iterable[Account]):
+        self._accounts = {a.pk: a for a in accounts}
+        owners = {pk for a in self._accounts.values() for pk in rate_accounts(a)}
+        self._timeline: dict[tuple[int | None, int], tuple[list[datetime], list[Decimal]]] = {}
+        grouped: dict[tuple[int | None, int], list[tuple[datetime, Decimal]]] = defaultdict(list)
+        rates = Rate.objects.filter(account_id__in=owners) | Rate.objects.filter(account__isnull=True)
+        for account_id, product_id, start, price in rates.values_list(
+            "account_id", "product_id", "effective_from", "unit_price"
+        ):
+            grouped[(account_id, product_id)].append((start, price))
+        for key, entries in grouped.items():
+            entries.sort()
+            self._timeline[key] = ([e[0] for e in entries], [e[1] for e in entries])
+
+    def _effective(self, owner: int | None, product_id: int, at: datetime) -> Decimal | None:
+        timeline = self._timeline.get((owner, product_id))
+        if timeline is None:
+            return None
+        index = bisect.bisect_right(timeline[0], at) - 1
+        return timeline[1][index] if index >= 0 else None
+
+    def rate_for(self, account: Account, product_id: int, at: datetime) -> Decimal | None:
+        for owner in (*rate_accounts(account), None):
+            price = self._effective(owner, product_id, at)
+            if price is not None:
+                return price
+        return None
+
+
+def rate_for(*, account: Account, product: Product, at: datetime) -> Decimal | None:
+    """The unit price for this account, product and instant; None when the product has no price yet."""
+    return RateBook([account]).rate_for(account, product.pk, at)
+
+
+def rate_card(account: Account, *, at: datetime) -> list[tuple[Product, Decimal | None, str]]:
+    """Every active product with the price `account` pays at `at`, and where that price comes from."""
+    book = RateBook([account])
+    card = []
+    for product in Product.objects.filter(active=True):
+        source = "list price"
+        for owner in rate_accounts(account):
+            if book._effective(owner, product.pk, at) is not None:
+                source = "custom rate" if owner == account.pk and account.is_managed else "negotiated rate"
+                break
+        card.append((product, book.rate_for(account, product.pk, at), source))
+    return card

@@ -1,0 +1,328 @@
+"""Usage ingestion: the one way usage gets in (API, CSV upload, simulator).
+
+A batch is validated whole (row-numbered errors, nothing stored when any row is bad), rated with
+the rate in force at each record's start, stored atomically with its daily totals, and
+idempotent: a record whose (account, idempotency key) is already stored is counted as a
+duplicate, never added twice, even when the same batch arrives twice at the same moment.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from accounts import audit
+from accounts.actor import Actor
+from accounts.models import Account
+from billing.models import DailyUsage, Product, UsageBatch, UsageRecord
+from billing.pricing import RateBook
+
+MAX_BATCH = 10_000
+MAX_ERRORS_SHOWN = 100
+REQUIRED_FIELDS = ("product", "quantity", "started_at", "idempotency_key")
+OPTIONAL_FIELDS = ("account", "direction", "country", "destination")
+MAX_QUANTITY = Decimal("100000000000000")  # 1e14 units in one record is a bug upstream, not usage
+_DESTINATION = re.compile(r"^\+?[0-9]{1,31}$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+@dataclass(frozen=True)
+class RowError:
+    row: int  # 1-based position of the record in the batch (the CSV data line, header excluded)
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"Row {self.row}, {self.field}: {self.message}" if self.row else f"{self.field}: {self.message}"
+
+
+class UsageRejected(Exception):
+    def __init__(self, errors: list[RowError]):
+        super().__init__(f"{len(errors)} error(s)")
+        self.total = len(errors)
+        self.errors = errors[:MAX_ERRORS_SHOWN]
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int
+    duplicates: int
+    batch: UsageBatch | None
+
+
+@dataclass
+class _Record:
+    account: Account
+    product: Product
+    quantity: Decimal
+    started_at: datetime
+    key: str
+    direction: str
+    country: str
+    destination: str
+    rate: Decimal | None = None
+
+
+def ingest_usage(
+    *,
+    submitter: Account,
+    rows: Sequence[Mapping[str, object]],
+    source: str,
+    actor: Actor,
+    filename: str = "",
+) -> IngestResult:
+    records = _validate(submitter, rows)
+    for attempt in range(3):
+        try:
+            return _store(submitter, records, source=source, actor=actor, filename=filename)
+        except IntegrityError:
+            # Another transaction stored some of these keys between our check and our insert;
+            # the next attempt sees them as duplicates.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+# --- Validation -------------------------------------------------------------------------------------
+
+
+def _validate(submitter: Account, rows: Sequence[Mapping[str, object]]) -> list[_Record]:
+    if not rows:
+        raise UsageRejected([RowError(0, "records", "The batch is empty.")])
+    if len(rows) > MAX_BATCH:
+        raise UsageRejected(
+            [RowError(0, "records", f"A batch holds at most {MAX_BATCH:,} records; this one has {len(rows):,}.")]
+        )
+    products = {p.sku: p for p in Product.objects.filter(active=True)}
+    accounts = _accounts_by_id(submitter, rows)
+    errors: list[RowError] = []
+    records: list[_Record] = []
+    first_row_of_key: dict[tuple[int, str], int] = {}
+    for number, row in enumerate(rows, start=1):
+        row_errors: list[RowError] = []
+        record = _parse_row(number, row, submitter, accounts, products, row_errors)
+        if record is not None:
+            seen = first_row_of_key.setdefault((record.account.pk, record.key), number)
+            if seen != number:
+                row_errors.append(RowError(number, "idempotency_key", f"'{record.key}' is also used in row {seen}."))
+        errors.extend(row_errors)
+        if record is not None and not row_errors:
+            records.append(record)
+    if not errors:
+        errors = _rate_errors(records)
+    if errors:
+        raise UsageRejected(errors)
+    return records
+
+
+def _accounts_by_id(submitter: Account, rows: Sequence[Mapping[str, object]]) -> dict[str, Account]:
+    """The accounts a batch may name: the submitter and, for a manager, its managed accounts."""
+    named = {str(row.get("account") or "").strip() for row in rows if isinstance(row, Mapping)} - {""}
+    found = {str(submitter.public_id): submitter}
+    if named and submitter.is_manager:
+        ids = []
+        for value in named:
+            try:
+                ids.append(str(uuid.UUID(value)))
+            except ValueError:
+                continue
+        for account in Account.objects.filter(manager=submitter, public_id__in=ids).select_related("manager"):
+            found[str(account.public_id)] = account
+    return found
+
+
+def _parse_row(number, row, submitter, accounts, products, errors) -> _Record | None:
+    if not isinstance(row, Mapping):
+        errors.append(RowError(number, "record", "must be an object with named fields."))
+        return None
+    for field in REQUIRED_FIELDS:
+        if row.get(field) in (None, ""):
+            errors.append(RowError(number, field, "is required."))
+    unknown = set(row) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS)
+    if unknown:
+        errors.append(RowError(number, sorted(unknown)[0], "is not a known field."))
+    if errors:
+        return None
+    account = _parse_account(number, row.get("account"), submitter, accounts, errors)
+    product = products.get(str(row["product"]).strip())
+    if product is None:
+        errors.append(RowError(number, "product", f"'{row['product']}' is not a known product."))
+    quantity = _parse_quantity(number, row["quantity"], errors)
+    started_at = _parse_time(number, row["started_at"], errors)
+    key = str(row["idempotency_key"]).strip()
+    if len(key) > 100:
+        errors.append(RowError(number, "idempotency_key", "is longer than 100 characters."))
+    dims = _parse_dimensions(number, row, errors)
+    if errors or account is None or product is None or quantity is None or started_at is None:
+        return None
+    return _Record(account, product, quantity, started_at, key, *dims)
+
+
+def _parse_account(number, value, submitter, accounts, errors) -> Account | None:
+    account = accounts.get(str(value).strip()) if value not in (None, "") else submitter
+    if account is None:
+        errors.append(RowError(number, "account", f"'{value}' is not this account or one of its managed accounts."))
+        return None
+    if not account.is_enabled:
+        errors.append(RowError(number, "account", f"{account.name} is {account.status}; its usage is refused."))
+        return None
+    return account
+
+
+def _parse_quantity(number, value, errors) -> Decimal | None:
+    if isinstance(value, bool | float):
+        errors.append(RowError(number, "quantity", "must be a decimal number written as a string or an integer."))
+        return None
+    try:
+        quantity = Decimal(str(value).strip())
+    except InvalidOperation:
+        errors.append(RowError(number, "quantity", f"'{value}' is not a number."))
+        return None
+    if not quantity.is_finite():
+        errors.append(RowError(number, "quantity", f"'{value}' is not a number."))
+    elif quantity < 0:
+        errors.append(RowError(number, "quantity", "cannot be negative."))
+    elif quantity >= MAX_QUANTITY:
+        errors.append(RowError(number, "quantity", "is too large."))
+    elif -quantity.as_tuple().exponent > 6:
+        errors.append(RowError(number, "quantity", "has more than 6 decimal places."))
+    else:
+        return quantity
+    return None
+
+
+def _parse_time(number, value, errors) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(value).strip())
+    except ValueError:
+        errors.append(RowError(number, "started_at", f"'{value}' is not an ISO 8601 time (2026-11-27T14:05:00Z)."))
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # times without an offset are UTC
+    moment = moment.astimezone(UTC)
+    if moment > timezone.now() + timedelta(minutes=5):
+        errors.append(RowError(number, "started_at", "is in the future."))
+        return None
+    if moment.year < 2000:
+        errors.append(RowError(number, "started_at", "is before 2000."))
+        return None
+    return moment
+
+
+def _parse_dimensions(number, row, errors) -> tuple[str, str, str]:
+    direction = str(row.get("direction") or "").strip().lower()
+    if direction not in ("", *UsageRecord.Direction.values):
+        errors.append(RowError(number, "direction", "must be inbound or outbound."))
+    country = str(row.get("country") or "").strip().upper()
+    if country and not _COUNTRY.match(country):
+        errors.append(RowError(number, "country", "must be a two-letter ISO 3166 code."))
+    destination = str(row.get("destination") or "").strip()
+    if destination and not _DESTINATION.match(destination):
+        errors.append(RowError(number, "destination", "must be a phone number: digits with an optional leading +."))
+    return direction, country, destination
+
+
+def _rate_errors(records: list[_Record]) -> list[RowError]:
+    book = RateBook({r.account.pk: r.account for r in records}.values())
+    errors = []
+    for number, record in enumerate(records, start=1):
+        record.rate = book.rate_for(record.account, record.product.pk, record.started_at)
+        if record.rate is None:
+            errors.append(RowError(number, "product", f"{record.product.sku} has no price at {record.started_at}."))
+    return errors
+
+
+# --- Storing -------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def _store(submitter, records: list[_Record], *, source, actor, filename) -> IngestResult:
+    stored = _already_stored(records)
+    new = [r for r in records if (r.account.pk, r.key) not in stored]
+    if not new:
+        return IngestResult(accepted=0, duplicates=len(records), batch=None)
+    batch = UsageBatch.objects.create(
+        submitted_by_account=submitter,
+        submitted_by=actor.user,
+        source=source,
+        filename=filename[:255],
+        accepted=len(new),
+        duplicates=len(records) - len(new),
+    )
+    UsageRecord.objects.bulk_create(
+        (
+            UsageRecord(
+                account=r.account,
+                product=r.product,
+                quantity=r.quantity,
+                started_at=r.started_at,
+                idempotency_key=r.key,
+                direction=r.direction,
+                country=r.country,
+                destination=r.destination,
+                rate=r.rate,
+                cost=r.quantity * r.rate,
+                batch=batch,
+            )
+            for r in new
+        ),
+        batch_size=2000,
+    )
+    _add_to_daily_totals(new)
+    audit.record(
+        account=submitter,
+        actor=actor,
+        change_type="usage.ingested",
+        resource=batch,
+        changes=[{"field": "records", "from": None, "to": len(new)}, {"field": "source", "from": None, "to": source}],
+    )
+    return IngestResult(accepted=len(new), duplicates=len(records) - len(new), batch=batch)
+
+
+def _already_stored(records: list[_Record]) -> set[tuple[int, str]]:
+    keys_by_account: dict[int, list[str]] = defaultdict(list)
+    for r in records:
+        keys_by_account[r.account.pk].append(r.key)
+    stored: set[tuple[int, str]] = set()
+    for account_id, keys in keys_by_account.items():
+        for start in range(0, len(keys), 5000):
+            stored.update(
+                UsageRecord.objects.filter(account_id=account_id, idempotency_key__in=keys[start : start + 5000])
+                .values_list("account_id", "idempotency_key")
+                .iterator()
+            )
+    return stored
+
+
+def _add_to_daily_totals(records: list[_Record]) -> None:
+    """One upsert that adds to existing totals in the database (never read-modify-write), in key
+    order so that concurrent batches lock the same rows in the same order."""
+    sums: dict[tuple[int, int, object], list] = defaultdict(lambda: [Decimal(0), Decimal(0), 0])
+    for r in records:
+        total = sums[(r.account.pk, r.product.pk, r.started_at.date())]
+        total[0] += r.quantity
+        total[1] += r.quantity * r.rate
+        total[2] += 1
+    table = connection.ops.quote_name(DailyUsage._meta.db_table)
+    rows = sorted(sums.items())
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), 1000):
+            chunk = rows[start : start + 1000]
+            values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
+            params = [v for (account, product, day), (q, c, n) in chunk for v in (account, product, day, q, c, n)]
+            cursor.execute(
+                f"INSERT INTO {table} (account_id, product_id, day, quantity, cost, records) VALUES {values} "  # noqa: S608
+                f"ON CONFLICT (account_id, product_id, day) DO UPDATE SET "
+                f"quantity = {table}.quantity + EXCLUDED.quantity, "
+                f"cost = {table}.cost + EXCLUDED.cost, "
+                f"records = {table}.records + EXCLUDED.records",
+                params,
+            )
