@@ -9,6 +9,7 @@ MANAGE_ACCOUNT = "manage_account"  # account settings, members, invitations, aud
 MANAGE_MANAGED_ACCOUNTS = "manage_managed_accounts"
 VIEW_BILLING = "view_billing"
 VIEW_REPORTS = "view_reports"
+SUBMIT_USAGE = "submit_usage"
 
 _ALL = {Role.OWNER, Role.ADMIN, Role.BILLING, Role.REPORTING}
 ROLE_PERMISSIONS: dict[str, set[str]] = {
@@ -17,6 +18,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     MANAGE_MANAGED_ACCOUNTS: {Role.OWNER, Role.ADMIN},
     VIEW_BILLING: {Role.OWNER, Role.ADMIN, Role.BILLING},
     VIEW_REPORTS: {Role.OWNER, Role.ADMIN, Role.REPORTING},
+    SUBMIT_USAGE: {Role.OWNER, Role.ADMIN},
 }
 
 

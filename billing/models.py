@@ -84,6 +84,9 @@ class UsageBatch(models.Model):
     duplicates = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    def __str__(self):
+        return f"{self.get_source_display()} batch {self.public_id} ({self.accepted} records)"
+
 
 class UsageRecord(models.Model):
     """One metered event, rated when it arrived: the rate and cost stay with it for good."""
@@ -112,6 +115,9 @@ class UsageRecord(models.Model):
         ]
         indexes = [models.Index(fields=["account", "-started_at", "-id"], name="usage_account_time")]
 
+    def __str__(self):
+        return f"{self.quantity} {self.product_id} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
 
 class DailyUsage(models.Model):
     """Per account, product and UTC day: kept exact in the same transaction as the records it sums,
@@ -129,3 +135,6 @@ class DailyUsage(models.Model):
             models.UniqueConstraint(fields=["account", "product", "day"], name="daily_usage_account_product_day")
         ]
         indexes = [models.Index(fields=["account", "day"], name="daily_usage_account_day")]
+
+    def __str__(self):
+        return f"{self.account_id} {self.product_id} {self.day}: {self.quantity}"

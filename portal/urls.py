@@ -10,4 +10,6 @@ urlpatterns = [
     path("staff/", admin.site.urls),
     path("auth/", include("allauth.urls")),
     path("", include("accounts.urls")),
+    path("", include("billing.urls")),
+    path("", include("reporting.urls")),
 ]
