@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -29,7 +29,9 @@ MAX_BATCH = 10_000
 MAX_ERRORS_SHOWN = 100
 REQUIRED_FIELDS = ("product", "quantity", "started_at", "idempotency_key")
 OPTIONAL_FIELDS = ("account", "direction", "country", "destination")
-MAX_QUANTITY = Decimal("100000000000000")  # 1e14 units in one record is a bug upstream, not usage
+MAX_QUANTITY = Decimal("1000000000")  # a billion units in one record is a bug upstream, not usage
+# Wide enough for quantity (16 digits) x rate (14 digits) with no rounding.
+EXACT = Context(prec=60)
 _DESTINATION = re.compile(r"^\+?[0-9]{1,31}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
@@ -125,15 +127,10 @@ def _validate(submitter: Account, rows: Sequence[Mapping[str, object]]) -> list[
 
 def _accounts_by_id(submitter: Account, rows: Sequence[Mapping[str, object]]) -> dict[str, Account]:
     """The accounts a batch may name: the submitter and, for a manager, its managed accounts."""
-    named = {str(row.get("account") or "").strip() for row in rows if isinstance(row, Mapping)} - {""}
+    named = {_canonical_id(row.get("account")) for row in rows if isinstance(row, Mapping)} - {None}
     found = {str(submitter.public_id): submitter}
     if named and submitter.is_manager:
-        ids = []
-        for value in named:
-            try:
-                ids.append(str(uuid.UUID(value)))
-            except ValueError:
-                continue
+        ids = list(named)
         for account in Account.objects.filter(manager=submitter, public_id__in=ids).select_related("manager"):
             found[str(account.public_id)] = account
     return found
@@ -144,7 +141,7 @@ def _parse_row(number, row, submitter, accounts, products, errors) -> _Record | 
         errors.append(RowError(number, "record", "must be an object with named fields."))
         return None
     for field in REQUIRED_FIELDS:
-        if row.get(field) in (None, ""):
+        if row.get(field) is None or str(row[field]).strip() == "":
             errors.append(RowError(number, field, "is required."))
     unknown = set(row) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS)
     if unknown:
@@ -166,8 +163,17 @@ def _parse_row(number, row, submitter, accounts, products, errors) -> _Record | 
     return _Record(account, product, quantity, started_at, key, *dims)
 
 
+def _canonical_id(value: object) -> str | None:
+    """Any spelling of a UUID (upper case, no dashes) as the canonical string, else None."""
+    try:
+        return str(uuid.UUID(str(value).strip())) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
 def _parse_account(number, value, submitter, accounts, errors) -> Account | None:
-    account = accounts.get(str(value).strip()) if value not in (None, "") else submitter
+    blank = value is None or str(value).strip() == ""
+    account = submitter if blank else accounts.get(_canonical_id(value) or "")
     if account is None:
         errors.append(RowError(number, "account", f"'{value}' is not this account or one of its managed accounts."))
         return None
@@ -269,7 +275,7 @@ def _store(submitter, records: list[_Record], *, source, actor, filename) -> Ing
                 country=r.country,
                 destination=r.destination,
                 rate=r.rate,
-                cost=r.quantity * r.rate,
+                cost=EXACT.multiply(r.quantity, r.rate),
                 batch=batch,
             )
             for r in new
@@ -308,8 +314,8 @@ def _add_to_daily_totals(records: list[_Record]) -> None:
     sums: dict[tuple[int, int, object], list] = defaultdict(lambda: [Decimal(0), Decimal(0), 0])
     for r in records:
         total = sums[(r.account.pk, r.product.pk, r.started_at.date())]
-        total[0] += r.quantity
-        total[1] += r.quantity * r.rate
+        total[0] = EXACT.add(total[0], r.quantity)
+        total[1] = EXACT.add(total[1], EXACT.multiply(r.quantity, r.rate))
         total[2] += 1
     table = connection.ops.quote_name(DailyUsage._meta.db_table)
     rows = sorted(sums.items())
