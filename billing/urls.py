@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from billing import views
+
+urlpatterns = [
+    path("a/<uuid:account_id>/usage/upload/", views.usage_upload, name="usage_upload"),
+    path("a/<uuid:account_id>/rates/", views.rate_card_page, name="rate_card"),
+]
