@@ -97,6 +97,8 @@ def ingest_usage(
 
 
 def _validate(submitter: Account, rows: Sequence[Mapping[str, object]]) -> list[_Record]:
+    if not submitter.is_enabled:
+        raise UsageRejected([RowError(0, "account", f"{submitter.name} is {submitter.status}; its usage is refused.")])
     if not rows:
         raise UsageRejected([RowError(0, "records", "The batch is empty.")])
     if len(rows) > MAX_BATCH:

@@ -272,6 +272,16 @@ MATRIX: dict[str, list[Row]] = {
         POST(MANAGED_INVITATION, managed_owners(302)),
         POST(FOREIGN_INVITATION, members_only(billing=403, reporting=403)),
     ],
+    "usage_upload": [
+        GET(MANAGER, manager_admins(200)),
+        POST(MANAGER, manager_admins(422)),
+        GET(MANAGED, managed_owners(200)),
+        POST(MANAGED, managed_owners(422)),
+    ],
+    "rate_card": [
+        GET(MANAGER, members_only(owner=200, admin=200, billing=200, reporting=403)),
+        GET(MANAGED, managed_owners(200)),
+    ],
     "audit_log": [GET(MANAGER, manager_admins(200)), GET(MANAGED, managed_owners(200))],
     # Managed accounts own no managed accounts: those pages do not exist on world.managed.
     "managed_list": [GET(MANAGER, manager_admins(200)), GET(MANAGED, members_only())],

@@ -276,7 +276,8 @@ def test_a_disabled_accounts_usage_is_refused(world, status):
     Account.objects.filter(pk=world.standard.pk).update(status=status)
     world.standard.refresh_from_db()
     errors = rejected(world, [row(1), row(2)], submitter=world.standard).errors
-    assert [(e.row, e.field) for e in errors] == [(1, "account"), (2, "account")]
+    # The submitter itself is refused once, for the whole batch.
+    assert [(e.row, e.field) for e in errors] == [(0, "account")]
     assert errors[0].message == f"Solo Standard is {status.value}; its usage is refused."
 
 
@@ -434,3 +435,23 @@ def test_usage_sent_by_a_manager_acting_as_a_managed_account_is_audited_as_the_m
     )
     assert event.change_made_by == AuditEvent.MadeBy.ACCOUNT_MANAGER
     assert UsageBatch.objects.get().submitted_by == world.users["owner"]
+
+
+def test_a_disabled_submitter_cannot_submit_for_its_managed_accounts(world):
+    from accounts.models import Account
+    from billing.models import UsageRecord
+    from billing.usage import UsageRejected, ingest_usage
+
+    Account.objects.filter(pk=world.manager.pk).update(status=Account.Status.DISABLED)
+    world.manager.refresh_from_db()
+    row = {
+        "account": str(world.managed.public_id),
+        "product": "sms.outbound",
+        "quantity": "1",
+        "started_at": "2026-01-05T10:00:00Z",
+        "idempotency_key": "disabled-submitter",
+    }
+    with pytest.raises(UsageRejected) as rejected:
+        ingest_usage(submitter=world.manager, rows=[row], source="api", actor=Actor(user=world.users["owner"]))
+    assert "its usage is refused" in str(rejected.value.errors[0])
+    assert not UsageRecord.objects.exists()
