@@ -272,6 +272,13 @@ MATRIX: dict[str, list[Row]] = {
         POST(MANAGED_INVITATION, managed_owners(302)),
         POST(FOREIGN_INVITATION, members_only(billing=403, reporting=403)),
     ],
+    **{
+        name: [
+            GET(MANAGER, members_only(owner=200, admin=200, billing=403, reporting=200)),
+            GET(MANAGED, managed_owners(200)),
+        ]
+        for name in ("usage_report", "usage_report_csv", "usage_records", "usage_records_csv")
+    },
     "usage_upload": [
         GET(MANAGER, manager_admins(200)),
         POST(MANAGER, manager_admins(422)),

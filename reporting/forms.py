@@ -1,0 +1,214 @@
+"""The filters of the usage report and the usage detail page (GET forms).
+
+Every field is optional: what is absent takes its default (this month to date, all products,
+grouped by day, and for managers all their managed accounts), so a bare URL is a useful report
+and a bookmarked one keeps working. What is typed wrong is shown back with a message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.forms.utils import flatatt
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+from accounts.models import Account
+from accounts.selectors import managed_accounts_for
+from billing import selectors
+from billing.models import Product
+
+MAX_RANGE_DAYS = 366
+SCOPE_ALL = "all"
+SCOPE_OWN = "own"
+GROUP_LABELS = {
+    selectors.GROUP_BY_DAY: "Day",
+    selectors.GROUP_BY_MONTH: "Month",
+    selectors.GROUP_BY_PRODUCT: "Product",
+    selectors.GROUP_BY_ACCOUNT: "Managed account",
+}
+
+
+@dataclass(frozen=True)
+class ManagedChoice:
+    pk: int
+    public_id: str
+    name: str
+    status: str  # "" when enabled
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.status})" if self.status else self.name
+
+
+@dataclass(frozen=True)
+class UsageFilters:
+    start: date
+    end: date
+    product: Product | None
+    group_by: str
+    scope: str  # SCOPE_ALL, SCOPE_OWN, or a managed account's public id
+    managed: ManagedChoice | None  # the one managed account chosen as the scope
+    accounts: QuerySet[Account] | list[int]
+    after: selectors.Cursor | None = None
+
+
+class LongSelect(forms.Select):
+    """The same <select> as Django's, written directly: Django renders each option through a
+    template (about 0.1 ms each, so 300 ms for a manager's 3,000 managed accounts)."""
+
+    def render(self, name, value, attrs=None, renderer=None):
+        chosen = "" if value is None else str(value)
+        html = [format_html('<select name="{}"{}>', name, flatatt(self.build_attrs(self.attrs, attrs)))]
+        for option_value, label in self.choices:
+            if isinstance(label, list | tuple):
+                html.append(format_html('<optgroup label="{}">', option_value))
+                html.extend(self._option(option, text, chosen) for option, text in label)
+                html.append("</optgroup>")
+            else:
+                html.append(self._option(option_value, label, chosen))
+        html.append("</select>")
+        return mark_safe("".join(html))  # noqa: S308 -- every part above is escaped by format_html
+
+    @staticmethod
+    def _option(value, label, chosen: str) -> str:
+        selected = " selected" if str(value) == chosen else ""
+        return format_html('<option value="{}"{}>{}</option>', value, selected, label)
+
+
+def today_utc() -> date:
+    return timezone.now().astimezone(UTC).date()
+
+
+class UsageFilterForm(forms.Form):
+    """Filters of the usage detail page; `UsageReportForm` adds the grouping."""
+
+    start = forms.DateField(label="From (UTC)", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label="To (UTC)", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    product = forms.ChoiceField(
+        label="Product", required=False, error_messages={"invalid_choice": "%(value)s is not a product."}
+    )
+    scope = forms.ChoiceField(
+        label="Accounts",
+        required=False,
+        widget=LongSelect,
+        error_messages={"invalid_choice": "%(value)s is not one of your managed accounts."},
+    )
+    after = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, data, *, account: Account, **kwargs):
+        self.account = account
+        today = today_utc()
+        self.defaults = {"start": today.replace(day=1).isoformat(), "end": today.isoformat(), "scope": SCOPE_ALL}
+        # Absent fields take their defaults and show them; fields sent empty are defaulted in clean().
+        merged = data.copy()
+        for name, value in self.defaults.items():
+            merged.setdefault(name, value)
+        super().__init__(merged, **kwargs)
+        self._products = {p.sku: p for p in selectors.report_products()}
+        self.fields["product"].choices = [("", "All products")] + [
+            (p.sku, p.name if p.active else f"{p.name} (retired)") for p in self._products.values()
+        ]
+        if account.is_manager:
+            self._managed = self._managed_choices(account)
+            self.fields["scope"].choices = [
+                (SCOPE_ALL, "All my managed accounts"),
+                (SCOPE_OWN, f"My own account ({account.name})"),
+                ("One managed account", [(m.public_id, m.label) for m in self._managed.values()]),
+            ]
+        else:
+            del self.fields["scope"]
+
+    @staticmethod
+    def _managed_choices(manager: Account) -> dict[str, ManagedChoice]:
+        """All of the manager's managed accounts (up to its limit, 3,000 by default; cancelled ones too:
+        their usage stays reportable) in one query of four columns: the options of the scope select
+        and the check of what was chosen."""
+        rows = managed_accounts_for(manager).order_by("name", "id").values_list("pk", "public_id", "name", "status")
+        return {
+            str(public_id): ManagedChoice(pk, str(public_id), name, "" if status == Account.Status.ENABLED else status)
+            for pk, public_id, name, status in rows
+        }
+
+    def clean_after(self) -> selectors.Cursor | None:
+        value = self.cleaned_data.get("after") or ""
+        if not value:
+            return None
+        try:
+            return decode_cursor(value)
+        except ValueError:
+            raise ValidationError("This page link is broken; start again from the first page.") from None
+
+    def clean(self):
+        data = super().clean()
+        if "start" in self.errors or "end" in self.errors:
+            return data
+        end = data.get("end") or today_utc()
+        start = data["start"] = data.get("start") or end.replace(day=1)
+        data["end"] = end
+        if end < start:
+            self.add_error("end", "The end date is before the start date.")
+        elif (end - start).days + 1 > MAX_RANGE_DAYS:
+            days = (end - start).days + 1
+            self.add_error("end", f"The range is {days:,} days long; choose at most {MAX_RANGE_DAYS} days.")
+        return data
+
+    def filters(self) -> UsageFilters:
+        """The validated filters; call only after is_valid()."""
+        data = self.cleaned_data
+        scope = data.get("scope") or SCOPE_ALL
+        managed = self._managed.get(scope) if self.account.is_manager else None
+        return UsageFilters(
+            start=data["start"],
+            end=data["end"],
+            product=self._products.get(data["product"]),
+            group_by=data.get("group_by") or selectors.GROUP_BY_DAY,
+            scope=scope if self.account.is_manager else SCOPE_OWN,
+            managed=managed,
+            accounts=self._accounts(scope, managed),
+            after=data.get("after"),
+        )
+
+    def _accounts(self, scope: str, managed: ManagedChoice | None) -> QuerySet[Account] | list[int]:
+        if not self.account.is_manager or scope == SCOPE_OWN:
+            return [self.account.pk]
+        if managed is not None:
+            return [managed.pk]
+        # A subquery, not 3,000 ids: the database joins the daily totals to the manager's accounts.
+        return managed_accounts_for(self.account).order_by().values("pk")
+
+
+class UsageReportForm(UsageFilterForm):
+    group_by = forms.ChoiceField(label="Group by", required=False)
+
+    field_order = ["start", "end", "product", "scope", "group_by"]
+
+    def __init__(self, data, *, account: Account, **kwargs):
+        super().__init__(data, account=account, **kwargs)
+        groupings = [g for g in selectors.GROUPINGS if account.is_manager or g != selectors.GROUP_BY_ACCOUNT]
+        self.fields["group_by"].choices = [(g, GROUP_LABELS[g]) for g in groupings]
+        del self.fields["after"]
+
+
+# --- Keyset cursor --------------------------------------------------------------------------------------
+# The last record of a page, as "<started_at in ISO 8601>_<id>". Not secret: it only narrows the
+# user's own, already authorised query.
+
+
+def encode_cursor(cursor: selectors.Cursor) -> str:
+    moment, pk = cursor
+    return f"{moment.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}_{pk}"
+
+
+def decode_cursor(value: str) -> selectors.Cursor:
+    moment, _, pk = value.partition("_")
+    parsed = datetime.strptime(moment, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    number = int(pk)
+    if number < 1:
+        raise ValueError("not a record id")
+    return parsed, number

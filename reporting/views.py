@@ -1,0 +1,229 @@
+"""Usage reports: read-only pages and CSV exports over billing's selectors.
+
+Every view reaches its account through `account_access(..., VIEW_REPORTS)` (owner, admin and
+reporting roles; billing gets 403; non-members 404) and shows money only when
+`can_see_pricing(access.account)`: a manager on its own pages sees its managed accounts' costs; a
+managed account with hidden pricing (and a manager logged in as it) sees quantities only.
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import UTC, date, datetime, time, timedelta
+
+from django.contrib.auth.decorators import login_required
+from django.http import QueryDict
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+from django_tables2 import RequestConfig
+
+from accounts.access import AccountAccess, account_access
+from accounts.permissions import SUBMIT_USAGE, VIEW_REPORTS, can_see_pricing, role_allows
+from billing import selectors
+from billing.selectors import GROUP_BY_DAY, GROUP_BY_MONTH, GROUP_BY_PRODUCT, UsageRow
+from reporting import exports
+from reporting.forms import GROUP_LABELS, UsageFilterForm, UsageFilters, UsageReportForm, encode_cursor
+from reporting.tables import UsageRecordTable, UsageSummaryTable
+
+RECORDS_PER_PAGE = 50
+SUMMARY_ROWS_PER_PAGE = 100
+CHART_CATEGORIES = 20  # bars in a chart by product or managed account: the largest ones
+NOT_FILTERS = ("page", "sort", "after")  # table and page state, not filters
+
+
+def _context(access: AccountAccess, form) -> dict:
+    return {
+        "access": access,
+        "account": access.account,
+        "form": form,
+        "pricing": can_see_pricing(access.account),
+        "can_submit_usage": role_allows(access.role, SUBMIT_USAGE),
+    }
+
+
+def _query(params: QueryDict, **changes: str | None) -> str:
+    """The filters in `params` (without table or page state), with `changes` applied."""
+    query = params.copy()
+    for key in (*NOT_FILTERS, *changes):
+        query.pop(key, None)
+    for key, value in changes.items():
+        if value is not None:
+            query[key] = value
+    return query.urlencode()
+
+
+# --- The report ------------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def usage_report(request, account_id):
+    access = account_access(request, account_id, VIEW_REPORTS)
+    form = UsageReportForm(request.GET, account=access.account)
+    context = _context(access, form)
+    if form.is_valid():
+        filters = form.filters()
+        rows = _summary(filters)
+        totals = selectors.usage_totals(rows)
+        table = UsageSummaryTable(
+            rows,
+            group_by=filters.group_by,
+            totals=totals,
+            pricing=context["pricing"],
+            link=_row_link(request, access, filters),
+        )
+        RequestConfig(request, paginate={"per_page": SUMMARY_ROWS_PER_PAGE}).configure(table)
+        context.update(
+            filters=filters,
+            table=table,
+            totals=totals,
+            chart=chart_data(rows, filters),
+            group_label=GROUP_LABELS[filters.group_by],
+            has_rows=bool(rows),
+            has_usage=bool(rows) or selectors.has_any_usage(accounts=filters.accounts),
+            query=_query(request.GET),
+        )
+    return render(request, "reporting/usage_report.html", context)
+
+
+@login_required
+@require_GET
+def usage_report_csv(request, account_id):
+    access = account_access(request, account_id, VIEW_REPORTS)
+    form = UsageReportForm(request.GET, account=access.account)
+    if not form.is_valid():  # the report page shows what is wrong
+        return redirect(f"{reverse('usage_report', args=[account_id])}?{request.GET.urlencode()}")
+    filters = form.filters()
+    pricing = can_see_pricing(access.account)
+    return exports.csv_response(
+        exports.export_filename("usage-report", access.account.name, filters.start, filters.end),
+        exports.report_header(filters.group_by, pricing=pricing),
+        exports.report_rows(_summary(filters), filters.group_by, pricing=pricing),
+    )
+
+
+def _summary(filters: UsageFilters) -> list[UsageRow]:
+    return selectors.usage_summary(
+        accounts=filters.accounts,
+        start=filters.start,
+        end=filters.end,
+        product=filters.product,
+        group_by=filters.group_by,
+    )
+
+
+def _row_link(request, access: AccountAccess, filters: UsageFilters):
+    """Where a group of the report leads: a day to its records, a month to its days, a product or
+    a managed account to its own report by day."""
+    report = reverse("usage_report", args=[access.account.public_id])
+    records = reverse("usage_records", args=[access.account.public_id])
+    params = request.GET
+
+    def link(row: UsageRow) -> str:
+        if filters.group_by == GROUP_BY_DAY:
+            day = row.key.isoformat()
+            return f"{records}?{_query(params, start=day, end=day)}"
+        if filters.group_by == GROUP_BY_MONTH:
+            first, last = _month_bounds(row.key)
+            start, end = max(first, filters.start).isoformat(), min(last, filters.end).isoformat()
+            return f"{report}?{_query(params, start=start, end=end, group_by=GROUP_BY_DAY)}"
+        if filters.group_by == GROUP_BY_PRODUCT:
+            return f"{report}?{_query(params, product=row.key, group_by=GROUP_BY_DAY)}"
+        return f"{report}?{_query(params, scope=row.key, group_by=GROUP_BY_DAY)}"
+
+    return link
+
+
+def _month_bounds(first: date) -> tuple[date, date]:
+    return first, first.replace(day=calendar.monthrange(first.year, first.month)[1])
+
+
+# --- The chart -------------------------------------------------------------------------------------------
+
+
+def chart_data(rows: list[UsageRow], filters: UsageFilters) -> dict:
+    """What usage_chart.js draws: quantities only, never cost, so the chart is the same for every
+    pricing visibility. Days and months are a continuous time axis (zero where nothing was used);
+    products and managed accounts are bars, the largest CHART_CATEGORIES of them."""
+    unit = filters.product.unit if filters.product else ""
+    mixed = not filters.product and filters.group_by != GROUP_BY_PRODUCT
+    chart = {"kind": "time", "unit": unit, "mixed_units": mixed, "points": [], "groups": len(rows), "hidden": 0}
+    if filters.group_by in (GROUP_BY_DAY, GROUP_BY_MONTH):
+        quantities = {row.key: row.quantity for row in rows}
+        for key, label in _periods(filters):
+            moment = datetime.combine(key, time.min, tzinfo=UTC)
+            chart["points"].append({"x": int(moment.timestamp()), "y": float(quantities.get(key, 0)), "label": label})
+        return chart
+    largest = sorted(rows, key=lambda row: row.quantity, reverse=True)[:CHART_CATEGORIES]
+    chart.update(kind="category", hidden=len(rows) - len(largest))
+    chart["points"] = [
+        {"x": index, "y": float(row.quantity), "label": row.label, "unit": row.unit or unit}
+        for index, row in enumerate(largest)
+    ]
+    return chart
+
+
+def _periods(filters: UsageFilters):
+    if filters.group_by == GROUP_BY_DAY:
+        for offset in range((filters.end - filters.start).days + 1):
+            day = filters.start + timedelta(days=offset)
+            yield day, day.isoformat()
+        return
+    month = filters.start.replace(day=1)
+    while month <= filters.end:
+        yield month, month.strftime("%Y-%m")
+        month = _month_bounds(month)[1] + timedelta(days=1)
+
+
+# --- Individual records -----------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def usage_records(request, account_id):
+    access = account_access(request, account_id, VIEW_REPORTS)
+    form = UsageFilterForm(request.GET, account=access.account)
+    context = _context(access, form)
+    if form.is_valid():
+        filters = form.filters()
+        page, next_cursor = selectors.usage_records_page(
+            accounts=filters.accounts,
+            start=filters.start,
+            end=filters.end,
+            product=filters.product,
+            after=filters.after,
+            size=RECORDS_PER_PAGE,
+        )
+        context.update(
+            filters=filters,
+            table=UsageRecordTable(page, pricing=context["pricing"], show_account=access.account.is_manager),
+            query=_query(request.GET),
+            next_query=_query(request.GET, after=encode_cursor(next_cursor)) if next_cursor else None,
+            has_usage=bool(page) or selectors.has_any_usage(accounts=filters.accounts),
+            per_page=RECORDS_PER_PAGE,
+        )
+    return render(request, "reporting/usage_records.html", context)
+
+
+@login_required
+@require_GET
+def usage_records_csv(request, account_id):
+    access = account_access(request, account_id, VIEW_REPORTS)
+    form = UsageFilterForm(request.GET, account=access.account)
+    if not form.is_valid():
+        return redirect(f"{reverse('usage_records', args=[account_id])}?{request.GET.urlencode()}")
+    filters = form.filters()
+    columns = exports.record_columns(pricing=can_see_pricing(access.account), show_account=access.account.is_manager)
+    rows = selectors.usage_record_rows(
+        accounts=filters.accounts,
+        start=filters.start,
+        end=filters.end,
+        product=filters.product,
+        fields=[field for _, field in columns],
+    )
+    return exports.csv_response(
+        exports.export_filename("usage-records", access.account.name, filters.start, filters.end),
+        [name for name, _ in columns],
+        rows,
+    )

@@ -1,0 +1,157 @@
+"""No rate, cost or priced amount reaches a hidden-pricing account, on any page, export or e-mail.
+
+The managed account uses its manager's negotiated rates, chosen so that every rate and every
+amount they produce is a string that appears nowhere else. Every GET URL of the portal (found by
+walking the URL resolver, as the authorization matrix does), every report grouping and both CSV
+exports are requested as the managed account's owner and as the manager logged in as it; none may
+contain them. The same requests with pricing visible must show them, so the test can fail.
+"""
+
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from accounts.actor import Actor
+from accounts.models import Invitation, Role
+from accounts.services import invite_member
+from billing.models import Product, Rate
+from billing.money import to_cents
+from billing.usage import ingest_usage
+from tests.test_authorization_matrix import portal_url_patterns
+
+VOICE_RATE = Decimal("0.013370")
+SMS_RATE = Decimal("0.004125")
+# quantity per day: voice minutes and SMS counts chosen so the amounts are unlikely strings
+VOICE_MINUTES = [Decimal("923.1"), Decimal("811.7"), Decimal("1207.3")]
+SMS_COUNTS = [Decimal("2987"), Decimal("3411"), Decimal("1999")]
+
+
+@pytest.fixture
+def priced_usage(world):
+    now = datetime.now(UTC).replace(microsecond=0)
+    since = now - timedelta(days=40)
+    for sku, price in (("voice.outbound", VOICE_RATE), ("sms.outbound", SMS_RATE)):
+        Rate.objects.create(
+            product=Product.objects.get(sku=sku), account=world.manager, unit_price=price, effective_from=since
+        )
+    days = [now - timedelta(days=d, hours=1) for d in (0, 1, 2)]
+    rows = []
+    for n, moment in enumerate(days):
+        rows.append(_row(f"v{n}", "voice.outbound", VOICE_MINUTES[n], moment))
+        rows.append(_row(f"s{n}", "sms.outbound", SMS_COUNTS[n], moment))
+    ingest_usage(submitter=world.managed, rows=rows, source="api", actor=Actor(user=world.users["managed_owner"]))
+    start, end = min(days).date(), now.date()
+    return {"start": start.isoformat(), "end": end.isoformat()}
+
+
+def _row(key, sku, quantity, moment):
+    return {"product": sku, "quantity": str(quantity), "started_at": moment.isoformat(), "idempotency_key": key}
+
+
+def _secrets() -> set[str]:
+    """Every rate and every amount (per record, per product, per day, in total) as pages would print it."""
+    voice = [q * VOICE_RATE for q in VOICE_MINUTES]
+    sms = [q * SMS_RATE for q in SMS_COUNTS]
+    amounts = [*voice, *sms, sum(voice), sum(sms), *(v + s for v, s in zip(voice, sms, strict=True))]
+    amounts.append(sum(voice) + sum(sms))
+    found = {"0.013370", "0.01337", "0.004125"}
+    for amount in amounts:
+        found |= {f"{to_cents(amount):,.2f}", f"{to_cents(amount):.2f}", str(amount.normalize())}
+    return found
+
+
+def _requests(world, dates) -> list[str]:
+    urls = []
+    kwargs_by_name = {
+        "account_id": world.managed.public_id,
+        "managed_id": world.sibling.public_id,
+        "membership_id": world.managed.memberships.get().pk,
+    }
+    invitation = invite_member(
+        account=world.managed,
+        email="colleague@example.com",
+        role=Role.ADMIN,
+        actor=Actor(user=world.users["managed_owner"]),
+    )
+    kwargs_by_name |= {"invitation_id": invitation.pk, "token": invitation.token}
+    for route, name in portal_url_patterns():
+        params = {p: kwargs_by_name[p] for p in _route_params(route)}
+        urls.append(reverse(name, kwargs=params))
+    query = f"?start={dates['start']}&end={dates['end']}"
+    for group_by in ("day", "month", "product"):
+        urls.append(reverse("usage_report", args=[world.managed.public_id]) + f"{query}&group_by={group_by}")
+        urls.append(reverse("usage_report_csv", args=[world.managed.public_id]) + f"{query}&group_by={group_by}")
+    urls.append(reverse("usage_records", args=[world.managed.public_id]) + query)
+    urls.append(reverse("usage_records_csv", args=[world.managed.public_id]) + query)
+    return urls
+
+
+def _route_params(route: str) -> list[str]:
+    return re.findall(r"<(?:\w+:)?(\w+)>", route)
+
+
+def _body(response) -> str:
+    if getattr(response, "streaming", False):
+        return b"".join(response.streaming_content).decode()
+    return response.content.decode()
+
+
+def _leaks(client, urls) -> dict[str, list[str]]:
+    secrets = _secrets()
+    leaks = {}
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code in (200, 302, 403, 404, 405), (url, response.status_code)
+        body = _body(response)
+        found = sorted(s for s in secrets if s in body)
+        if "csv" in url and response.status_code == 200:
+            header = body.splitlines()[0].lower()
+            found += [word for word in ("cost", "rate", "price") if word in header]
+        if found:
+            leaks[url] = found
+    return leaks
+
+
+@pytest.mark.parametrize("who", ["managed_owner", "manager_acting"])
+def test_it_hides_every_rate_and_cost_from_hidden_pricing_accounts(world, persona, priced_usage, who):
+    world.managed.pricing_hidden = True
+    world.managed.save()
+    client = persona(who)
+
+    assert _leaks(client, _requests(world, priced_usage)) == {}
+    for message in mail.outbox:
+        assert not {s for s in _secrets() if s in message.body}
+
+
+def test_the_same_requests_show_prices_when_pricing_is_visible(world, persona, priced_usage):
+    client = persona("managed_owner")
+
+    leaks = _leaks(client, _requests(world, priced_usage))
+
+    report = reverse("usage_report", args=[world.managed.public_id])
+    csv_export = reverse("usage_report_csv", args=[world.managed.public_id])
+    assert any(url.startswith(report) for url in leaks), "the report shows no cost when pricing is visible"
+    assert any(url.startswith(csv_export) for url in leaks), "the CSV has no cost when pricing is visible"
+    assert any(url.startswith(reverse("rate_card", args=[world.managed.public_id])) for url in leaks)
+    total = to_cents(sum(q * VOICE_RATE for q in VOICE_MINUTES) + sum(q * SMS_RATE for q in SMS_COUNTS))
+    assert any(f"{total:,.2f}" in found for found in leaks.values())
+
+
+def test_invitations_to_hidden_pricing_accounts_carry_no_prices(
+    world, priced_usage, django_capture_on_commit_callbacks
+):
+    world.managed.pricing_hidden = True
+    world.managed.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        invite_member(
+            account=world.managed,
+            email="x@example.com",
+            role=Role.BILLING,
+            actor=Actor(user=world.users["managed_owner"]),
+        )
+    assert Invitation.objects.filter(email="x@example.com").exists()
+    assert mail.outbox and not any(s in mail.outbox[-1].body for s in _secrets())
