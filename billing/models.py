@@ -113,7 +113,11 @@ class UsageRecord(models.Model):
             models.UniqueConstraint(fields=["account", "idempotency_key"], name="usage_idempotency_key_per_account"),
             models.CheckConstraint(name="usage_quantity_not_negative", condition=Q(quantity__gte=0)),
         ]
-        indexes = [models.Index(fields=["account", "-started_at", "-id"], name="usage_account_time")]
+        indexes = [
+            models.Index(fields=["account", "-started_at", "-id"], name="usage_account_time"),
+            # Newest-first pages across many accounts (a manager's all-accounts records page).
+            models.Index(fields=["-started_at", "-id"], name="usage_time"),
+        ]
 
     def __str__(self):
         return f"{self.quantity} {self.product_id} at {self.started_at:%Y-%m-%d %H:%M:%S}"

@@ -77,7 +77,15 @@ def build_usage(*, accounts: list[Account], start: date, days: int, records: int
         _write(rows)
         _daily_totals_from_records(batch.pk)
         UsageBatch.objects.filter(pk=batch.pk).update(accepted=records)
+    _analyze()
     return records
+
+
+def _analyze() -> None:
+    """Fresh planner statistics after a bulk load, as autovacuum would give them a little later."""
+    with connection.cursor() as cursor:
+        for model in (UsageRecord, DailyUsage, Account):
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
 
 
 def _rows(rng, accounts, picks, products, skus, shares, makers, book, origin, span, batch_id):

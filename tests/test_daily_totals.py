@@ -144,9 +144,7 @@ def test_a_large_daily_total_keeps_every_decimal(world):
     """Many six-decimal quantities at a six-decimal rate sum to a total with more significant
     digits than a double holds (about 15): the total must still be exact."""
     if connection.vendor != "postgresql":
-        pytest.skip(
-            "SQLite keeps decimals as 15-significant-digit REALs; PostgreSQL is the system of record for money"
-        )
+        pytest.skip("SQLite keeps decimals as 15-significant-digit REALs; PostgreSQL is the system of record for money")
     Rate.objects.create(
         product=Product.objects.get(sku="voice.outbound"),
         account=world.manager,
