@@ -142,3 +142,25 @@ class DailyUsage(models.Model):
 
     def __str__(self):
         return f"{self.account_id} {self.product_id} {self.day}: {self.quantity}"
+
+
+class MonthlyUsage(models.Model):
+    """Per account, product and UTC calendar month (`month` is its first day): kept exact in the same
+    transaction as the daily totals, so a month across 3,000 accounts is 30,000 rows, not 300,000."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="monthly_usage")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    month = models.DateField()
+    quantity = models.DecimalField(max_digits=24, decimal_places=6)
+    cost = models.DecimalField(max_digits=34, decimal_places=12)
+    records = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "product", "month"], name="monthly_usage_account_product_month"),
+            models.CheckConstraint(name="monthly_usage_month_is_first_day", condition=Q(month__day=1)),
+        ]
+        indexes = [models.Index(fields=["account", "month"], name="monthly_usage_account_month")]
+
+    def __str__(self):
+        return f"{self.account_id} {self.product_id} {self.month:%Y-%m}: {self.quantity}"

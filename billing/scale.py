@@ -16,7 +16,7 @@ from decimal import Decimal
 from django.db import connection, transaction
 
 from accounts.models import Account, Membership, Role, User
-from billing.models import DailyUsage, Product, UsageBatch, UsageRecord
+from billing.models import DailyUsage, MonthlyUsage, Product, UsageBatch, UsageRecord
 from billing.pricing import RateBook
 
 # (sku, share of records, quantity maker)
@@ -75,7 +75,7 @@ def build_usage(*, accounts: list[Account], start: date, days: int, records: int
         batch = UsageBatch.objects.create(submitted_by_account=accounts[0].manager or accounts[0], source="simulator")
         rows = _rows(rng, accounts, picks, products, skus, shares, makers, book, origin, span, batch.pk)
         _write(rows)
-        _daily_totals_from_records(batch.pk)
+        _totals_from_records(batch.pk)
         UsageBatch.objects.filter(pk=batch.pk).update(accepted=records)
     _analyze()
     return records
@@ -84,7 +84,7 @@ def build_usage(*, accounts: list[Account], start: date, days: int, records: int
 def _analyze() -> None:
     """Fresh planner statistics after a bulk load, as autovacuum would give them a little later."""
     with connection.cursor() as cursor:
-        for model in (UsageRecord, DailyUsage, Account):
+        for model in (UsageRecord, DailyUsage, MonthlyUsage, Account):
             cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
 
 
@@ -137,18 +137,23 @@ def _write(rows) -> None:
         UsageRecord.objects.bulk_create(chunk)
 
 
-def _daily_totals_from_records(batch_id: int) -> None:
-    """Set-based: one INSERT ... SELECT ... GROUP BY that adds to any existing totals."""
-    daily = connection.ops.quote_name(DailyUsage._meta.db_table)
+def _totals_from_records(batch_id: int) -> None:
+    """Set-based: per totals table one INSERT ... SELECT ... GROUP BY that adds to existing totals."""
     records = connection.ops.quote_name(UsageRecord._meta.db_table)
-    day = "(started_at AT TIME ZONE 'UTC')::date" if connection.vendor == "postgresql" else "date(started_at)"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {daily} (account_id, product_id, day, quantity, cost, records) "  # noqa: S608
-            f"SELECT account_id, product_id, {day}, SUM(quantity), SUM(cost), COUNT(*) FROM {records} "
-            f"WHERE batch_id = %s GROUP BY account_id, product_id, {day} "
-            f"ON CONFLICT (account_id, product_id, day) DO UPDATE SET "
-            f"quantity = {daily}.quantity + EXCLUDED.quantity, cost = {daily}.cost + EXCLUDED.cost, "
-            f"records = {daily}.records + EXCLUDED.records",
-            [batch_id],
-        )
+    if connection.vendor == "postgresql":
+        day = "(started_at AT TIME ZONE 'UTC')::date"
+        month = "date_trunc('month', started_at AT TIME ZONE 'UTC')::date"
+    else:
+        day, month = "date(started_at)", "date(started_at, 'start of month')"
+    for model, period, expression in ((DailyUsage, "day", day), (MonthlyUsage, "month", month)):
+        table = connection.ops.quote_name(model._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (account_id, product_id, {period}, quantity, cost, records) "  # noqa: S608
+                f"SELECT account_id, product_id, {expression}, SUM(quantity), SUM(cost), COUNT(*) FROM {records} "
+                f"WHERE batch_id = %s GROUP BY account_id, product_id, {expression} "
+                f"ON CONFLICT (account_id, product_id, {period}) DO UPDATE SET "
+                f"quantity = {table}.quantity + EXCLUDED.quantity, cost = {table}.cost + EXCLUDED.cost, "
+                f"records = {table}.records + EXCLUDED.records",
+                [batch_id],
+            )

@@ -22,7 +22,7 @@ from django.utils import timezone
 from accounts import audit
 from accounts.actor import Actor
 from accounts.models import Account
-from billing.models import DailyUsage, Product, UsageBatch, UsageRecord
+from billing.models import DailyUsage, MonthlyUsage, Product, UsageBatch, UsageRecord
 from billing.pricing import RateBook
 
 MAX_BATCH = 10_000
@@ -284,7 +284,7 @@ def _store(submitter, records: list[_Record], *, source, actor, filename) -> Ing
         ),
         batch_size=2000,
     )
-    _add_to_daily_totals(new)
+    _add_to_totals(new)
     audit.record(
         account=submitter,
         actor=actor,
@@ -310,25 +310,31 @@ def _already_stored(records: list[_Record]) -> set[tuple[int, str]]:
     return stored
 
 
-def _add_to_daily_totals(records: list[_Record]) -> None:
-    """One upsert that adds to existing totals in the database (never read-modify-write), in key
-    order so that concurrent batches lock the same rows in the same order."""
+def _add_to_totals(records: list[_Record]) -> None:
+    """Adds the records to their daily and monthly totals: one upsert per table that adds in the
+    database (never a read-modify-write), rows in key order so that concurrent batches lock the
+    same rows in the same order (daily, then monthly)."""
+    _upsert_totals(DailyUsage, "day", records, lambda moment: moment.date())
+    _upsert_totals(MonthlyUsage, "month", records, lambda moment: moment.date().replace(day=1))
+
+
+def _upsert_totals(model, period: str, records: list[_Record], period_of) -> None:
     sums: dict[tuple[int, int, object], list] = defaultdict(lambda: [Decimal(0), Decimal(0), 0])
     for r in records:
-        total = sums[(r.account.pk, r.product.pk, r.started_at.date())]
+        total = sums[(r.account.pk, r.product.pk, period_of(r.started_at))]
         total[0] = EXACT.add(total[0], r.quantity)
         total[1] = EXACT.add(total[1], EXACT.multiply(r.quantity, r.rate))
         total[2] += 1
-    table = connection.ops.quote_name(DailyUsage._meta.db_table)
+    table = connection.ops.quote_name(model._meta.db_table)
     rows = sorted(sums.items())
     with connection.cursor() as cursor:
         for start in range(0, len(rows), 1000):
             chunk = rows[start : start + 1000]
             values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
-            params = [v for (account, product, day), (q, c, n) in chunk for v in (account, product, day, q, c, n)]
+            params = [v for (account, product, when), (q, c, n) in chunk for v in (account, product, when, q, c, n)]
             cursor.execute(
-                f"INSERT INTO {table} (account_id, product_id, day, quantity, cost, records) VALUES {values} "  # noqa: S608
-                f"ON CONFLICT (account_id, product_id, day) DO UPDATE SET "
+                f"INSERT INTO {table} (account_id, product_id, {period}, quantity, cost, records) VALUES {values} "  # noqa: S608
+                f"ON CONFLICT (account_id, product_id, {period}) DO UPDATE SET "
                 f"quantity = {table}.quantity + EXCLUDED.quantity, "
                 f"cost = {table}.cost + EXCLUDED.cost, "
                 f"records = {table}.records + EXCLUDED.records",

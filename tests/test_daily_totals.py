@@ -17,7 +17,7 @@ from django.db.models import Count, Sum
 
 from accounts.actor import Actor
 from billing import usage
-from billing.models import DailyUsage, Product, Rate, UsageBatch, UsageRecord
+from billing.models import DailyUsage, MonthlyUsage, Product, Rate, UsageBatch, UsageRecord
 from billing.usage import ingest_usage
 
 DAY = datetime(2025, 6, 1, tzinfo=UTC)
@@ -66,9 +66,29 @@ def daily_totals() -> dict:
     }
 
 
+def monthly_totals() -> dict:
+    return {
+        (account, product, month): (quantity, cost, records)
+        for account, product, month, quantity, cost, records in MonthlyUsage.objects.values_list(
+            "account_id", "product_id", "month", "quantity", "cost", "records"
+        )
+    }
+
+
+def monthly_python_sums() -> dict:
+    sums: dict = defaultdict(lambda: [Decimal(0), Decimal(0), 0])
+    for (account, product, day), (quantity, cost, count) in python_sums().items():
+        total = sums[(account, product, day.replace(day=1))]
+        total[0] += quantity
+        total[1] += cost
+        total[2] += count
+    return {key: tuple(value) for key, value in sums.items()}
+
+
 def assert_totals_equal_raw_records() -> dict:
     totals = daily_totals()
     assert totals == python_sums()
+    assert monthly_totals() == monthly_python_sums()
     for (account, product, day), total in totals.items():
         assert total == database_sums(account, product, day), (account, product, day)
     return totals
@@ -286,9 +306,48 @@ def test_the_concurrency_check_catches_a_read_modify_write_upsert(catalogue, wor
     if connection.vendor != "postgresql":
         pytest.skip("concurrent writers need PostgreSQL (SQLite serialises them); run with DATABASE_URL=postgres://")
     _seed_the_day(world)
-    monkeypatch.setattr(usage, "_add_to_daily_totals", _read_modify_write_totals)
+    monkeypatch.setattr(usage, "_add_to_totals", _read_modify_write_totals)
     _, errors = _concurrent_ingests(world)
     assert errors == []
     (total,) = daily_totals().values()
     assert total[2] < UsageRecord.objects.count()  # additions were lost
     assert daily_totals() != python_sums()
+
+
+def test_monthly_totals_split_at_the_utc_month_boundary(world):
+    last_instant = datetime(2026, 1, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    ingest(world, [row("jan", at=last_instant), row("feb", at=last_instant + timedelta(microseconds=1))])
+    months = sorted(month for (_, _, month) in monthly_totals())
+    assert months == [date(2026, 1, 1), date(2026, 2, 1)]
+    assert_totals_equal_raw_records()
+
+
+@pytest.mark.parametrize("group_by", ["day", "month", "product", "account"])
+def test_reports_over_partial_and_whole_months_equal_the_raw_records(world, group_by):
+    from billing.selectors import usage_summary, usage_totals
+
+    moments = [
+        datetime(2026, 1, 14, 23, 0, tzinfo=UTC),  # before the range
+        datetime(2026, 1, 15, 0, 0, tzinfo=UTC),  # first day: a partial month, read from daily totals
+        datetime(2026, 1, 31, 12, 0, tzinfo=UTC),
+        datetime(2026, 2, 1, 0, 0, tzinfo=UTC),  # February is whole: read from monthly totals
+        datetime(2026, 2, 28, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2026, 3, 10, 23, 59, 59, 999999, tzinfo=UTC),  # last day: partial March
+        datetime(2026, 3, 11, 0, 0, tzinfo=UTC),  # after the range
+    ]
+    rows = [row(f"m{n}", at=moment, quantity=f"{n + 1}.5") for n, moment in enumerate(moments)]
+    rows += [row(f"s{n}", sku="sms.outbound", at=moment, quantity="2") for n, moment in enumerate(moments)]
+    ingest(world, rows)
+
+    summary = usage_summary(
+        accounts=[world.manager.pk], start=date(2026, 1, 15), end=date(2026, 3, 10), product=None, group_by=group_by
+    )
+
+    inside = UsageRecord.objects.filter(
+        started_at__gte=datetime(2026, 1, 15, tzinfo=UTC), started_at__lt=datetime(2026, 3, 11, tzinfo=UTC)
+    )
+    expected = inside.aggregate(q=Sum("quantity"), c=Sum("cost"), n=Count("id"))
+    totals = usage_totals(summary)
+    assert (totals.quantity, totals.cost, totals.records) == (expected["q"], expected["c"], expected["n"])
+    if group_by == "month":
+        assert [r.label for r in summary] == ["2026-01", "2026-02", "2026-03"]

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('billing', '0002_catalogue'),
+        ("accounts", "0001_initial"),
+        ("billing", "0002_catalogue"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='usagerecord',
-            index=models.Index(fields=['-started_at', '-id'], name='usage_time'),
+            model_name="usagerecord",
+            index=models.Index(fields=["-started_at", "-id"], name="usage_time"),
         ),
     ]
