@@ -90,13 +90,14 @@ def usage_summary(
         monthly = MonthlyUsage.objects.filter(account__in=accounts, month__gte=first, month__lt=after)
         monthly = monthly.filter(product=product) if product is not None else monthly
         parts.append(monthly.annotate(period=F("month")))
-    parts.append(days.annotate(period=TruncMonth("day") if group_by == GROUP_BY_MONTH else F("day")))
+    if months is None or start < months[0] or end + timedelta(days=1) > months[1]:
+        parts.append(days.annotate(period=TruncMonth("day") if group_by == GROUP_BY_MONTH else F("day")))
     grouped = _merge(
         part.values(*fields).annotate(quantity_sum=Sum("quantity"), cost_sum=Sum("cost"), records_sum=Sum("records"))
         for part in parts
     )
     if group_by == GROUP_BY_ACCOUNT:
-        grouped = _with_account_names(grouped)
+        grouped = _with_account_names(grouped, accounts)
     else:
         grouped.sort(key=lambda row: tuple(_sortable(row[f]) for f in order))
     return [_usage_row(group_by, row) for row in grouped]
@@ -111,6 +112,9 @@ def _whole_months(start: date, end: date) -> tuple[date, date] | None:
 
 def _merge(parts) -> list[dict]:
     """Adds up rows of the same group coming from the monthly and the daily totals."""
+    parts = list(parts)
+    if len(parts) == 1:
+        return list(parts[0].order_by())
     merged: dict[tuple, dict] = {}
     for part in parts:
         for row in part.order_by():
@@ -127,9 +131,13 @@ def _sortable(value):
     return value.date() if isinstance(value, datetime) else value
 
 
-def _with_account_names(rows: list[dict]) -> list[dict]:
-    """Adds each row's account public id and name (one query), ordered by name."""
-    accounts = Account.objects.filter(pk__in=[r["account_id"] for r in rows])
+def _with_account_names(rows: list[dict], scope: AccountScope) -> list[dict]:
+    """Adds each row's account public id and name (one query over the scope), ordered by name."""
+    accounts = (
+        Account.objects.filter(pk__in=scope)
+        if isinstance(scope, QuerySet)
+        else Account.objects.filter(pk__in=[r["account_id"] for r in rows])
+    )
     names = {pk: (public_id, name) for pk, public_id, name in accounts.values_list("pk", "public_id", "name")}
     for row in rows:
         row["account__public_id"], row["account__name"] = names[row["account_id"]]
