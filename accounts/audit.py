@@ -28,6 +28,8 @@ CHANGE_TYPES = (
     "log_in_as.started",
     "log_in_as.ended",
     "usage.ingested",
+    "api_key.created",
+    "api_key.revoked",
     "rate.changed",
 )
 

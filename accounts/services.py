@@ -3,6 +3,7 @@ and its audit event in one transaction; e-mails leave only after the commit."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from datetime import timedelta
 
@@ -17,7 +18,7 @@ from django.utils import timezone
 
 from accounts import audit
 from accounts.actor import Actor
-from accounts.models import Account, Invitation, Membership, Role, User
+from accounts.models import Account, ApiKey, Invitation, Membership, Role, User
 from accounts.permissions import can_assign_role
 
 
@@ -406,6 +407,66 @@ def remove_member(*, membership: Membership, actor: Actor) -> None:
         ],
     )
     membership.delete()
+
+
+# --- API keys --------------------------------------------------------------------------------------------
+
+API_KEY_PREFIX = "KEY"
+
+
+def hash_api_key(raw: str) -> str:
+    # Keys carry 256 random bits, so a fast hash is enough: nothing to brute-force.
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@transaction.atomic
+def create_api_key(*, account: Account, name: str, actor: Actor) -> tuple[ApiKey, str]:
+    """A new key for `account` and the key itself, which is never stored and never shown again."""
+    if not account.is_enabled:
+        raise ServiceError(f"{account.name} is {account.status}; it cannot have new API keys.")
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise ServiceError("Give the key a name of 1 to 100 characters.", field="name")
+    prefix = secrets.token_hex(6)
+    raw = f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    key = ApiKey.objects.create(
+        account=account, name=name, prefix=prefix, key_hash=hash_api_key(raw), created_by=actor.user
+    )
+    audit.record(
+        account=account,
+        actor=actor,
+        change_type="api_key.created",
+        resource=key,
+        changes=[{"field": "name", "from": None, "to": name}, {"field": "prefix", "from": None, "to": prefix}],
+        related_account=account.manager if account.is_managed else None,
+    )
+    return key, raw
+
+
+@transaction.atomic
+def revoke_api_key(*, key: ApiKey, actor: Actor) -> ApiKey:
+    updated = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    if not updated:
+        raise InvalidTransition("That key is already revoked.")
+    key.refresh_from_db()
+    audit.record(
+        account=key.account,
+        actor=actor,
+        change_type="api_key.revoked",
+        resource=key,
+        changes=[{"field": "revoked_at", "from": None, "to": key.revoked_at.isoformat()}],
+    )
+    return key
+
+
+def api_key_for(raw: str) -> ApiKey | None:
+    """The active key of an enabled account that `raw` is, or None."""
+    if not raw.startswith(API_KEY_PREFIX):
+        return None
+    key = ApiKey.objects.select_related("account", "account__manager").filter(key_hash=hash_api_key(raw)).first()
+    if key is None or not key.is_active or not key.account.is_enabled:
+        return None
+    return key
 
 
 def record_sign_in(*, user: User, ip_address: str | None) -> None:

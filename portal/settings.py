@@ -145,6 +145,18 @@ HIJACK_INSERT_BEFORE = None  # our own banner is part of the base template
 HIJACK_PERMISSION_CHECK = "accounts.permissions.hijack_permission_check"
 ACTING_MAX_MINUTES = env_int("ACTING_MAX_MINUTES", 30, minimum=1)
 
+# --- Cache (the API's rate limit) -----------------------------------------------------------------
+# Shared between processes in production (Redis), so that every gunicorn worker counts the same key.
+_cache_url = env_str("CACHE_URL", required=PRODUCTION)
+if _cache_url and not _cache_url.startswith(("redis://", "rediss://")):
+    raise ImproperlyConfigured("CACHE_URL must be a redis:// URL.")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+    if _cache_url
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 1200, minimum=1)
+
 # --- Accounts ---------------------------------------------------------------------------------
 MANAGED_ACCOUNT_LIMIT_DEFAULT = env_int("MANAGED_ACCOUNT_LIMIT_DEFAULT", 3000, minimum=0)
 INVITATION_MAX_AGE_DAYS = env_int("INVITATION_MAX_AGE_DAYS", 7, minimum=1)

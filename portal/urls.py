@@ -8,6 +8,7 @@ admin.site.site_header = "Mission Control platform staff"
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("staff/", admin.site.urls),
+    path("v2/", include("portal.api_urls")),
     path("auth/", include("allauth.urls")),
     path("", include("accounts.urls")),
     path("", include("billing.urls")),

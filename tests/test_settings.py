@@ -14,6 +14,7 @@ PRODUCTION_ENV = {
     "DATABASE_URL": "postgres://mc:secret@db.internal:5432/mission_control",
     "CELERY_BROKER_URL": "redis://cache.internal:6379/0",
     "ALLOWED_HOSTS": "portal.example.com",
+    "CACHE_URL": "redis://cache.internal:6379/1",
 }
 
 

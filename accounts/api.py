@@ -1,0 +1,192 @@
+"""v2 API: managed accounts (manager keys only) and audit events. Every rule is the one the pages
+use: the services write, accounts.access-style scoping reads, 404 for what the key may not see."""
+
+import uuid
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404
+
+from accounts import audit, services
+from accounts.models import Account, ApiKey, AuditEvent
+from accounts.selectors import managed_accounts_for
+from portal.api import actor, api_view, bool_field, invalid, iso, json_body, page, query_bool, query_time, string_field
+
+CONTAINS_MIN = 3
+SORTS = {"created_at": ("created_at", "id"), "-created_at": ("-created_at", "-id"), "email": ("email", "id"),
+         "-email": ("-email", "-id")}  # fmt: skip
+
+
+def managed_account_json(account: Account, *, api_key: str | None = None) -> dict:
+    """The contract's record. `api_key` is the key in clear, only in the create response; later
+    reads carry the prefix of the account's newest active key."""
+    prefix = getattr(account, "latest_key_prefix", None)
+    key = api_key or (f"{services.API_KEY_PREFIX}{prefix}…" if prefix else "")
+    return {
+        "record_type": "managed_account",
+        "id": str(account.public_id),
+        "email": account.email,
+        "organization_name": account.name,
+        "manager_account_id": str(account.manager.public_id),
+        "api_user": account.manager.email,
+        "api_key": key,
+        "api_token": key,
+        "rollup_billing": account.billing_mode == Account.BillingMode.ROLLUP,
+        "managed_account_allow_custom_pricing": account.allow_custom_pricing,
+        "pricing_hidden": account.pricing_hidden,
+        "status": account.status,
+        "created_at": iso(account.created_at),
+        "updated_at": iso(account.updated_at),
+    }
+
+
+def _records(manager: Account) -> QuerySet[Account]:
+    newest_key = ApiKey.objects.filter(account=OuterRef("pk"), revoked_at__isnull=True).order_by("-created_at")
+    return (
+        managed_accounts_for(manager)
+        .select_related("manager")
+        .annotate(latest_key_prefix=Subquery(newest_key.values("prefix")[:1]))
+    )
+
+
+def _manager(request) -> Account:
+    account = request.api_key.account
+    if not account.is_manager:
+        raise PermissionDenied("Only a manager account's key can manage managed accounts.")
+    return account
+
+
+def _managed(request, managed_id) -> Account:
+    """One of the key's manager's managed accounts; any other id (or a non-manager key) is a 404."""
+    account = request.api_key.account
+    if not account.is_manager:
+        raise Http404
+    return get_object_or_404(_records(account), public_id=_uuid(managed_id))
+
+
+def _uuid(value: str) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise Http404 from None
+
+
+@api_view("GET", "POST")
+def managed_accounts(request):
+    manager = _manager(request)
+    if request.method == "POST":
+        return _create(request, manager)
+    accounts = _filtered(request, _records(manager))
+    return page(request, accounts, managed_account_json)
+
+
+def _filtered(request, accounts):
+    params = request.GET
+    for field, column in (("email", "email"), ("organization_name", "name")):
+        contains = params.get(f"filter[{field}][contains]")
+        if contains is not None:
+            if len(contains.strip()) < CONTAINS_MIN:
+                raise invalid(f"filter[{field}][contains]", f"Give at least {CONTAINS_MIN} characters.", query=True)
+            accounts = accounts.filter(**{f"{column}__icontains": contains.strip()})
+        equals = params.get(f"filter[{field}][eq]")
+        if equals is not None:
+            accounts = accounts.filter(**{f"{column}__iexact": equals.strip()})
+    status = params.get("filter[status][eq]")
+    if status is not None:
+        if status not in Account.Status.values:
+            raise invalid("filter[status][eq]", f"Must be one of {', '.join(Account.Status.values)}.", query=True)
+        accounts = accounts.filter(status=status)
+    elif not query_bool(request, "include_cancelled_accounts"):
+        accounts = accounts.exclude(status=Account.Status.CANCELLED)
+    sort = params.get("sort", "-created_at")
+    if sort not in SORTS:
+        raise invalid("sort", f"Must be one of {', '.join(SORTS)}.", query=True)
+    return accounts.order_by(*SORTS[sort])
+
+
+def _create(request, manager):
+    body = json_body(request, allowed=("business_name", "email", "password", "managed_account_allow_custom_pricing",
+                                       "rollup_billing", "pricing_hidden"))  # fmt: skip
+    name = string_field(body, "business_name", required=True)
+    email = string_field(body, "email", required=True, max_length=254)
+    password = string_field(body, "password", max_length=128)
+    rollup = bool_field(body, "rollup_billing", default=False)
+    managed = services.create_managed_account(
+        manager=manager,
+        name=name,
+        owner_email=email,
+        owner_password=password or None,
+        billing_mode=Account.BillingMode.ROLLUP if rollup else Account.BillingMode.SEPARATE,
+        allow_custom_pricing=bool_field(body, "managed_account_allow_custom_pricing", default=False),
+        pricing_hidden=bool_field(body, "pricing_hidden", default=False),
+        actor=actor(request),
+    )
+    _, raw = services.create_api_key(account=managed, name="Created with the account", actor=actor(request))
+    return JsonResponse({"data": managed_account_json(managed, api_key=raw)}, status=201)
+
+
+@api_view("GET", "PATCH")
+def managed_account(request, managed_id):
+    managed = _managed(request, managed_id)
+    if request.method == "PATCH":
+        body = json_body(
+            request, allowed=("managed_account_allow_custom_pricing", "pricing_hidden", "organization_name")
+        )
+        values = {}
+        for field, target in (("managed_account_allow_custom_pricing", "allow_custom_pricing"),
+                              ("pricing_hidden", "pricing_hidden")):  # fmt: skip
+            value = bool_field(body, field)
+            if value is not None:
+                values[target] = value
+        name = string_field(body, "organization_name")
+        if name is not None:
+            if not name:
+                raise invalid("organization_name", "organization_name cannot be blank.")
+            values["name"] = name
+        services.update_managed_account(managed=managed, actor=actor(request), **values)
+        managed = _managed(request, managed_id)
+    return JsonResponse({"data": managed_account_json(managed)})
+
+
+@api_view("POST")
+def managed_account_action(request, managed_id, action):
+    managed = _managed(request, managed_id)
+    if request.body:
+        json_body(request, allowed=("reenable_all_connections",))
+    try:
+        services.change_managed_account_status(managed=managed, action=action, actor=actor(request))
+    except services.InvalidTransition as refused:
+        raise invalid("status", refused.message) from None
+    return JsonResponse({"data": managed_account_json(_managed(request, managed_id))})
+
+
+def audit_event_json(event: AuditEvent) -> dict:
+    return {
+        "id": str(event.public_id),
+        "record_type": "audit_event",
+        "resource_id": event.resource_id,
+        "alternate_resource_id": str(event.related_account.public_id) if event.related_account_id else None,
+        "change_type": event.change_type,
+        "changes": event.changes,
+        "change_made_by": event.change_made_by,
+        "user_id": str(event.user_id) if event.user_id else None,
+        "organization_id": str(event.account.public_id),
+        "created_at": iso(event.created_at),
+    }
+
+
+@api_view("GET")
+def audit_events(request):
+    events = audit.events_for_account(request.api_key.account).select_related("account", "related_account")
+    after = query_time(request, "filter[created_after]")
+    before = query_time(request, "filter[created_before]")
+    if after:
+        events = events.filter(created_at__gte=after)
+    if before:
+        events = events.filter(created_at__lte=before)
+    sort = request.GET.get("sort", "desc")
+    if sort not in ("asc", "desc"):
+        raise invalid("sort", "Must be asc or desc.", query=True)
+    events = events.order_by(*(("created_at", "id") if sort == "asc" else ("-created_at", "-id")))
+    return page(request, events, audit_event_json)

@@ -1,0 +1,217 @@
+"""The v2 JSON API's plumbing, shared by every app's API views: key authentication, the error
+shape of the contract (`{"errors": [{code, title, detail, source}]}`), strict JSON bodies,
+`page[number]`/`page[size]` paging and a per-key rate limit."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from accounts.actor import Actor
+from accounts.models import ApiKey
+from accounts.services import ServiceError, api_key_for
+
+MAX_PAGE_SIZE = 250
+DEFAULT_PAGE_SIZE = 20
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, title: str, detail: str = "", *, pointer: str | None = None,
+                 parameter: str | None = None, more: Iterable[dict] = ()):  # fmt: skip
+        super().__init__(detail or title)
+        self.status = status
+        self.errors = [error(code, title, detail, pointer=pointer, parameter=parameter), *more]
+
+    def response(self) -> JsonResponse:
+        return JsonResponse({"errors": self.errors}, status=self.status)
+
+
+def error(code: str, title: str, detail: str = "", *, pointer: str | None = None, parameter: str | None = None) -> dict:
+    item: dict[str, Any] = {"code": code, "title": title, "detail": detail or title}
+    if pointer is not None:
+        item["source"] = {"pointer": pointer}
+    elif parameter is not None:
+        item["source"] = {"parameter": parameter}
+    return item
+
+
+def invalid(field: str, detail: str, *, query: bool = False) -> ApiError:
+    """A 422 naming the invalid body field (`/field`) or query parameter."""
+    if query:
+        return ApiError(422, "invalid_parameter", "Invalid parameter", detail, parameter=field)
+    return ApiError(422, "invalid_field", "Invalid field", detail, pointer=f"/{field}")
+
+
+def api_view(*methods: str) -> Callable:
+    """Authenticates the key, enforces the method and the rate limit, and turns every refusal
+    into the contract's error shape. The view gets `request.api_key`."""
+
+    def decorate(view: Callable) -> Callable:
+        @csrf_exempt
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs):
+            try:
+                if request.method not in methods:
+                    response = ApiError(405, "method_not_allowed", "Method not allowed",
+                                        f"{request.method} is not allowed here.").response()  # fmt: skip
+                    response["Allow"] = ", ".join(methods)
+                    return response
+                request.api_key = _authenticate(request)
+                _rate_limit(request.api_key)
+                return view(request, *args, **kwargs)
+            except ApiError as refused:
+                return refused.response()
+            except Http404:
+                return ApiError(404, "not_found", "Not found", "No such resource.").response()
+            except PermissionDenied as denied:
+                return ApiError(403, "forbidden", "Forbidden", str(denied) or "This key may not do that.").response()
+            except ServiceError as refused:
+                return invalid(refused.field or "data", refused.message).response()
+
+        return wrapper
+
+    return decorate
+
+
+def _authenticate(request: HttpRequest) -> ApiKey:
+    header = request.headers.get("Authorization", "")
+    scheme, _, raw = header.partition(" ")
+    key = api_key_for(raw.strip()) if scheme.lower() == "bearer" else None
+    if key is None:
+        raise ApiError(401, "unauthorized", "Authentication failed",
+                       "Send a valid API key as 'Authorization: Bearer <key>'.")  # fmt: skip
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=1):
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)  # at most one write a minute per key
+    return key
+
+
+def _rate_limit(key: ApiKey) -> None:
+    """A fixed one-minute window per key in the shared cache (Redis in production)."""
+    window = int(time.time() // 60)
+    slot = f"api-rate:{key.pk}:{window}"
+    cache.add(slot, 0, timeout=120)
+    try:
+        used = cache.incr(slot)
+    except ValueError:  # the slot expired between add and incr
+        cache.set(slot, 1, timeout=120)
+        used = 1
+    if used > settings.API_RATE_LIMIT_PER_MINUTE:
+        refused = ApiError(429, "rate_limited", "Too many requests",
+                           f"This key may make {settings.API_RATE_LIMIT_PER_MINUTE} requests a minute.")  # fmt: skip
+        raise refused
+
+
+def actor(request: HttpRequest) -> Actor:
+    """Changes made through a key are made by the person who created the key."""
+    return Actor(user=request.api_key.created_by, ip_address=request.META.get("REMOTE_ADDR"))
+
+
+def json_body(request: HttpRequest, *, allowed: Iterable[str]) -> dict:
+    """The request's JSON object; 415, 400 or 422 when it is not one, or names an unknown field."""
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "Unsupported media type", "Send a JSON body (application/json).")
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "malformed_json", "Malformed JSON", "The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise ApiError(422, "invalid_body", "Invalid body", "The request body must be a JSON object.", pointer="")
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise ApiError(
+            422, "unknown_field", "Unknown field", f"'{unknown[0]}' is not a field of this request.",
+            pointer=f"/{unknown[0]}",
+            more=[error("unknown_field", "Unknown field", f"'{f}' is not a field of this request.", pointer=f"/{f}")
+                  for f in unknown[1:]],
+        )  # fmt: skip
+    return body
+
+
+def string_field(body: dict, name: str, *, required: bool = False, max_length: int = 255) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise invalid(name, f"{name} is required.")
+        return None
+    if not isinstance(value, str):
+        raise invalid(name, f"{name} must be a string.")
+    value = value.strip()
+    if required and not value:
+        raise invalid(name, f"{name} cannot be blank.")
+    if len(value) > max_length:
+        raise invalid(name, f"{name} is longer than {max_length} characters.")
+    return value
+
+
+def bool_field(body: dict, name: str, default: bool | None = None) -> bool | None:
+    value = body.get(name, default)
+    if value is not None and not isinstance(value, bool):
+        raise invalid(name, f"{name} must be true or false.")
+    return value
+
+
+def query_bool(request: HttpRequest, name: str) -> bool:
+    value = request.GET.get(name, "false").lower()
+    if value not in ("true", "false"):
+        raise invalid(name, f"{name} must be true or false.", query=True)
+    return value == "true"
+
+
+def page(request: HttpRequest, queryset: QuerySet, serialize: Callable[[Any], dict]) -> JsonResponse:
+    number = _page_param(request, "page[number]", default=1, maximum=None)
+    size = _page_param(request, "page[size]", default=DEFAULT_PAGE_SIZE, maximum=MAX_PAGE_SIZE)
+    total = queryset.count()
+    rows = queryset[(number - 1) * size : number * size]
+    return JsonResponse(
+        {
+            "data": [serialize(row) for row in rows],
+            "meta": {
+                "page_number": number,
+                "page_size": size,
+                "total_pages": max(1, -(-total // size)),
+                "total_results": total,
+            },
+        }
+    )
+
+
+def _page_param(request: HttpRequest, name: str, *, default: int, maximum: int | None) -> int:
+    raw = request.GET.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise invalid(name, f"{name} must be a whole number.", query=True) from None
+    if value < 1 or (maximum is not None and value > maximum):
+        bounds = f"from 1 to {maximum}" if maximum else "1 or more"
+        raise invalid(name, f"{name} must be {bounds}.", query=True)
+    return value
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
+
+
+def query_time(request: HttpRequest, name: str) -> datetime | None:
+    raw = request.GET.get(name)
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise invalid(name, f"{name} must be an ISO 8601 time.", query=True) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
