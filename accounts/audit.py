@@ -49,8 +49,14 @@ def _made_by(*, account: Account, actor: Actor) -> str:
         return AuditEvent.MadeBy.ACCOUNT_MANAGER
     if actor.platform or actor.user is None:
         return AuditEvent.MadeBy.PLATFORM
-    is_owner = Membership.objects.filter(account=account, user=actor.user, role=Role.OWNER).exists()
-    return AuditEvent.MadeBy.ACCOUNT_OWNER if is_owner else AuditEvent.MadeBy.ORGANIZATION_MEMBER
+    role = Membership.objects.filter(account=account, user=actor.user).values_list("role", flat=True).first()
+    if (
+        role is None
+        and account.is_managed
+        and Membership.objects.filter(account_id=account.manager_id, user=actor.user).exists()
+    ):
+        return AuditEvent.MadeBy.ACCOUNT_MANAGER  # the manager's people, working on its managed account
+    return AuditEvent.MadeBy.ACCOUNT_OWNER if role == Role.OWNER else AuditEvent.MadeBy.ORGANIZATION_MEMBER
 
 
 def record(

@@ -87,3 +87,12 @@ class AuditFilterForm(forms.Form):
         if data.get("start") and data.get("end") and data["end"] < data["start"]:
             raise ValidationError("The end date is before the start date.")
         return data
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(
+        label="Key name",
+        max_length=100,
+        strip=True,
+        help_text="What the key is for, e.g. “Billing sync”. Up to 100 characters.",
+    )

@@ -454,6 +454,7 @@ def revoke_api_key(*, key: ApiKey, actor: Actor) -> ApiKey:
         actor=actor,
         change_type="api_key.revoked",
         resource=key,
+        related_account=key.account.manager if key.account.is_managed else None,
         changes=[{"field": "revoked_at", "from": None, "to": key.revoked_at.isoformat()}],
     )
     return key

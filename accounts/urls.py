@@ -16,6 +16,9 @@ urlpatterns = [
         name="invitation_revoke",
     ),
     path("a/<uuid:account_id>/audit/", views.audit_log, name="audit_log"),
+    path("a/<uuid:account_id>/api-keys/", views.api_keys, name="api_keys"),
+    path("a/<uuid:account_id>/api-keys/new/", views.api_key_create, name="api_key_create"),
+    path("a/<uuid:account_id>/api-keys/<int:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
     path("a/<uuid:account_id>/managed/", views.managed_list, name="managed_list"),
     path("a/<uuid:account_id>/managed/new/", views.managed_create, name="managed_create"),
     path("a/<uuid:account_id>/managed/<uuid:managed_id>/", views.managed_detail, name="managed_detail"),
@@ -33,6 +36,16 @@ urlpatterns = [
         )
         for action in ("disable", "enable", "cancel")
     ],
+    path(
+        "a/<uuid:account_id>/managed/<uuid:managed_id>/api-keys/new/",
+        views.managed_api_key_create,
+        name="managed_api_key_create",
+    ),
+    path(
+        "a/<uuid:account_id>/managed/<uuid:managed_id>/api-keys/<int:key_id>/revoke/",
+        views.managed_api_key_revoke,
+        name="managed_api_key_revoke",
+    ),
     path(
         "a/<uuid:account_id>/managed/<uuid:managed_id>/log-in-as/",
         views.LogInAsView.as_view(),

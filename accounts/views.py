@@ -3,9 +3,11 @@ from datetime import UTC, datetime, time, timedelta
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
+from django.core.paginator import Paginator
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_tables2 import RequestConfig
@@ -16,6 +18,7 @@ from accounts.access import account_access, managed_account_access
 from accounts.actor import Actor
 from accounts.forms import (
     AccountSettingsForm,
+    ApiKeyForm,
     AuditFilterForm,
     InviteForm,
     ManagedAccountCreateForm,
@@ -23,7 +26,7 @@ from accounts.forms import (
     RoleForm,
     apply_service_error,
 )
-from accounts.models import Account, Invitation, Membership
+from accounts.models import Account, ApiKey, Invitation, Membership
 from accounts.permissions import (
     MANAGE_ACCOUNT,
     MANAGE_MANAGED_ACCOUNTS,
@@ -273,10 +276,7 @@ def managed_create(request, account_id):
     return render(request, "accounts/managed_create.html", context, status=422 if form.errors else 200)
 
 
-@login_required
-@require_GET
-def managed_detail(request, account_id, managed_id):
-    access, managed = managed_account_access(request, account_id, managed_id)
+def _managed_detail_page(request, access, managed: Account, api_key_form: ApiKeyForm, status: int = 200):
     denial = log_in_as_denial(user=request.user, managed_account=managed, already_acting=request.acting is not None)
     context = {
         "access": access,
@@ -286,8 +286,17 @@ def managed_detail(request, account_id, managed_id):
         "log_in_as_denial": denial,
         "events": audit.events_for_account(managed)[:10],
         "status_actions": _status_actions(managed),
+        "api_keys": _api_keys_page(request, managed),
+        "api_key_form": api_key_form,
     }
-    return render(request, "accounts/managed_detail.html", context)
+    return render(request, "accounts/managed_detail.html", context, status=status)
+
+
+@login_required
+@require_GET
+def managed_detail(request, account_id, managed_id):
+    access, managed = managed_account_access(request, account_id, managed_id)
+    return _managed_detail_page(request, access, managed, ApiKeyForm())
 
 
 def _status_actions(managed: Account) -> list[str]:
@@ -338,6 +347,129 @@ def managed_status(request, account_id, managed_id, action):
         "detail_url": detail_url,
     }
     return render(request, "accounts/managed_status_confirm.html", context)
+
+
+# --- API keys ------------------------------------------------------------------------------------------------
+# An account's owners and admins manage its keys on its API keys page (and so does a manager logged in
+# as it); a manager also manages its managed accounts' keys from their page on the manager side.
+
+API_KEYS_PER_PAGE = 25
+
+
+def _api_keys_page(request, account: Account):
+    keys = ApiKey.objects.filter(account=account).select_related("created_by")
+    return Paginator(keys, API_KEYS_PER_PAGE).get_page(request.GET.get("page"))
+
+
+def _api_keys_list(request, access, form: ApiKeyForm, status: int = 200):
+    context = {
+        "access": access,
+        "account": access.account,
+        "api_keys": _api_keys_page(request, access.account),
+        "form": form,
+    }
+    return render(request, "accounts/api_keys.html", context, status=status)
+
+
+def _create_api_key(request, account: Account, form: ApiKeyForm) -> tuple[ApiKey, str] | None:
+    """The new key and its secret, or None with the reason on the form."""
+    if not form.is_valid():
+        return None
+    try:
+        return services.create_api_key(
+            account=account, name=form.cleaned_data["name"], actor=Actor.from_request(request)
+        )
+    except services.ServiceError as error:
+        apply_service_error(form, error)
+        return None
+
+
+def _api_key_created(request, context: dict):
+    """The one page that ever shows the secret: rendered straight from the POST, never stored in the
+    session or a message, and never cached."""
+    response = render(request, "accounts/api_keys_created.html", context)
+    add_never_cache_headers(response)
+    return response
+
+
+def _api_key_revoke(request, context: dict, key_account: Account, key_id: int, back_url: str):
+    """GET shows the confirmation step; POST revokes. Another account's key is a 404."""
+    key = get_object_or_404(ApiKey.objects.select_related("created_by"), pk=key_id, account=key_account)
+    if request.method == "POST":
+        try:
+            services.revoke_api_key(key=key, actor=Actor.from_request(request))
+        except services.ServiceError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, f"The key “{key.name}” is revoked: programs using it can no longer sign in.")
+        return HttpResponseRedirect(back_url)
+    context = {**context, "key": key, "key_account": key_account, "back_url": back_url}
+    return render(request, "accounts/api_keys_revoke.html", context)
+
+
+@login_required
+@require_GET
+def api_keys(request, account_id):
+    access = account_access(request, account_id, MANAGE_ACCOUNT)
+    return _api_keys_list(request, access, ApiKeyForm())
+
+
+@require_POST
+@login_required
+def api_key_create(request, account_id):
+    access = account_access(request, account_id, MANAGE_ACCOUNT)
+    form = ApiKeyForm(request.POST)
+    created = _create_api_key(request, access.account, form)
+    if created is None:
+        return _api_keys_list(request, access, form, status=422)
+    key, raw_key = created
+    context = {
+        "access": access,
+        "account": access.account,
+        "key_account": access.account,
+        "key": key,
+        "raw_key": raw_key,
+        "back_url": reverse("api_keys", args=[access.account.public_id]),
+    }
+    return _api_key_created(request, context)
+
+
+@login_required
+@require_http_methods(GET_AND_POST)
+def api_key_revoke(request, account_id, key_id):
+    access = account_access(request, account_id, MANAGE_ACCOUNT)
+    back_url = reverse("api_keys", args=[access.account.public_id])
+    return _api_key_revoke(request, {"access": access, "account": access.account}, access.account, key_id, back_url)
+
+
+@require_POST
+@login_required
+def managed_api_key_create(request, account_id, managed_id):
+    access, managed = managed_account_access(request, account_id, managed_id)
+    form = ApiKeyForm(request.POST)
+    created = _create_api_key(request, managed, form)
+    if created is None:
+        return _managed_detail_page(request, access, managed, form, status=422)
+    key, raw_key = created
+    context = {
+        "access": access,
+        "account": access.account,
+        "managed": managed,
+        "key_account": managed,
+        "key": key,
+        "raw_key": raw_key,
+        "back_url": reverse("managed_detail", args=[access.account.public_id, managed.public_id]),
+    }
+    return _api_key_created(request, context)
+
+
+@login_required
+@require_http_methods(GET_AND_POST)
+def managed_api_key_revoke(request, account_id, managed_id, key_id):
+    access, managed = managed_account_access(request, account_id, managed_id)
+    back_url = reverse("managed_detail", args=[access.account.public_id, managed.public_id])
+    context = {"access": access, "account": access.account, "managed": managed}
+    return _api_key_revoke(request, context, managed, key_id, back_url)
 
 
 class LogInAsView(AcquireUserView):

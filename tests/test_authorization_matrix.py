@@ -195,6 +195,47 @@ FOREIGN_MANAGED = Target(
 TOKEN = Target("manager", lambda w: {"token": _invitation(w, w.manager).token})
 
 
+def _api_key(world: World, account):
+    key, _ = services.create_api_key(account=account, name="Matrix key", actor=Actor(user=_owner_of(world, account)))
+    return key
+
+
+MANAGER_KEY = Target("manager", lambda w: {"account_id": w.manager.public_id, "key_id": _api_key(w, w.manager).pk})
+MANAGED_KEY = Target("managed", lambda w: {"account_id": w.managed.public_id, "key_id": _api_key(w, w.managed).pk})
+# Another tenant's key, and a managed account's key, asked for through world.manager's URL: not found.
+FOREIGN_KEY = Target(
+    "foreign", lambda w: {"account_id": w.manager.public_id, "key_id": _api_key(w, w.other_manager).pk}
+)
+SUBORDINATE_KEY = Target(
+    "subordinate", lambda w: {"account_id": w.manager.public_id, "key_id": _api_key(w, w.managed).pk}
+)
+OWN_MANAGED_KEY = Target(
+    "manager",
+    lambda w: {
+        "account_id": w.manager.public_id,
+        "managed_id": w.managed.public_id,
+        "key_id": _api_key(w, w.managed).pk,
+    },
+)
+# A sibling's key through world.managed's URL, and another manager's managed account: not found.
+SIBLING_KEY = Target(
+    "sibling",
+    lambda w: {
+        "account_id": w.manager.public_id,
+        "managed_id": w.managed.public_id,
+        "key_id": _api_key(w, w.sibling).pk,
+    },
+)
+FOREIGN_MANAGED_KEY = Target(
+    "foreign",
+    lambda w: {
+        "account_id": w.manager.public_id,
+        "managed_id": w.other_managed.public_id,
+        "key_id": _api_key(w, w.other_managed).pk,
+    },
+)
+
+
 # --- The matrix ------------------------------------------------------------------------------------------
 
 
@@ -216,6 +257,7 @@ def POST(target: Target, expect: dict[str, Expect], data: dict | None = None) ->
 
 RENAME = {"name": "Renamed Ltd"}
 INVITE = {"email": "new.member@acme.example.com", "role": Role.REPORTING}
+NEW_KEY = {"name": "Matrix sync"}
 NEW_MANAGED = {"name": "Gamma Calls", "email": "gamma@customers.example.com", "billing_mode": "rollup"}
 
 # Log in as world.managed, from world.manager's managed-account page.
@@ -292,6 +334,23 @@ MATRIX: dict[str, list[Row]] = {
         GET(MANAGED, managed_owners(200)),
     ],
     "audit_log": [GET(MANAGER, manager_admins(200)), GET(MANAGED, managed_owners(200))],
+    "api_keys": [GET(MANAGER, manager_admins(200)), GET(MANAGED, managed_owners(200))],
+    # The new key's secret is rendered once, straight from the POST (200), never redirected to.
+    "api_key_create": [
+        GET(MANAGER, post_only_get()),
+        GET(MANAGED, post_only_get()),
+        POST(MANAGER, manager_admins(200), NEW_KEY),
+        POST(MANAGED, managed_owners(200), NEW_KEY),
+    ],
+    "api_key_revoke": [
+        GET(MANAGER_KEY, manager_admins(200)),
+        POST(MANAGER_KEY, manager_admins(302)),
+        GET(MANAGED_KEY, managed_owners(200)),
+        POST(MANAGED_KEY, managed_owners(302)),
+        GET(FOREIGN_KEY, members_only(billing=403, reporting=403)),
+        POST(FOREIGN_KEY, members_only(billing=403, reporting=403)),
+        POST(SUBORDINATE_KEY, members_only(billing=403, reporting=403)),
+    ],
     # Managed accounts own no managed accounts: those pages do not exist on world.managed.
     "managed_list": [GET(MANAGER, manager_admins(200)), GET(MANAGED, members_only())],
     "managed_create": [
@@ -312,6 +371,19 @@ MATRIX: dict[str, list[Row]] = {
         f"managed_{action}": [GET(OWN_MANAGED, manager_admins(200)), POST(OWN_MANAGED, manager_admins(302))]
         for action in ("disable", "enable", "cancel")
     },
+    "managed_api_key_create": [
+        GET(OWN_MANAGED, post_only_get()),
+        POST(OWN_MANAGED, manager_admins(200), NEW_KEY),
+        POST(FOREIGN_MANAGED, members_only(billing=403, reporting=403), NEW_KEY),
+    ],
+    "managed_api_key_revoke": [
+        GET(OWN_MANAGED_KEY, manager_admins(200)),
+        POST(OWN_MANAGED_KEY, manager_admins(302)),
+        GET(SIBLING_KEY, members_only(billing=403, reporting=403)),
+        POST(SIBLING_KEY, members_only(billing=403, reporting=403)),
+        GET(FOREIGN_MANAGED_KEY, members_only(billing=403, reporting=403)),
+        POST(FOREIGN_MANAGED_KEY, members_only(billing=403, reporting=403)),
+    ],
     "managed_log_in_as": [
         # The method is checked before the sign-in: a GET is a 405 even for anonymous.
         GET(OWN_MANAGED, post_only_get()),
@@ -409,7 +481,7 @@ def test_platform_staff_see_no_customer_pages_but_the_admin_site(world, client):
     pages = [
         reverse(name, args=[account.public_id])
         for account in (world.manager, world.managed, world.standard)
-        for name in ("dashboard", "account_settings", "members", "audit_log")
+        for name in ("dashboard", "account_settings", "members", "audit_log", "api_keys")
     ]
     pages += [
         reverse("managed_list", args=[world.manager.public_id]),

@@ -17,7 +17,7 @@ from django.urls import reverse
 
 from accounts.actor import Actor
 from accounts.models import Invitation, Role
-from accounts.services import invite_member
+from accounts.services import create_api_key, invite_member
 from billing.models import Product, Rate
 from billing.money import to_cents
 from billing.usage import ingest_usage
@@ -78,6 +78,8 @@ def _requests(world, dates) -> list[str]:
         actor=Actor(user=world.users["managed_owner"]),
     )
     kwargs_by_name |= {"invitation_id": invitation.pk, "token": invitation.token}
+    key, _ = create_api_key(account=world.managed, name="Leak check", actor=Actor(user=world.users["managed_owner"]))
+    kwargs_by_name["key_id"] = key.pk
     for route, name in portal_url_patterns():
         params = {p: kwargs_by_name[p] for p in _route_params(route)}
         urls.append(reverse(name, kwargs=params))
