@@ -14,6 +14,8 @@ from accounts.selectors import managed_accounts_for
 from portal.api import actor, api_view, bool_field, invalid, iso, json_body, page, query_bool, query_time, string_field
 
 CONTAINS_MIN = 3
+# The platform's own changes are "telnyx" in the v2 API (the SDK's enum); our log calls them "platform".
+API_MADE_BY = {AuditEvent.MadeBy.PLATFORM: "telnyx"}
 SORTS = {"created_at": ("created_at", "id"), "-created_at": ("-created_at", "-id"), "email": ("email", "id"),
          "-email": ("-email", "-id")}  # fmt: skip
 
@@ -169,7 +171,7 @@ def audit_event_json(event: AuditEvent) -> dict:
         "alternate_resource_id": str(event.related_account.public_id) if event.related_account_id else None,
         "change_type": event.change_type,
         "changes": event.changes,
-        "change_made_by": event.change_made_by,
+        "change_made_by": API_MADE_BY.get(event.change_made_by, event.change_made_by),
         "user_id": str(event.user_id) if event.user_id else None,
         "organization_id": str(event.account.public_id),
         "created_at": iso(event.created_at),

@@ -8,6 +8,7 @@ from django.db.models import Model, Q, QuerySet
 
 from accounts.actor import Actor
 from accounts.models import Account, AuditEvent, Membership, Role
+from accounts.permissions import can_see_pricing
 
 # Every change_type this portal writes; the audit page offers them as a filter.
 CHANGE_TYPES = (
@@ -85,8 +86,14 @@ def record(
     )
 
 
+# Events whose changes carry prices: left out of the log of an account whose pricing is hidden.
+PRICED_CHANGE_TYPES = ("rate.changed",)
+
+
 def events_for_account(account: Account) -> QuerySet[AuditEvent]:
-    """Events an account's log shows: its own, and those of others that concern it."""
-    return AuditEvent.objects.filter(Q(account=account) | Q(related_account=account)).select_related(
-        "user", "acting_as"
-    )
+    """Events an account's log shows (pages and API alike): its own, and those of others that
+    concern it; never a priced change where pricing is hidden."""
+    events = AuditEvent.objects.filter(Q(account=account) | Q(related_account=account))
+    if not can_see_pricing(account):
+        events = events.exclude(change_type__in=PRICED_CHANGE_TYPES)
+    return events.select_related("user", "acting_as")

@@ -24,6 +24,7 @@ from accounts.models import ApiKey
 from accounts.services import ServiceError, api_key_for
 
 MAX_PAGE_SIZE = 250
+MAX_PAGE_NUMBER = 1_000_000  # keeps the row offset far inside what databases accept
 DEFAULT_PAGE_SIZE = 20
 
 
@@ -70,6 +71,7 @@ def api_view(*methods: str) -> Callable:
                     return response
                 request.api_key = _authenticate(request)
                 _rate_limit(request.api_key)
+                _refuse_nul_in_query(request)
                 return view(request, *args, **kwargs)
             except ApiError as refused:
                 return refused.response()
@@ -83,6 +85,12 @@ def api_view(*methods: str) -> Callable:
         return wrapper
 
     return decorate
+
+
+def _refuse_nul_in_query(request: HttpRequest) -> None:
+    for name, values in request.GET.lists():
+        if "\x00" in name or any("\x00" in value for value in values):
+            raise invalid(name.replace("\x00", ""), "contains a NUL character.", query=True)
 
 
 def _authenticate(request: HttpRequest) -> ApiKey:
@@ -148,6 +156,8 @@ def string_field(body: dict, name: str, *, required: bool = False, max_length: i
         return None
     if not isinstance(value, str):
         raise invalid(name, f"{name} must be a string.")
+    if "\x00" in value:
+        raise invalid(name, f"{name} contains a NUL character.")
     value = value.strip()
     if required and not value:
         raise invalid(name, f"{name} cannot be blank.")
@@ -171,7 +181,7 @@ def query_bool(request: HttpRequest, name: str) -> bool:
 
 
 def page(request: HttpRequest, queryset: QuerySet, serialize: Callable[[Any], dict]) -> JsonResponse:
-    number = _page_param(request, "page[number]", default=1, maximum=None)
+    number = _page_param(request, "page[number]", default=1, maximum=MAX_PAGE_NUMBER)
     size = _page_param(request, "page[size]", default=DEFAULT_PAGE_SIZE, maximum=MAX_PAGE_SIZE)
     total = queryset.count()
     rows = queryset[(number - 1) * size : number * size]
@@ -212,6 +222,6 @@ def query_time(request: HttpRequest, name: str) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise invalid(name, f"{name} must be an ISO 8601 time.", query=True) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise invalid(name, f"{name} must be an ISO 8601 time between years 1 and 9999.", query=True) from None
