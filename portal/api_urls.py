@@ -1,8 +1,16 @@
 """The v2 JSON API (../shared/API.md). Each resource's views live in the app that owns it."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from accounts import api as accounts_api
+from billing import api as billing_api
+from portal.api import ApiError
+from reporting import api as reporting_api
+
+
+def api_not_found(request, *args, **kwargs):
+    return ApiError(404, "not_found", "Not found", f"There is no {request.path} in the v2 API.").response()
+
 
 urlpatterns = [
     path("managed_accounts", accounts_api.managed_accounts, name="api_managed_accounts"),
@@ -17,4 +25,9 @@ urlpatterns = [
         for action in ("disable", "enable")
     ],
     path("audit_events", accounts_api.audit_events, name="api_audit_events"),
+    path("usage_reports", reporting_api.usage_reports, name="api_usage_reports"),
+    path("usage_reports/options", reporting_api.usage_report_options, name="api_usage_report_options"),
+    path("usage_records", billing_api.usage_records, name="api_usage_records"),
+    # Anything else under /v2/ answers in the contract's error shape, not Django's HTML 404.
+    re_path(r"^.*$", api_not_found, name="api_not_found"),
 ]

@@ -156,6 +156,8 @@ CACHES = {
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
 API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 1200, minimum=1)
+# A full usage batch (10,000 records with UUID keys and account ids) is about 3 MB of JSON.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 8 * 1024 * 1024, minimum=1024 * 1024)
 
 # --- Accounts ---------------------------------------------------------------------------------
 MANAGED_ACCOUNT_LIMIT_DEFAULT = env_int("MANAGED_ACCOUNT_LIMIT_DEFAULT", 3000, minimum=0)

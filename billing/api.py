@@ -1,0 +1,85 @@
+"""v2 API: usage ingestion (`POST /usage_records`, our own extension of the contract).
+
+A thin skin over `billing.usage.ingest_usage`, the one way usage gets in: the batch is validated
+whole, stored atomically, idempotent per (account, idempotency key), and a manager key may name its
+managed accounts in `account`. This view only maps the request onto it and its `RowError`s onto
+the contract's errors: one error per bad row and field, with the JSON pointer of that field
+(`/records/<0-based index>/<field>`) and the 1-based row number in the detail.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import JsonResponse
+
+from billing.usage import RowError, UsageRejected, ingest_usage
+from portal.api import ApiError, actor, api_view, error, invalid, json_body
+
+
+@api_view("POST")
+def usage_records(request):
+    try:
+        body = json_body(request, allowed=("records",))
+    except RequestDataTooBig:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raise ApiError(
+            413,
+            "payload_too_large",
+            "Payload too large",
+            f"The body is larger than the {limit:,} bytes this server accepts; split the batch.",
+        ) from None
+    records = body.get("records")
+    if records is None:
+        raise invalid("records", "records is required: a list of usage records.")
+    if not isinstance(records, list):
+        raise invalid("records", "records must be a list of usage records.")
+    try:
+        result = ingest_usage(submitter=request.api_key.account, rows=records, source="api", actor=actor(request))
+    except UsageRejected as rejected:
+        raise _rejection(rejected) from None
+    return JsonResponse(
+        {
+            "data": {
+                "record_type": "usage_batch",
+                # No batch is stored when every record was a duplicate: nothing new to point at.
+                "id": str(result.batch.public_id) if result.batch is not None else None,
+                "accepted": result.accepted,
+                "duplicates": result.duplicates,
+            }
+        },
+        status=201 if result.accepted else 200,
+    )
+
+
+def _rejection(rejected: UsageRejected) -> ApiError:
+    errors = [_row_error(e) for e in rejected.errors]
+    hidden = rejected.total - len(rejected.errors)
+    if hidden:
+        errors.append(
+            error(
+                "too_many_errors",
+                "More errors",
+                f"{hidden:,} more error(s) not shown; fix these and send again.",
+                pointer="/records",
+            )
+        )
+    refused = ApiError(422, "invalid_records", "Invalid records")
+    refused.errors = errors
+    return refused
+
+
+def _row_error(row_error: RowError) -> dict:
+    """A row's error at `/records/<index>/<field>`; batch-wide ones (row 0) at `/records`."""
+    if row_error.row == 0:
+        pointer = "/records" if row_error.field == "records" else None
+        return error("invalid_batch", "Invalid batch", str(row_error), pointer=pointer)
+    index = row_error.row - 1
+    # "record" is the whole row (not an object); any other field is a field of the row.
+    pointer = f"/records/{index}" if row_error.field == "record" else f"/records/{index}/{_escape(row_error.field)}"
+    return error("invalid_record", "Invalid record", str(row_error), pointer=pointer)
+
+
+def _escape(token: str) -> str:
+    """A JSON pointer token (RFC 6901): an unknown field's name may hold ~ or /."""
+    return token.replace("~", "~0").replace("/", "~1")
