@@ -31,6 +31,8 @@ CHANGE_TYPES = (
     "usage.ingested",
     "api_key.created",
     "api_key.revoked",
+    "balance.transferred",
+    "balance.adjusted",
     "rate.changed",
 )
 

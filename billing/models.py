@@ -164,3 +164,81 @@ class MonthlyUsage(models.Model):
 
     def __str__(self):
         return f"{self.account_id} {self.product_id} {self.month:%Y-%m}: {self.quantity}"
+
+
+MONEY_FIELD = {"max_digits": 20, "decimal_places": 2}
+
+
+class Balance(models.Model):
+    """The cached sum of an account's ledger entries, changed only together with a new entry, under
+    this row's lock. Roll-up managed accounts have none: their charges land on their manager's."""
+
+    account = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="balance")
+    amount = models.DecimalField(**MONEY_FIELD, default=0)
+    credit_limit = models.DecimalField(**MONEY_FIELD, default=0)
+    currency = models.CharField(max_length=3, default="USD")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(name="balance_credit_limit_not_negative", condition=Q(credit_limit__gte=0))
+        ]
+
+    def __str__(self):
+        return f"{self.account} {self.currency} {self.amount}"
+
+    @property
+    def available_credit(self):
+        return self.amount + self.credit_limit
+
+
+class LedgerEntry(models.Model):
+    """One money movement, never changed or deleted. Positive amounts credit the account, negative
+    ones debit it. The idempotency key makes a repeated request (a webhook delivered twice, a task
+    retried) post nothing twice."""
+
+    class Kind(models.TextChoices):
+        TOP_UP = "top_up", "Top-up"
+        USAGE_CHARGE = "usage_charge", "Usage charge"
+        TRANSFER_IN = "transfer_in", "Transfer in"
+        TRANSFER_OUT = "transfer_out", "Transfer out"
+        ADJUSTMENT = "adjustment", "Adjustment"
+        REFUND = "refund", "Refund"
+        INVOICE_SETTLEMENT = "invoice_settlement", "Invoice settlement"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="ledger_entries")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    amount = models.DecimalField(**MONEY_FIELD)
+    currency = models.CharField(max_length=3, default="USD")
+    idempotency_key = models.CharField(max_length=200)
+    description = models.CharField(max_length=255)
+    # The other account of a transfer, or the managed account whose usage a roll-up charge is for.
+    related_account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.PROTECT, related_name="related_ledger_entries"
+    )
+    period = models.DateField(null=True, blank=True, help_text="First day of the month a usage charge is for.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "idempotency_key"], name="ledger_idempotency_key_per_account"),
+            models.CheckConstraint(name="ledger_amount_not_zero", condition=~Q(amount=0)),
+        ]
+        indexes = [
+            models.Index(fields=["account", "-created_at"], name="ledger_account_created"),
+            models.Index(fields=["account", "kind", "related_account", "period"], name="ledger_usage_charges"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.amount} on {self.account_id}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValidationError("Ledger entries never change; post a correcting entry instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError("Ledger entries are never deleted; post a correcting entry instead.")

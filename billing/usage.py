@@ -285,6 +285,7 @@ def _store(submitter, records: list[_Record], *, source, actor, filename) -> Ing
         batch_size=2000,
     )
     _add_to_totals(new)
+    _charge_after_commit(new)
     audit.record(
         account=submitter,
         actor=actor,
@@ -293,6 +294,15 @@ def _store(submitter, records: list[_Record], *, source, actor, filename) -> Ing
         changes=[{"field": "records", "from": None, "to": len(new)}, {"field": "source", "from": None, "to": source}],
     )
     return IngestResult(accepted=len(new), duplicates=len(records) - len(new), batch=batch)
+
+
+def _charge_after_commit(records: list[_Record]) -> None:
+    """Usage charges follow in a task once the batch is committed: ingestion never waits on a
+    manager's balance lock, and the charge is idempotent (billing.ledger.post_usage_charges)."""
+    from billing.tasks import charge_usage
+
+    months = sorted({(r.account.pk, r.started_at.date().replace(day=1).isoformat()) for r in records})
+    transaction.on_commit(lambda: [charge_usage.delay(account_id, month) for account_id, month in months])
 
 
 def _already_stored(records: list[_Record]) -> set[tuple[int, str]]:

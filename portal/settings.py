@@ -12,7 +12,7 @@ import xstatic.pkg.d3
 import xstatic.pkg.rickshaw
 from django.core.exceptions import ImproperlyConfigured
 
-from portal.env import env_bool, env_choice, env_int, env_list, env_str
+from portal.env import env_bool, env_choice, env_decimal, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("MC_VAR_DIR", str(BASE_DIR / "var")))
@@ -162,6 +162,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 8 * 1024 * 
 # --- Accounts ---------------------------------------------------------------------------------
 MANAGED_ACCOUNT_LIMIT_DEFAULT = env_int("MANAGED_ACCOUNT_LIMIT_DEFAULT", 3000, minimum=0)
 INVITATION_MAX_AGE_DAYS = env_int("INVITATION_MAX_AGE_DAYS", 7, minimum=1)
+
+# --- Billing -------------------------------------------------------------------------------------
+BILLING_MAX_TRANSFER = env_decimal("BILLING_MAX_TRANSFER", "100000.00", minimum="0.01")
+BILLING_MAX_TOP_UP = env_decimal("BILLING_MAX_TOP_UP", "10000.00", minimum="0.01")
 
 # --- Sessions and security ----------------------------------------------------------------------
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 60 * 60 * 12, minimum=300)

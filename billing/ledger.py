@@ -1,0 +1,243 @@
+"""The ledger: every money movement is one immutable entry, and an account's balance is the sum of
+its entries. The cached `Balance.amount` changes only in the transaction that adds an entry, under
+the balance row's lock, so it always equals that sum.
+
+Who holds money: every standard, manager and separately billed managed account; a roll-up managed
+account's charges land on its manager (`billed_party`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Sum
+
+from accounts import audit
+from accounts.actor import Actor
+from accounts.models import Account
+from billing.models import Balance, LedgerEntry, MonthlyUsage
+from billing.money import to_cents
+
+
+class LedgerError(Exception):
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InsufficientCredit(LedgerError):
+    pass
+
+
+def billed_party(account: Account) -> Account:
+    """The account whose balance pays for `account`'s usage."""
+    if account.is_managed and account.billing_mode == Account.BillingMode.ROLLUP:
+        return account.manager
+    return account
+
+
+def has_own_balance(account: Account) -> bool:
+    return billed_party(account).pk == account.pk
+
+
+def balance_of(account: Account) -> Balance:
+    """The account's balance row (created at zero on first use). Roll-up accounts have none."""
+    if not has_own_balance(account):
+        raise LedgerError(f"{account.name} is billed to its manager and has no balance of its own.")
+    balance, _ = Balance.objects.get_or_create(account=account)
+    return balance
+
+
+def _lock(accounts: list[Account]) -> dict[int, Balance]:
+    """Balance rows locked in primary-key order, so that two transactions never wait on each other
+    in opposite orders (a transfer and a reverse transfer at once cannot deadlock)."""
+    for account in accounts:
+        balance_of(account)
+    ids = sorted({a.pk for a in accounts})
+    return {b.account_id: b for b in Balance.objects.select_for_update().filter(account_id__in=ids).order_by("pk")}
+
+
+@dataclass(frozen=True)
+class Posted:
+    entry: LedgerEntry
+    created: bool  # False when the idempotency key had already been posted
+
+
+def _post(
+    balance: Balance,
+    *,
+    kind: str,
+    amount: Decimal,
+    key: str,
+    description: str,
+    allow_overdraft: bool,
+    related_account: Account | None = None,
+    period: date | None = None,
+    actor: Actor | None = None,
+) -> Posted:
+    """Adds one entry to a balance already locked by the caller's transaction."""
+    existing = LedgerEntry.objects.filter(account_id=balance.account_id, idempotency_key=key).first()
+    if existing is not None:
+        return Posted(existing, created=False)
+    amount = Decimal(amount)
+    if amount != to_cents(amount) or amount == 0:
+        raise LedgerError("A ledger amount is a non-zero number of cents.", field="amount")
+    if amount < 0 and not allow_overdraft and balance.amount + amount < -balance.credit_limit:
+        raise InsufficientCredit(
+            f"Not enough credit: {balance.currency} {-amount:,.2f} is more than the available "
+            f"{balance.currency} {balance.available_credit:,.2f}.",
+            field="amount",
+        )
+    entry = LedgerEntry.objects.create(
+        account_id=balance.account_id,
+        kind=kind,
+        amount=amount,
+        currency=balance.currency,
+        idempotency_key=key,
+        description=description[:255],
+        related_account=related_account,
+        period=period,
+        created_by=actor.user if actor else None,
+    )
+    balance.amount += amount
+    balance.save(update_fields=["amount", "updated_at"])
+    return Posted(entry, created=True)
+
+
+@transaction.atomic
+def post_entry(
+    *,
+    account: Account,
+    kind: str,
+    amount: Decimal,
+    key: str,
+    description: str,
+    allow_overdraft: bool = False,
+    actor: Actor | None = None,
+) -> Posted:
+    """One entry on one account's own balance; a repeated key returns the first entry unchanged."""
+    balance = _lock([account])[account.pk]
+    return _post(
+        balance,
+        kind=kind,
+        amount=amount,
+        key=key,
+        description=description,
+        allow_overdraft=allow_overdraft,
+        actor=actor,
+    )
+
+
+@transaction.atomic
+def transfer_credit(*, manager: Account, managed: Account, amount: Decimal, key: str, actor: Actor) -> Posted:
+    """Moves credit from a manager to one of its separately billed managed accounts: both legs in
+    one transaction, the manager's leg limited by its available credit."""
+    amount = Decimal(amount)
+    if managed.manager_id != manager.pk:
+        raise LedgerError("That is not one of your managed accounts.")
+    if not has_own_balance(managed):
+        raise LedgerError(f"{managed.name} is billed to you (roll-up); it has no balance to transfer to.")
+    if amount <= 0 or amount != to_cents(amount):
+        raise LedgerError("Transfer a positive amount in cents.", field="amount")
+    if amount > settings.BILLING_MAX_TRANSFER:
+        raise LedgerError(f"A transfer is at most USD {settings.BILLING_MAX_TRANSFER:,.2f}.", field="amount")
+    balances = _lock([manager, managed])
+    out = _post(
+        balances[manager.pk],
+        kind=LedgerEntry.Kind.TRANSFER_OUT,
+        amount=-amount,
+        key=f"transfer:{key}",
+        description=f"Credit transferred to {managed.name}",
+        allow_overdraft=False,
+        related_account=managed,
+        actor=actor,
+    )
+    if not out.created:
+        return out
+    _post(
+        balances[managed.pk],
+        kind=LedgerEntry.Kind.TRANSFER_IN,
+        amount=amount,
+        key=f"transfer:{key}",
+        description=f"Credit from {manager.name}",
+        allow_overdraft=True,
+        related_account=manager,
+        actor=actor,
+    )
+    audit.record(
+        account=manager,
+        related_account=managed,
+        actor=actor,
+        change_type="balance.transferred",
+        resource=out.entry,
+        changes=[{"field": "amount", "from": None, "to": str(amount)}],
+    )
+    return out
+
+
+@transaction.atomic
+def post_usage_charges(*, account: Account, month: date) -> Posted | None:
+    """Charges `account`'s rated usage of `month` to its billed party, as the difference between the
+    month's cost to date (rounded to cents once, half up) and what was already charged for it.
+    Safe to run any number of times, at once too: the cumulative amount is in the idempotency key
+    and the difference is taken under the balance's lock. Usage already happened, so a charge may
+    take the balance below the credit limit."""
+    payer = billed_party(account)
+    balance = _lock([payer])[payer.pk]
+    exact = MonthlyUsage.objects.filter(account=account, month=month).aggregate(total=Sum("cost"))["total"]
+    target = to_cents(exact or Decimal(0))
+    charged = LedgerEntry.objects.filter(
+        account=payer, kind=LedgerEntry.Kind.USAGE_CHARGE, related_account=account, period=month
+    ).aggregate(total=Sum("amount"))["total"] or Decimal(0)
+    delta = target + charged  # charges are negative
+    if delta == 0:
+        return None
+    return _post(
+        balance,
+        kind=LedgerEntry.Kind.USAGE_CHARGE,
+        amount=-delta,
+        key=f"usage:{account.pk}:{month:%Y-%m}:{target}",
+        description=f"Usage of {account.name}, {month:%B %Y}",
+        allow_overdraft=True,
+        related_account=account,
+        period=month,
+    )
+
+
+@transaction.atomic
+def adjust_balance(*, account: Account, amount: Decimal, reason: str, key: str, actor: Actor) -> Posted:
+    """A staff correction (admin site), audited on the account."""
+    if not reason.strip():
+        raise LedgerError("Give the reason for the adjustment.", field="reason")
+    posted = post_entry(
+        account=account,
+        kind=LedgerEntry.Kind.ADJUSTMENT,
+        amount=amount,
+        key=f"adjustment:{key}",
+        description=f"Adjustment: {reason.strip()}",
+        allow_overdraft=True,
+        actor=actor,
+    )
+    if posted.created:
+        audit.record(
+            account=account,
+            actor=actor,
+            change_type="balance.adjusted",
+            resource=posted.entry,
+            changes=[
+                {"field": "amount", "from": None, "to": str(posted.entry.amount)},
+                {"field": "reason", "from": None, "to": reason.strip()},
+            ],
+        )
+    return posted
+
+
+def ledger_sum(account: Account) -> Decimal:
+    """The balance recomputed from the entries: what the cached amount must always equal."""
+    total = LedgerEntry.objects.filter(account=account).aggregate(total=Sum("amount"))["total"]
+    return to_cents(total or Decimal(0))
