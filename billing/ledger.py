@@ -62,6 +62,14 @@ def _lock(accounts: list[Account]) -> dict[int, Balance]:
     return {b.account_id: b for b in Balance.objects.select_for_update().filter(account_id__in=ids).order_by("pk")}
 
 
+POSTABLE_KINDS = (
+    LedgerEntry.Kind.TOP_UP,
+    LedgerEntry.Kind.ADJUSTMENT,
+    LedgerEntry.Kind.REFUND,
+    LedgerEntry.Kind.INVOICE_SETTLEMENT,
+)
+
+
 @dataclass(frozen=True)
 class Posted:
     entry: LedgerEntry
@@ -85,7 +93,7 @@ def _post(
     if existing is not None:
         return Posted(existing, created=False)
     amount = Decimal(amount)
-    if amount != to_cents(amount) or amount == 0:
+    if not amount.is_finite() or amount == 0 or amount != to_cents(amount):
         raise LedgerError("A ledger amount is a non-zero number of cents.", field="amount")
     if amount < 0 and not allow_overdraft and balance.amount + amount < -balance.credit_limit:
         raise InsufficientCredit(
@@ -120,13 +128,16 @@ def post_entry(
     allow_overdraft: bool = False,
     actor: Actor | None = None,
 ) -> Posted:
-    """One entry on one account's own balance; a repeated key returns the first entry unchanged."""
+    """One entry on one account's own balance; a repeated key returns the first entry unchanged.
+    Transfers and usage charges have their own functions; keys are kept apart per kind."""
+    if kind not in POSTABLE_KINDS:
+        raise LedgerError(f"{kind} entries are posted by their own function, not post_entry.")
     balance = _lock([account])[account.pk]
     return _post(
         balance,
         kind=kind,
         amount=amount,
-        key=key,
+        key=f"{kind}:{key}",
         description=description,
         allow_overdraft=allow_overdraft,
         actor=actor,
@@ -142,7 +153,7 @@ def transfer_credit(*, manager: Account, managed: Account, amount: Decimal, key:
         raise LedgerError("That is not one of your managed accounts.")
     if not has_own_balance(managed):
         raise LedgerError(f"{managed.name} is billed to you (roll-up); it has no balance to transfer to.")
-    if amount <= 0 or amount != to_cents(amount):
+    if not amount.is_finite() or amount <= 0 or amount != to_cents(amount):
         raise LedgerError("Transfer a positive amount in cents.", field="amount")
     if amount > settings.BILLING_MAX_TRANSFER:
         raise LedgerError(f"A transfer is at most USD {settings.BILLING_MAX_TRANSFER:,.2f}.", field="amount")
@@ -218,7 +229,7 @@ def adjust_balance(*, account: Account, amount: Decimal, reason: str, key: str, 
         account=account,
         kind=LedgerEntry.Kind.ADJUSTMENT,
         amount=amount,
-        key=f"adjustment:{key}",
+        key=key,
         description=f"Adjustment: {reason.strip()}",
         allow_overdraft=True,
         actor=actor,

@@ -192,6 +192,16 @@ class Balance(models.Model):
         return self.amount + self.credit_limit
 
 
+class LedgerQuerySet(models.QuerySet):
+    """No bulk update or delete either: the balance must always equal the sum of the entries."""
+
+    def update(self, **kwargs):
+        raise ValidationError("Ledger entries never change; post a correcting entry instead.")
+
+    def delete(self):
+        raise ValidationError("Ledger entries are never deleted; post a correcting entry instead.")
+
+
 class LedgerEntry(models.Model):
     """One money movement, never changed or deleted. Positive amounts credit the account, negative
     ones debit it. The idempotency key makes a repeated request (a webhook delivered twice, a task
@@ -220,6 +230,8 @@ class LedgerEntry(models.Model):
     period = models.DateField(null=True, blank=True, help_text="First day of the month a usage charge is for.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = LedgerQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
