@@ -3,7 +3,7 @@ use: the services write, accounts.access-style scoping reads, 404 for what the k
 
 import uuid
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -20,12 +20,13 @@ SORTS = {"created_at": ("created_at", "id"), "-created_at": ("-created_at", "-id
          "-email": ("-email", "-id")}  # fmt: skip
 
 
-def managed_account_json(account: Account, *, api_key: str | None = None) -> dict:
+def managed_account_json(account: Account, *, api_key: str | None = None, with_balance: bool = False) -> dict:
     """The contract's record. `api_key` is the key in clear, only in the create response; later
-    reads carry the prefix of the account's newest active key."""
+    reads carry the prefix of the account's newest active key. `with_balance` (the retrieve
+    response) adds the account's own balance, absent for roll-up accounts, which have none."""
     prefix = getattr(account, "latest_key_prefix", None)
     key = api_key or (f"{services.API_KEY_PREFIX}{prefix}…" if prefix else "")
-    return {
+    record = {
         "record_type": "managed_account",
         "id": str(account.public_id),
         "email": account.email,
@@ -40,6 +41,28 @@ def managed_account_json(account: Account, *, api_key: str | None = None) -> dic
         "status": account.status,
         "created_at": iso(account.created_at),
         "updated_at": iso(account.updated_at),
+    }
+    if with_balance and account.billing_mode != Account.BillingMode.ROLLUP:
+        record["balance"] = _balance_json(account)
+    return record
+
+
+def _balance_json(account: Account) -> dict:
+    """The SDK's `ManagedAccountBalance`. `accounts` must not import `billing` (DESIGN section 6),
+    so the row is read through the ORM's reverse one-to-one `Balance.account` (related_name
+    "balance"), loaded by `_managed(..., with_balance=True)`; this is the same rule as
+    billing.ledger.has_own_balance (a managed account has its own balance unless rolled up)."""
+    try:
+        row = account.balance
+    except ObjectDoesNotExist:
+        # Nothing posted yet, so no row: an unsaved one carries the model's defaults (zero, USD).
+        row = Account._meta.get_field("balance").related_model(account=account)
+    return {
+        "record_type": "balance",
+        "balance": f"{row.amount:.2f}",
+        "credit_limit": f"{row.credit_limit:.2f}",
+        "available_credit": f"{row.available_credit:.2f}",
+        "currency": row.currency,
     }
 
 
@@ -59,12 +82,13 @@ def _manager(request) -> Account:
     return account
 
 
-def _managed(request, managed_id) -> Account:
+def _managed(request, managed_id, *, with_balance: bool = False) -> Account:
     """One of the key's manager's managed accounts; any other id (or a non-manager key) is a 404."""
     account = request.api_key.account
     if not account.is_manager:
         raise Http404
-    return get_object_or_404(_records(account), public_id=_uuid(managed_id))
+    records = _records(account).select_related("balance") if with_balance else _records(account)
+    return get_object_or_404(records, public_id=_uuid(managed_id))
 
 
 def _uuid(value: str) -> str:
@@ -130,7 +154,8 @@ def _create(request, manager):
 
 @api_view("GET", "PATCH")
 def managed_account(request, managed_id):
-    managed = _managed(request, managed_id)
+    retrieve = request.method == "GET"  # the contract puts `balance` on retrieve only
+    managed = _managed(request, managed_id, with_balance=retrieve)
     if request.method == "PATCH":
         body = json_body(
             request, allowed=("managed_account_allow_custom_pricing", "pricing_hidden", "organization_name")
@@ -148,7 +173,7 @@ def managed_account(request, managed_id):
             values["name"] = name
         services.update_managed_account(managed=managed, actor=actor(request), **values)
         managed = _managed(request, managed_id)
-    return JsonResponse({"data": managed_account_json(managed)})
+    return JsonResponse({"data": managed_account_json(managed, with_balance=retrieve)})
 
 
 @api_view("POST")

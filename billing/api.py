@@ -1,6 +1,7 @@
-"""v2 API: usage ingestion (`POST /usage_records`, our own extension of the contract).
+"""v2 API: the balance (`GET /balance`) and usage ingestion (`POST /usage_records`, our own
+extension of the contract).
 
-A thin skin over `billing.usage.ingest_usage`, the one way usage gets in: the batch is validated
+Usage ingestion is a thin skin over `billing.usage.ingest_usage`, the one way usage gets in: the batch is validated
 whole, stored atomically, idempotent per (account, idempotency key), and a manager key may name its
 managed accounts in `account`. This view only maps the request onto it and its `RowError`s onto
 the contract's errors: one error per bad row and field, with the JSON pointer of that field
@@ -9,12 +10,62 @@ the contract's errors: one error per bad row and field, with the JSON pointer of
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 
+from billing.ledger import has_own_balance
+from billing.models import Balance
+from billing.money import to_cents
 from billing.usage import RowError, UsageRejected, ingest_usage
 from portal.api import ApiError, actor, api_view, error, invalid, json_body
+
+# Nothing is pending until payments exist: a card top-up will be pending between its PaymentIntent
+# and the ledger entry its confirmation posts. Until then every movement is posted at once.
+NOTHING_PENDING = "0.00"
+
+
+@api_view("GET")
+def balance(request):
+    """The key's account's own balance, in the shape of the SDK's `BalanceRetrieveResponse`.
+
+    A roll-up managed account's key gets a 403 `billed_to_manager`: such an account has no balance
+    of its own (DESIGN section 5: its usage is charged to its manager's balance, and it pays the
+    manager on the manager's own invoice, at the manager's resale prices). Answering with the
+    manager's shared balance would show the manager's money to its customer, and with hidden pricing
+    its movements would reveal the priced amounts the account may not see. A separately billed
+    managed account, hidden pricing or not, sees its own balance: that is money it holds.
+    """
+    account = request.api_key.account
+    if not has_own_balance(account):
+        raise ApiError(
+            403,
+            "billed_to_manager",
+            "Billed to the manager",
+            f"{account.name} is billed to its manager (roll-up billing) and has no balance of its own; "
+            "ask the manager for its statement.",
+        )
+    # A read writes nothing: an account with no entries yet has no row, and reads as the model's
+    # defaults (zero, USD) until the ledger creates it with its first entry.
+    row = Balance.objects.filter(account=account).first() or Balance(account=account)
+    return JsonResponse({"data": balance_json(row)})
+
+
+def balance_json(row: Balance) -> dict:
+    return {
+        "record_type": "balance",
+        "balance": _money(row.amount),
+        "credit_limit": _money(row.credit_limit),
+        "available_credit": _money(row.available_credit),
+        "pending": NOTHING_PENDING,
+        "currency": row.currency,
+    }
+
+
+def _money(amount) -> str:
+    return f"{to_cents(Decimal(amount)):.2f}"  # an unsaved row holds the int default 0
 
 
 @api_view("POST")

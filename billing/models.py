@@ -1,4 +1,5 @@
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -174,8 +175,8 @@ class Balance(models.Model):
     this row's lock. Roll-up managed accounts have none: their charges land on their manager's."""
 
     account = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="balance")
-    amount = models.DecimalField(**MONEY_FIELD, default=0)
-    credit_limit = models.DecimalField(**MONEY_FIELD, default=0)
+    amount = models.DecimalField(**MONEY_FIELD, default=Decimal("0.00"))
+    credit_limit = models.DecimalField(**MONEY_FIELD, default=Decimal("0.00"))
     currency = models.CharField(max_length=3, default="USD")
     updated_at = models.DateTimeField(auto_now=True)
 

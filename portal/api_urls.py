@@ -28,6 +28,7 @@ urlpatterns = [
     path("usage_reports", reporting_api.usage_reports, name="api_usage_reports"),
     path("usage_reports/options", reporting_api.usage_report_options, name="api_usage_report_options"),
     path("usage_records", billing_api.usage_records, name="api_usage_records"),
+    path("balance", billing_api.balance, name="api_balance"),
     # Anything else under /v2/ answers in the contract's error shape, not Django's HTML 404.
     re_path(r"^.*$", api_not_found, name="api_not_found"),
 ]
