@@ -42,7 +42,7 @@ def managed_account_json(account: Account, *, api_key: str | None = None, with_b
         "created_at": iso(account.created_at),
         "updated_at": iso(account.updated_at),
     }
-    if with_balance and account.billing_mode != Account.BillingMode.ROLLUP:
+    if with_balance and account.has_own_balance:
         record["balance"] = _balance_json(account)
     return record
 
@@ -50,8 +50,7 @@ def managed_account_json(account: Account, *, api_key: str | None = None, with_b
 def _balance_json(account: Account) -> dict:
     """The SDK's `ManagedAccountBalance`. `accounts` must not import `billing` (DESIGN section 6),
     so the row is read through the ORM's reverse one-to-one `Balance.account` (related_name
-    "balance"), loaded by `_managed(..., with_balance=True)`; this is the same rule as
-    billing.ledger.has_own_balance (a managed account has its own balance unless rolled up)."""
+    "balance"), loaded by `_managed(..., with_balance=True)`."""
     try:
         row = account.balance
     except ObjectDoesNotExist:

@@ -33,6 +33,7 @@ CHANGE_TYPES = (
     "api_key.revoked",
     "balance.transferred",
     "balance.adjusted",
+    "balance.credit_limit_changed",
     "rate.changed",
 )
 

@@ -141,6 +141,11 @@ class Account(models.Model):
     def is_enabled(self) -> bool:
         return self.status == self.Status.ENABLED
 
+    @property
+    def has_own_balance(self) -> bool:
+        """Roll-up managed accounts are billed to their manager; every other account holds money."""
+        return not (self.is_managed and self.billing_mode == self.BillingMode.ROLLUP)
+
 
 class Role(models.TextChoices):
     OWNER = "owner", "Owner"

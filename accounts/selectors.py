@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, QuerySet
+from decimal import Decimal
+
+from django.db.models import Case, Count, DecimalField, F, QuerySet, Value, When
+from django.db.models.functions import Coalesce
 
 from accounts.models import Account, Invitation, Membership, User
 
@@ -29,3 +32,26 @@ def managed_account_counts(manager: Account) -> dict[str, int]:
     for row in manager.managed_accounts.values("status").order_by().annotate(n=Count("id")):
         counts[row["status"]] = row["n"]
     return counts
+
+
+# Billing owns balances (billing.models.Balance); accounts never imports billing, so they are read
+# through the ORM's reverse one-to-one relation `balance`. A separately billed account without a
+# balance row yet holds zero; a roll-up account holds none (its usage is billed to the manager).
+_BALANCE_AMOUNT = DecimalField(max_digits=20, decimal_places=2)
+
+
+def with_balances(accounts: QuerySet[Account]) -> QuerySet[Account]:
+    """Each account's balance in the same query, as `balance_amount` (None for roll-up) and
+    `balance_currency`: the list stays one query however many accounts it pages through."""
+    # The SQL form of Account.has_own_balance (every managed account here: separate or roll-up).
+    return accounts.annotate(
+        balance_amount=Case(
+            When(
+                billing_mode=Account.BillingMode.SEPARATE,
+                then=Coalesce(F("balance__amount"), Value(Decimal(0)), output_field=_BALANCE_AMOUNT),
+            ),
+            default=None,
+            output_field=_BALANCE_AMOUNT,
+        ),
+        balance_currency=Coalesce(F("balance__currency"), Value("USD")),
+    )

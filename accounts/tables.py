@@ -2,7 +2,7 @@ import django_filters
 import django_tables2 as tables
 from django import forms
 from django.core.validators import MinLengthValidator
-from django.db.models import Q
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -46,12 +46,19 @@ class ManagedAccountTable(tables.Table):
     email = tables.Column(verbose_name="Owner e-mail")
     status = tables.Column()
     billing_mode = tables.Column(verbose_name="Billing")
+    # Annotated by the view from billing's Balance (accounts.views._with_balances).
+    balance = tables.Column(
+        verbose_name="Balance",
+        accessor="balance_amount",
+        empty_values=(),
+        attrs={"td": {"class": "num"}, "th": {"class": "num"}},
+    )
     pricing_hidden = tables.BooleanColumn(verbose_name="Pricing hidden", yesno="Hidden,Visible")
     created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d")
 
     class Meta:
         model = Account
-        fields = ("name", "email", "status", "billing_mode", "pricing_hidden", "created_at")
+        fields = ("name", "email", "status", "billing_mode", "balance", "pricing_hidden", "created_at")
         order_by = "-created_at"
         attrs = {"class": "table"}
         empty_text = "No managed accounts match. Clear the filters, or create a managed account."
@@ -62,6 +69,17 @@ class ManagedAccountTable(tables.Table):
 
     def render_status(self, record, value):
         return format_html('<span class="badge badge-{}">{}</span>', record.status, value)
+
+    def render_balance(self, record, value):
+        if value is None:
+            return "billed to you (roll-up)"
+        return f"{record.balance_currency} {value:,.2f}"
+
+    def order_balance(self, queryset, is_descending):
+        # Roll-up accounts (no balance) last both ways; the id keeps pages stable among equal amounts.
+        amount = F("balance_amount")
+        amount = amount.desc(nulls_last=True) if is_descending else amount.asc(nulls_last=True)
+        return queryset.order_by(amount, "-id"), True
 
 
 class AuditEventTable(tables.Table):

@@ -234,9 +234,8 @@ def audit_log(request, account_id):
 def managed_list(request, account_id):
     access = account_access(request, account_id, MANAGE_MANAGED_ACCOUNTS)
     manager = access.account
-    filterset = ManagedAccountFilter(
-        request.GET or None, queryset=selectors.managed_accounts_for(manager).select_related("manager")
-    )
+    accounts = selectors.with_balances(selectors.managed_accounts_for(manager).select_related("manager"))
+    filterset = ManagedAccountFilter(request.GET or None, queryset=accounts)
     table = ManagedAccountTable(filterset.qs)
     RequestConfig(request, paginate={"per_page": 25}).configure(table)
     context = {
@@ -247,6 +246,18 @@ def managed_list(request, account_id):
         "in_use": services.active_managed_count(manager),
     }
     return render(request, "accounts/managed_list.html", context)
+
+
+def _managed_balance(managed: Account) -> dict | None:
+    """A separately billed managed account's balance (see selectors.with_balances); None for roll-up."""
+    if not managed.has_own_balance:
+        return None
+    row = (
+        selectors.with_balances(Account.objects.filter(pk=managed.pk))
+        .values("balance_amount", "balance_currency")
+        .get()
+    )
+    return {"amount": row["balance_amount"], "currency": row["balance_currency"]}
 
 
 @login_required
@@ -288,6 +299,7 @@ def _managed_detail_page(request, access, managed: Account, api_key_form: ApiKey
         "status_actions": _status_actions(managed),
         "api_keys": _api_keys_page(request, managed),
         "api_key_form": api_key_form,
+        "balance": _managed_balance(managed),
     }
     return render(request, "accounts/managed_detail.html", context, status=status)
 

@@ -1,8 +1,22 @@
+import uuid
+
+from django import forms
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import Http404
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from accounts import audit
 from accounts.actor import Actor
-from billing.models import Product, Rate, UsageBatch
+from billing import ledger
+from billing.forms import AdjustBalanceForm
+from billing.models import Balance, LedgerEntry, Product, Rate, UsageBatch
+from billing.money import format_money
 
 
 @admin.register(Product)
@@ -55,4 +69,133 @@ class UsageBatchAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in UsageBatch._meta.fields]
 
     def has_add_permission(self, request):
+        return False
+
+
+class BalanceAdminForm(forms.ModelForm):
+    class Meta:
+        model = Balance
+        fields = ["account", "credit_limit"]
+
+    def clean_account(self):
+        account = self.cleaned_data["account"]
+        if not ledger.has_own_balance(account):
+            raise forms.ValidationError(f"{account} is billed to its manager (roll-up) and has no balance of its own.")
+        return account
+
+    def clean_credit_limit(self):
+        limit = self.cleaned_data["credit_limit"]
+        if limit < 0:
+            raise forms.ValidationError("A credit limit is zero or more.")
+        return limit
+
+
+@admin.register(Balance)
+class BalanceAdmin(admin.ModelAdmin):
+    """Staff set the credit limit here; the amount changes only through the ledger ("Adjust balance")."""
+
+    form = BalanceAdminForm
+    list_display = ["account", "amount", "credit_limit", "available", "currency", "updated_at", "adjust_link"]
+    search_fields = ["account__name", "account__public_id"]
+    list_select_related = ["account"]
+    raw_id_fields = ["account"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["account", "credit_limit"]
+        return ["account", "amount", "credit_limit", "available", "currency", "updated_at", "adjust_link"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return ["account", "amount", "available", "currency", "updated_at", "adjust_link"]
+
+    @admin.display(description="Available credit")
+    def available(self, obj):
+        return format_money(obj.available_credit, obj.currency)
+
+    @admin.display(description="Adjust")
+    def adjust_link(self, obj):
+        url = reverse("admin:billing_balance_adjust", args=[obj.pk])
+        return format_html('<a href="{}">Adjust balance…</a>', url)
+
+    @transaction.atomic
+    def save_model(self, request, obj, form, change):
+        # Never a plain save: it would write back the amount read before the form was submitted.
+        locked = ledger.set_credit_limit(
+            account=obj.account, limit=obj.credit_limit, actor=Actor.platform_staff(request.user)
+        )
+        obj.pk, obj.amount, obj.updated_at = locked.pk, locked.amount, locked.updated_at
+        obj._state.adding = False
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        if add or "credit_limit" not in form.changed_data:
+            return super().construct_change_message(request, form, formsets, add)
+        before, after = form.initial["credit_limit"], form.cleaned_data["credit_limit"]
+        return f"Changed credit limit from {before} to {after}."
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        adjust = path(
+            "<path:object_id>/adjust/", self.admin_site.admin_view(self.adjust_view), name="billing_balance_adjust"
+        )
+        return [adjust, *super().get_urls()]
+
+    def adjust_view(self, request, object_id):
+        """A staff adjustment through billing.ledger.adjust_balance: one ledger entry and its audit event."""
+        balance = self.get_object(request, unquote(object_id))
+        if balance is None:
+            raise Http404("No such balance.")
+        if not self.has_change_permission(request, balance):
+            raise PermissionDenied
+        form = AdjustBalanceForm(request.POST or None, initial={"key": uuid.uuid4()})
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                posted = ledger.adjust_balance(
+                    account=balance.account,
+                    amount=data["amount"],
+                    reason=data["reason"],
+                    key=str(data["key"]),
+                    actor=Actor.platform_staff(request.user),
+                )
+            except ledger.LedgerError as error:
+                form.add_error(error.field if error.field in form.fields else None, error.message)
+            else:
+                amount = format_money(posted.entry.amount, posted.entry.currency)
+                done = "adjusted by" if posted.created else "was already adjusted by"
+                self.message_user(request, f"{balance.account}'s balance {done} {amount}.")
+                return redirect("admin:billing_balance_change", balance.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": balance,
+            "title": f"Adjust the balance of {balance.account}",
+            "balance": format_money(balance.amount, balance.currency),
+            "available": format_money(balance.available_credit, balance.currency),
+            "form": form,
+        }
+        status = 422 if form.errors else 200
+        return TemplateResponse(request, "billing/balance_adjust_admin.html", context, status=status)
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(admin.ModelAdmin):
+    """Entries never change: staff read them here and correct a balance with an adjustment."""
+
+    list_display = ["created_at", "account", "kind", "amount", "currency", "description", "related_account"]
+    list_filter = ["kind"]
+    search_fields = ["account__name", "account__public_id", "public_id", "idempotency_key"]
+    list_select_related = ["account", "related_account"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

@@ -36,13 +36,11 @@ class InsufficientCredit(LedgerError):
 
 def billed_party(account: Account) -> Account:
     """The account whose balance pays for `account`'s usage."""
-    if account.is_managed and account.billing_mode == Account.BillingMode.ROLLUP:
-        return account.manager
-    return account
+    return account if account.has_own_balance else account.manager
 
 
 def has_own_balance(account: Account) -> bool:
-    return billed_party(account).pk == account.pk
+    return account.has_own_balance
 
 
 def balance_of(account: Account) -> Balance:
@@ -153,6 +151,8 @@ def transfer_credit(*, manager: Account, managed: Account, amount: Decimal, key:
         raise LedgerError("That is not one of your managed accounts.")
     if not has_own_balance(managed):
         raise LedgerError(f"{managed.name} is billed to you (roll-up); it has no balance to transfer to.")
+    if managed.status == Account.Status.CANCELLED:
+        raise LedgerError(f"{managed.name} is cancelled; credit cannot be transferred to it.")
     if not amount.is_finite() or amount <= 0 or amount != to_cents(amount):
         raise LedgerError("Transfer a positive amount in cents.", field="amount")
     if amount > settings.BILLING_MAX_TRANSFER:
@@ -246,6 +246,23 @@ def adjust_balance(*, account: Account, amount: Decimal, reason: str, key: str, 
             ],
         )
     return posted
+
+
+@transaction.atomic
+def set_credit_limit(*, account: Account, limit: Decimal, actor: Actor) -> Balance:
+    """Staff set how far below zero an account may go; only that column is written, on the locked
+    row, so no entry posted meanwhile is lost."""
+    limit = Decimal(limit)
+    if not limit.is_finite() or limit < 0 or limit != to_cents(limit):
+        raise LedgerError("A credit limit is zero or more, in cents.", field="credit_limit")
+    balance = _lock([account])[account.pk]
+    before = balance.credit_limit
+    if before != limit:
+        balance.credit_limit = limit
+        balance.save(update_fields=["credit_limit", "updated_at"])
+        audit.record(account=account, actor=actor, change_type="balance.credit_limit_changed", resource=balance,
+                     changes=[{"field": "credit_limit", "from": str(before), "to": str(limit)}])  # fmt: skip
+    return balance
 
 
 def ledger_sum(account: Account) -> Decimal:

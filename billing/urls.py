@@ -5,4 +5,10 @@ from billing import views
 urlpatterns = [
     path("a/<uuid:account_id>/usage/upload/", views.usage_upload, name="usage_upload"),
     path("a/<uuid:account_id>/rates/", views.rate_card_page, name="rate_card"),
+    path("a/<uuid:account_id>/balance/", views.balance_page, name="balance"),
+    path(
+        "a/<uuid:account_id>/managed/<uuid:managed_id>/transfer/",
+        views.managed_transfer,
+        name="managed_transfer",
+    ),
 ]

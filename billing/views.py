@@ -1,24 +1,29 @@
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
+from django_tables2 import RequestConfig
 
-from accounts.access import account_access
+from accounts.access import account_access, managed_account_access
 from accounts.actor import Actor
 from accounts.models import Account
 from accounts.permissions import SUBMIT_USAGE, VIEW_BILLING, can_see_pricing
-from billing import csv_upload
-from billing.forms import UsageUploadForm
-from billing.models import Product, Rate, UsageBatch
+from billing import csv_upload, ledger
+from billing.forms import TransferForm, UsageUploadForm
+from billing.models import Balance, LedgerEntry, Product, Rate, UsageBatch
+from billing.money import format_money, to_cents
 from billing.pricing import rate_card
+from billing.tables import LedgerEntryTable
 from billing.usage import MAX_BATCH, OPTIONAL_FIELDS, REQUIRED_FIELDS, IngestResult, UsageRejected
 
 GET_AND_POST = ["GET", "POST"]
@@ -126,3 +131,115 @@ def _managed_custom_lines(manager: Account, card, at: datetime) -> list[RateLine
         )
         for r in latest.values()
     ]
+
+
+# --- Balance ---------------------------------------------------------------------------------------------
+
+ENTRIES_PER_PAGE = 25
+
+
+def current_balance(account: Account) -> Balance:
+    """The account's balance as it stands, read without creating a row: none yet is zero."""
+    return Balance.objects.filter(account=account).first() or Balance(account=account)
+
+
+@login_required
+@require_GET
+def balance_page(request, account_id):
+    access = account_access(request, account_id, VIEW_BILLING)
+    account = access.account
+    context = {"access": access, "account": account}
+    if not ledger.has_own_balance(account):
+        # Roll-up: its usage is charged to the manager, whose amounts are none of its business.
+        return render(request, "billing/balance_rollup.html", context)
+    balance = current_balance(account)
+    table = LedgerEntryTable(LedgerEntry.objects.filter(account=account).order_by("-created_at", "-id"))
+    RequestConfig(request, paginate={"per_page": ENTRIES_PER_PAGE}).configure(table)
+    context |= {"balance": _money_facts(balance), "table": table}
+    return render(request, "billing/balance.html", context)
+
+
+def _money_facts(balance: Balance) -> dict[str, str]:
+    currency = balance.currency
+    return {
+        "amount": format_money(balance.amount, currency),
+        "credit_limit": format_money(balance.credit_limit, currency),
+        "available": format_money(balance.available_credit, currency),
+        "currency": currency,
+        "negative": balance.amount < 0,
+    }
+
+
+# --- Credit transfer to a managed account --------------------------------------------------------------------
+
+
+def _transfer_refusal(managed: Account) -> str | None:
+    """Why no credit can go to `managed`, or None. The ledger refuses roll-up targets too; a cancelled
+    account is refused here, before it could strand credit nobody can use."""
+    if not ledger.has_own_balance(managed):
+        return f"{managed.name} is billed to you (roll-up); it has no balance to transfer to."
+    if managed.status == Account.Status.CANCELLED:
+        return f"{managed.name} is cancelled; credit cannot be transferred to it."
+    return None
+
+
+@login_required
+@require_http_methods(GET_AND_POST)
+def managed_transfer(request, account_id, managed_id):
+    """GET: the form. POST: the confirmation step. POST with `confirm`: the transfer, made once per key."""
+    access, managed = managed_account_access(request, account_id, managed_id)
+    manager = access.account
+    available = current_balance(manager).available_credit
+    refusal = _transfer_refusal(managed)
+    if request.method == "GET":
+        form = TransferForm(initial={"key": uuid.uuid4()}, available=available)
+        return _transfer_form(request, access, managed, form, available, refusal)
+    confirming = request.POST.get("confirm") == "1"
+    form = TransferForm(request.POST, available=available, confirming=confirming)
+    if refusal is not None:
+        form.add_error(None, refusal)
+    if not form.is_valid():
+        return _transfer_form(request, access, managed, form, available, refusal, status=422)
+    amount, key = form.cleaned_data["amount"], form.cleaned_data["key"]
+    if not confirming:
+        return _transfer_confirm(request, access, managed, amount, key, available)
+    try:
+        posted = ledger.transfer_credit(
+            manager=manager, managed=managed, amount=amount, key=str(key), actor=Actor.from_request(request)
+        )
+    except ledger.LedgerError as error:
+        form.add_error(error.field if error.field in form.fields else None, error.message)
+        return _transfer_form(request, access, managed, form, available, refusal, status=422)
+    moved = format_money(-posted.entry.amount, posted.entry.currency)
+    if posted.created:
+        messages.success(request, f"{moved} transferred to {managed.name}.")
+    else:
+        messages.info(request, f"This transfer was already made ({moved} to {managed.name}); nothing was sent twice.")
+    return redirect("managed_detail", manager.public_id, managed.public_id)
+
+
+def _transfer_form(request, access, managed, form, available, refusal, status=200):
+    context = {
+        "access": access,
+        "account": access.account,
+        "managed": managed,
+        "form": form,
+        "refusal": refusal,
+        "available": format_money(available),
+        "managed_balance": None if refusal else format_money(current_balance(managed).amount),
+        "max_transfer": format_money(settings.BILLING_MAX_TRANSFER),
+    }
+    return render(request, "billing/transfer.html", context, status=status)
+
+
+def _transfer_confirm(request, access, managed, amount: Decimal, key: uuid.UUID, available: Decimal):
+    context = {
+        "access": access,
+        "account": access.account,
+        "managed": managed,
+        "amount": format_money(amount),
+        "amount_input": f"{to_cents(amount):.2f}",
+        "key": key,
+        "available_after": format_money(available - amount),
+    }
+    return render(request, "billing/transfer_confirm.html", context)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import pytest
 from django.contrib.messages import get_messages
@@ -24,7 +25,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from accounts import services
 from accounts.actor import Actor
-from accounts.models import Membership, Role
+from accounts.models import Account, Membership, Role
+from billing import ledger
 from tests.conftest import PERSONAS, World
 from tests.factories import MembershipFactory, UserFactory
 
@@ -195,6 +197,21 @@ FOREIGN_MANAGED = Target(
 TOKEN = Target("manager", lambda w: {"token": _invitation(w, w.manager).token})
 
 
+def _separately_billed_with_credit(world: World):
+    """world.sibling billed separately, and USD 100.00 on world.manager's balance to transfer from."""
+    Account.objects.filter(pk=world.sibling.pk).update(billing_mode=Account.BillingMode.SEPARATE)
+    staff = Actor.platform_staff()
+    ledger.adjust_balance(account=world.manager, amount=Decimal("100.00"), reason="Matrix", key="matrix", actor=staff)
+    return world.sibling
+
+
+# world.managed is billed roll-up (no balance to transfer to); this one is billed separately.
+SEPARATE_MANAGED = Target(
+    "separate",
+    lambda w: {"account_id": w.manager.public_id, "managed_id": _separately_billed_with_credit(w).public_id},
+)
+
+
 def _api_key(world: World, account):
     key, _ = services.create_api_key(account=account, name="Matrix key", actor=Actor(user=_owner_of(world, account)))
     return key
@@ -256,6 +273,7 @@ def POST(target: Target, expect: dict[str, Expect], data: dict | None = None) ->
 
 
 RENAME = {"name": "Renamed Ltd"}
+TRANSFER = {"amount": "10.00", "key": "9d1c2f6e-3a52-4d0b-9b8e-2f8f0c6d7a11"}
 INVITE = {"email": "new.member@acme.example.com", "role": Role.REPORTING}
 NEW_KEY = {"name": "Matrix sync"}
 NEW_MANAGED = {"name": "Gamma Calls", "email": "gamma@customers.example.com", "billing_mode": "rollup"}
@@ -270,6 +288,11 @@ LOG_IN_AS_POST = members_only(
     # Acting as a managed owner, who is no member of world.manager: never chained.
     manager_acting=Expect(404, signed_in_as="managed_owner", acting=True),
 )
+
+
+def _sibling_detail(world: World) -> str:
+    return reverse("managed_detail", args=[world.manager.public_id, world.sibling.public_id])
+
 
 # Not acting: a 302 home and nothing changes. Acting: back to the manager's page for the account.
 ACTING_RETURN_POST = {
@@ -333,6 +356,11 @@ MATRIX: dict[str, list[Row]] = {
         GET(MANAGER, members_only(owner=200, admin=200, billing=200, reporting=403)),
         GET(MANAGED, managed_owners(200)),
     ],
+    # A roll-up managed account (world.managed) gets a page saying it has no balance of its own.
+    "balance": [
+        GET(MANAGER, members_only(owner=200, admin=200, billing=200, reporting=403)),
+        GET(MANAGED, managed_owners(200)),
+    ],
     "audit_log": [GET(MANAGER, manager_admins(200)), GET(MANAGED, managed_owners(200))],
     "api_keys": [GET(MANAGER, manager_admins(200)), GET(MANAGED, managed_owners(200))],
     # The new key's secret is rendered once, straight from the POST (200), never redirected to.
@@ -383,6 +411,26 @@ MATRIX: dict[str, list[Row]] = {
         POST(SIBLING_KEY, members_only(billing=403, reporting=403)),
         GET(FOREIGN_MANAGED_KEY, members_only(billing=403, reporting=403)),
         POST(FOREIGN_MANAGED_KEY, members_only(billing=403, reporting=403)),
+    ],
+    # GET the form, POST the confirmation step (200), POST with confirm the transfer (302). A roll-up
+    # target (world.managed) is explained on GET and refused on POST (422).
+    "managed_transfer": [
+        GET(OWN_MANAGED, manager_admins(200)),
+        POST(OWN_MANAGED, manager_admins(422), TRANSFER),
+        GET(SEPARATE_MANAGED, manager_admins(200)),
+        POST(SEPARATE_MANAGED, manager_admins(200), TRANSFER),
+        POST(
+            SEPARATE_MANAGED,
+            members_only(
+                owner=Expect(302, location=_sibling_detail),
+                admin=Expect(302, location=_sibling_detail),
+                billing=403,
+                reporting=403,
+            ),
+            {**TRANSFER, "confirm": "1"},
+        ),
+        GET(FOREIGN_MANAGED, members_only(billing=403, reporting=403)),
+        POST(FOREIGN_MANAGED, members_only(billing=403, reporting=403), TRANSFER),
     ],
     "managed_log_in_as": [
         # The method is checked before the sign-in: a GET is a 405 even for anonymous.
@@ -481,12 +529,13 @@ def test_platform_staff_see_no_customer_pages_but_the_admin_site(world, client):
     pages = [
         reverse(name, args=[account.public_id])
         for account in (world.manager, world.managed, world.standard)
-        for name in ("dashboard", "account_settings", "members", "audit_log", "api_keys")
+        for name in ("dashboard", "account_settings", "members", "audit_log", "api_keys", "balance")
     ]
     pages += [
         reverse("managed_list", args=[world.manager.public_id]),
         reverse("managed_detail", args=[world.manager.public_id, world.managed.public_id]),
         reverse("managed_settings", args=[world.manager.public_id, world.managed.public_id]),
+        reverse("managed_transfer", args=[world.manager.public_id, world.managed.public_id]),
     ]
     for page in pages:
         assert client.get(page).status_code == 404, page

@@ -739,3 +739,18 @@ def test_the_charge_task_running_several_times_at_once_posts_once(catalogue, wor
     assert usage_charges(world.manager, related=world.managed) == [(JUNE, Decimal("-0.53"))]
     assert charged(world.manager, world.managed, JUNE) == -to_cents(month_cost(world.managed, JUNE))
     assert_balanced(world.manager)
+
+
+def test_staff_credit_limit_changes_are_audited_and_keep_the_amount(world):
+    from billing.ledger import set_credit_limit
+
+    staff = UserFactory(is_staff=True)
+    credit(world.standard, "10.00")
+    set_credit_limit(account=world.standard, limit=Decimal("25.00"), actor=Actor.platform_staff(staff))
+    set_credit_limit(account=world.standard, limit=Decimal("25.00"), actor=Actor.platform_staff(staff))
+    event = AuditEvent.objects.get(change_type="balance.credit_limit_changed")
+    assert event.changes == [{"field": "credit_limit", "from": "0.00", "to": "25.00"}]
+    assert (event.user, event.change_made_by) == (staff, "platform")
+    assert balance_of(world.standard).available_credit == Decimal("35.00")
+    with pytest.raises(LedgerError):
+        set_credit_limit(account=world.standard, limit=Decimal("-1"), actor=Actor.platform_staff(staff))
