@@ -255,3 +255,111 @@ class LedgerEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValidationError("Ledger entries are never deleted; post a correcting entry instead.")
+
+
+class InvoiceSequence(models.Model):
+    """The last invoice number an issuer gave out: numbers are drawn under this row's lock in the
+    transaction that finalizes the invoice, so they have no gaps."""
+
+    issuer_key = models.CharField(max_length=40, unique=True, help_text='"platform" or "account:<id>"')
+    last_number = models.PositiveIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.issuer_key}: {self.last_number}"
+
+
+class Invoice(models.Model):
+    """One per billed party and UTC calendar month. The platform issues it (issuer empty) to every
+    account that holds its own balance; a roll-up managed account's usage is a section of its
+    manager's invoice. A finalized invoice never changes."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        FINALIZED = "finalized", "Finalized"
+        PAID = "paid", "Paid"
+        VOID = "void", "Void"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    issuer = models.ForeignKey(Account, null=True, blank=True, on_delete=models.PROTECT, related_name="issued_invoices")
+    bill_to = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="invoices")
+    period = models.DateField(help_text="First day of the invoiced month (UTC).")
+    number = models.CharField(max_length=40, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    currency = models.CharField(max_length=3, default="USD")
+    opening_balance = models.DecimalField(**MONEY_FIELD, default=Decimal("0.00"))
+    credits = models.DecimalField(**MONEY_FIELD, default=Decimal("0.00"), help_text="Top-ups, transfers, adjustments")
+    charges = models.DecimalField(**MONEY_FIELD, default=Decimal("0.00"), help_text="Usage charges of the period")
+    closing_balance = models.DecimalField(**MONEY_FIELD, default=Decimal("0.00"))
+    total = models.DecimalField(**MONEY_FIELD, default=Decimal("0.00"))
+    created_at = models.DateTimeField(auto_now_add=True)
+    finalized_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-period", "-id"]
+        constraints = [
+            # The last line of defence against billing a party twice for a month.
+            models.UniqueConstraint(
+                fields=["bill_to", "period"], condition=Q(issuer__isnull=True), name="invoice_one_platform_invoice"
+            ),
+            models.UniqueConstraint(
+                fields=["issuer", "bill_to", "period"],
+                condition=Q(issuer__isnull=False),
+                name="invoice_one_per_issuer_bill_to_period",
+            ),
+            models.CheckConstraint(name="invoice_period_is_first_day", condition=Q(period__day=1)),
+        ]
+
+    def __str__(self):
+        return f"Invoice {self.number or '(draft)'} to {self.bill_to_id} for {self.period:%Y-%m}"
+
+
+class InvoiceLine(models.Model):
+    """Usage of one account and product in the period; on a manager's invoice, the lines of each
+    roll-up managed account form its section."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
+    product = models.ForeignKey(Product, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    description = models.CharField(max_length=255)
+    quantity = models.DecimalField(max_digits=24, decimal_places=6, default=Decimal("0"))
+    amount = models.DecimalField(**MONEY_FIELD)
+    position = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["invoice", "position"]
+
+    def __str__(self):
+        return f"{self.description}: {self.amount}"
+
+
+class CloseRun(models.Model):
+    """The monthly close of one period: how many billed parties it covers and how many are done
+    (counted from its items, so a retried or repeated task never counts twice)."""
+
+    period = models.DateField(unique=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"Close of {self.period:%Y-%m}"
+
+
+class CloseItem(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    run = models.ForeignKey(CloseRun, on_delete=models.CASCADE, related_name="items")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "account"], name="close_item_once_per_run")]
+
+    def __str__(self):
+        return f"{self.run} / {self.account_id}: {self.status}"

@@ -1,9 +1,10 @@
-from datetime import date
+from datetime import date, timedelta
 
 from celery import shared_task
+from django.utils import timezone
 
 from accounts.models import Account
-from billing import ledger
+from billing import invoicing, ledger
 
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=8)
@@ -11,3 +12,31 @@ def charge_usage(account_id: int, month: str) -> None:
     """Posts an account's month-to-date usage charge; idempotent, so retries and repeats are safe."""
     account = Account.objects.select_related("manager").get(pk=account_id)
     ledger.post_usage_charges(account=account, month=date.fromisoformat(month))
+
+
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+def close_month(month: str) -> int:
+    """Beat starts this early on the 1st (for the month before); it queues one small task per
+    billed party and returns how many."""
+    run = invoicing.start_close(date.fromisoformat(month))
+    pending = list(run.items.exclude(status="done").values_list("account_id", flat=True))
+    for account_id in pending:
+        close_party.delay(run.pk, account_id)
+    return len(pending)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=8)
+def close_party(self, run_id: int, account_id: int) -> str:
+    """One billed party's invoice; idempotent, so a redelivered or retried task changes nothing."""
+    try:
+        return invoicing.close_item(run_id=run_id, account_id=account_id).number
+    except Exception as failure:
+        invoicing.record_failure(run_id=run_id, account_id=account_id, error=repr(failure))
+        raise self.retry(exc=failure, countdown=min(2**self.request.retries * 5, 600)) from failure
+
+
+@shared_task
+def close_previous_month() -> int:
+    today = timezone.now().date()
+    previous = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+    return close_month(previous.isoformat())

@@ -22,7 +22,8 @@ from django.utils import timezone
 from accounts import audit
 from accounts.actor import Actor
 from accounts.models import Account
-from billing.models import DailyUsage, MonthlyUsage, Product, UsageBatch, UsageRecord
+from billing.ledger import billed_party
+from billing.models import DailyUsage, Invoice, MonthlyUsage, Product, UsageBatch, UsageRecord
 from billing.pricing import RateBook
 
 MAX_BATCH = 10_000
@@ -121,7 +122,7 @@ def _validate(submitter: Account, rows: Sequence[Mapping[str, object]]) -> list[
         if record is not None and not row_errors:
             records.append(record)
     if not errors:
-        errors = _rate_errors(records)
+        errors = _rate_errors(records) or _closed_month_errors(records)
     if errors:
         raise UsageRejected(errors)
     return records
@@ -246,6 +247,28 @@ def _rate_errors(records: list[_Record]) -> list[RowError]:
         if record.rate is None:
             errors.append(RowError(number, "product", f"{record.product.sku} has no price at {record.started_at}."))
     return errors
+
+
+def _closed_month_errors(records: list[_Record]) -> list[RowError]:
+    """Usage for a month its payer has already been invoiced for is refused: a finalized invoice
+    never changes (billing.invoicing)."""
+    payer_months = {(billed_party(r.account).pk, r.started_at.date().replace(day=1)) for r in records}
+    closed = set(
+        Invoice.objects.filter(
+            issuer__isnull=True,
+            bill_to_id__in={payer for payer, _ in payer_months},
+            period__in={month for _, month in payer_months},
+        )
+        .exclude(status=Invoice.Status.DRAFT)
+        .values_list("bill_to_id", "period")
+    )
+    if not closed:
+        return []
+    return [
+        RowError(number, "started_at", f"{record.started_at:%B %Y} is already invoiced; its usage is closed.")
+        for number, record in enumerate(records, start=1)
+        if (billed_party(record.account).pk, record.started_at.date().replace(day=1)) in closed
+    ]
 
 
 # --- Storing -------------------------------------------------------------------------------------------

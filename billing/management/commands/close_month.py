@@ -1,0 +1,39 @@
+import time
+from datetime import date
+
+from django.core.management.base import BaseCommand, CommandError
+
+from billing import invoicing
+from billing.tasks import close_month
+
+
+class Command(BaseCommand):
+    help = "Run (or re-run) the monthly close of a month: one invoice per billed party. Idempotent."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--month", required=True, help="YYYY-MM (UTC)")
+        parser.add_argument(
+            "--inline", action="store_true", help="Invoice every party in this process instead of queueing tasks"
+        )
+
+    def handle(self, *args, month, inline, **options):
+        try:
+            year, number = (int(part) for part in month.split("-"))
+            period = date(year, number, 1)
+        except ValueError:
+            raise CommandError("--month must look like 2026-10.") from None
+        if period >= date.today().replace(day=1):
+            raise CommandError(f"{period:%Y-%m} is not over yet; only past months can be closed.")
+        began = time.monotonic()
+        if inline:
+            run = invoicing.start_close(period)
+            for account_id in run.items.exclude(status="done").values_list("account_id", flat=True):
+                invoicing.close_item(run_id=run.pk, account_id=account_id)
+        else:
+            queued = close_month(period.isoformat())
+            self.stdout.write(f"Queued {queued} billed part(ies); progress is in the close-run table.")
+        progress = invoicing.close_progress(period)
+        self.stdout.write(
+            f"Close of {period:%Y-%m}: {progress['done']} of {progress['total']} done, "
+            f"{progress['failed']} failed, {time.monotonic() - began:.1f} s"
+        )
