@@ -53,10 +53,12 @@ def next_month(month: date) -> date:
 
 def billed_parties(month: date):
     """Every account that holds its own balance and either existed in the month (and is not
-    cancelled) or had usage in it."""
+    cancelled) or had usage in it, its own or its roll-up managed accounts'."""
     own_balance = ~Q(kind=Account.Kind.MANAGED) | Q(billing_mode=Account.BillingMode.SEPARATE)
     existed = Q(created_at__lt=month_start(next_month(month))) & ~Q(status=Account.Status.CANCELLED)
-    used = Q(pk__in=MonthlyUsage.objects.filter(month=month).values("account_id"))
+    usage = MonthlyUsage.objects.filter(month=month)
+    rolled_up = usage.filter(account__billing_mode=Account.BillingMode.ROLLUP).values("account__manager_id")
+    used = Q(pk__in=usage.values("account_id")) | Q(pk__in=rolled_up)
     return Account.objects.filter(own_balance & (existed | used)).order_by("pk")
 
 
