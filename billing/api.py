@@ -1,5 +1,5 @@
-"""v2 API: the balance (`GET /balance`) and usage ingestion (`POST /usage_records`, our own
-extension of the contract).
+"""v2 API: the balance (`GET /balance`), invoices (`GET /invoices`, `GET /invoices/{id}`) and usage
+ingestion (`POST /usage_records`, our own extension of the contract).
 
 Usage ingestion is a thin skin over `billing.usage.ingest_usage`, the one way usage gets in: the batch is validated
 whole, stored atomically, idempotent per (account, idempotency key), and a manager key may name its
@@ -10,17 +10,21 @@ the contract's errors: one error per bad row and field, with the JSON pointer of
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
 
+from billing.invoice_selectors import invoices_of, period_end
 from billing.ledger import has_own_balance
-from billing.models import Balance
+from billing.models import Balance, Invoice
 from billing.money import to_cents
 from billing.usage import RowError, UsageRejected, ingest_usage
-from portal.api import ApiError, actor, api_view, error, invalid, json_body
+from portal.api import ApiError, actor, api_view, error, invalid, json_body, page
 
 # Nothing is pending until payments exist: a card top-up will be pending between its PaymentIntent
 # and the ledger entry its confirmation posts. Until then every movement is posted at once.
@@ -66,6 +70,73 @@ def balance_json(row: Balance) -> dict:
 
 def _money(amount) -> str:
     return f"{to_cents(Decimal(amount)):.2f}"  # an unsaved row holds the int default 0
+
+
+# --- Invoices ----------------------------------------------------------------------------------------
+
+INVOICE_SORTS = {"period_start": ("period", "id"), "-period_start": ("-period", "-id")}
+INVOICE_ACTIONS = ("json", "link")
+
+
+@api_view("GET")
+def invoices(request):
+    """The key's account's own invoices (`sort` = `period_start` | `-period_start`, the default),
+    in the shape of the SDK's `InvoiceListResponse`. A roll-up managed account's key gets an empty
+    list: its usage is on its manager's invoice. A manager's key lists the manager's invoices only."""
+    sort = request.GET.get("sort", "-period_start")
+    if sort not in INVOICE_SORTS:
+        raise invalid("sort", f"Must be one of {', '.join(INVOICE_SORTS)}.", query=True)
+    records = invoices_of(request.api_key.account).order_by(*INVOICE_SORTS[sort])
+    return page(request, records, lambda invoice: invoice_json(request, invoice))
+
+
+@api_view("GET")
+def invoice(request, invoice_id):
+    """One of the key's account's invoices (404 for any other id), in the shape of the SDK's
+    `InvoiceRetrieveResponse`. `action=link` adds `download_url`: the invoice's page in the portal,
+    whose print stylesheet gives a clean PDF from the browser (there is no stored PDF file yet)."""
+    action = request.GET.get("action", "json")
+    if action not in INVOICE_ACTIONS:
+        raise invalid("action", f"Must be one of {', '.join(INVOICE_ACTIONS)}.", query=True)
+    account = request.api_key.account
+    record = get_object_or_404(invoices_of(account), public_id=_uuid(invoice_id))
+    data = invoice_json(request, record)
+    if action == "link":
+        data["download_url"] = request.build_absolute_uri(
+            reverse("invoice_detail", args=[account.public_id, record.public_id])
+        )
+    return JsonResponse({"data": data})
+
+
+def invoice_json(request, invoice: Invoice) -> dict:
+    """The contract's fields (`invoice_id`, `file_id`, `paid`, `period_start`, `period_end` (the
+    last day of the month, included), `url`: this record in the API) and our extras: number,
+    status, currency and total. The total is money the account owes, shown even with hidden pricing
+    (DESIGN section 3); nothing here is a rate or a per-line amount. `file_id` is null: no PDF file
+    is stored."""
+    return {
+        "record_type": "invoice",
+        "invoice_id": str(invoice.public_id),
+        "file_id": None,
+        "paid": invoice.status == Invoice.Status.PAID,
+        "period_start": invoice.period.isoformat(),
+        "period_end": period_end(invoice).isoformat(),
+        "url": request.build_absolute_uri(reverse("api_invoice", args=[invoice.public_id])),
+        "number": invoice.number,
+        "status": invoice.status,
+        "currency": invoice.currency,
+        "total": _money(invoice.total),
+    }
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise Http404 from None
+
+
+# --- Usage ingestion ----------------------------------------------------------------------------------
 
 
 @api_view("POST")

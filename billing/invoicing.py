@@ -27,7 +27,7 @@ from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from accounts.models import Account
-from billing import ledger
+from billing import ledger, period_lock
 from billing.models import (
     CloseItem,
     CloseRun,
@@ -78,8 +78,6 @@ def invoice_party(*, account: Account, month: date) -> Invoice:
     existing = Invoice.objects.filter(bill_to=account, period=month, issuer__isnull=True).first()
     if existing is not None and existing.status != Invoice.Status.DRAFT:
         return existing
-    for source in _sources(account):
-        ledger.post_usage_charges(account=source, month=month)
     try:
         return _build(account, month)
     except IntegrityError:
@@ -96,6 +94,13 @@ def _sources(account: Account) -> list[Account]:
 
 @transaction.atomic
 def _build(account: Account, month: date) -> Invoice:
+    # Exclusive over the payer's month: batches in flight commit first, later ones are refused.
+    period_lock.hold_exclusive(account.pk, month)
+    existing = Invoice.objects.filter(bill_to=account, period=month, issuer__isnull=True).first()
+    if existing is not None and existing.status != Invoice.Status.DRAFT:
+        return existing
+    for source in _sources(account):
+        ledger.post_usage_charges(account=source, month=month)
     Invoice.objects.filter(bill_to=account, period=month, issuer__isnull=True, status=Invoice.Status.DRAFT).delete()
     invoice = Invoice.objects.create(bill_to=account, period=month, currency="USD")
     total = _add_lines(invoice, account, month)

@@ -1,7 +1,8 @@
 import django_tables2 as tables
+from django.urls import reverse
 from django.utils.html import format_html
 
-from billing.models import LedgerEntry
+from billing.models import Invoice, LedgerEntry
 from billing.money import format_money
 
 
@@ -25,3 +26,34 @@ class LedgerEntryTable(tables.Table):
     def render_amount(self, record):
         css = "credit" if record.amount > 0 else "debit"
         return format_html('<span class="{}">{}</span>', css, format_money(record.amount, record.currency))
+
+
+class InvoiceTable(tables.Table):
+    """An account's invoices, newest first. Totals are money the account owes, shown even when its
+    pricing is hidden (DESIGN section 3)."""
+
+    number = tables.Column(verbose_name="Invoice", orderable=False)
+    period = tables.DateColumn(verbose_name="Period", format="F Y", orderable=False)
+    finalized_at = tables.DateTimeColumn(verbose_name="Issued (UTC)", format="Y-m-d", orderable=False)
+    status = tables.Column(verbose_name="Status", orderable=False)
+    total = tables.Column(verbose_name="Total", orderable=False, attrs={"td": {"class": "num"}, "th": {"class": "num"}})
+
+    class Meta:
+        model = Invoice
+        fields = ("number", "period", "finalized_at", "status", "total")
+        attrs = {"class": "table invoices"}
+        empty_text = "No invoices yet: each month's invoice appears here once the month has closed (on the 1st, UTC)."
+
+    def __init__(self, *args, account, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.account = account
+
+    def render_number(self, record):
+        url = reverse("invoice_detail", args=[self.account.public_id, record.public_id])
+        return format_html('<a href="{}">{}</a>', url, record.number)
+
+    def render_status(self, record):
+        return format_html('<span class="badge invoice-{}">{}</span>', record.status, record.get_status_display())
+
+    def render_total(self, record):
+        return format_money(record.total, record.currency)

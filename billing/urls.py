@@ -6,6 +6,8 @@ urlpatterns = [
     path("a/<uuid:account_id>/usage/upload/", views.usage_upload, name="usage_upload"),
     path("a/<uuid:account_id>/rates/", views.rate_card_page, name="rate_card"),
     path("a/<uuid:account_id>/balance/", views.balance_page, name="balance"),
+    path("a/<uuid:account_id>/invoices/", views.invoice_list, name="invoice_list"),
+    path("a/<uuid:account_id>/invoices/<uuid:invoice_id>/", views.invoice_detail, name="invoice_detail"),
     path(
         "a/<uuid:account_id>/managed/<uuid:managed_id>/transfer/",
         views.managed_transfer,

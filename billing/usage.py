@@ -22,6 +22,7 @@ from django.utils import timezone
 from accounts import audit
 from accounts.actor import Actor
 from accounts.models import Account
+from billing import period_lock
 from billing.ledger import billed_party
 from billing.models import DailyUsage, Invoice, MonthlyUsage, Product, UsageBatch, UsageRecord
 from billing.pricing import RateBook
@@ -276,6 +277,12 @@ def _closed_month_errors(records: list[_Record]) -> list[RowError]:
 
 @transaction.atomic
 def _store(submitter, records: list[_Record], *, source, actor, filename) -> IngestResult:
+    # Validation saw the months open; a close may have finished since. Under the shared period
+    # lock, check again: a month invoiced meanwhile refuses the whole batch (nothing stored).
+    period_lock.hold_shared((billed_party(r.account).pk, r.started_at.date().replace(day=1)) for r in records)
+    closed = _closed_month_errors(records)
+    if closed:
+        raise UsageRejected(closed)
     stored = _already_stored(records)
     new = [r for r in records if (r.account.pk, r.key) not in stored]
     if not new:

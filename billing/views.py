@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 from django_tables2 import RequestConfig
@@ -20,10 +20,11 @@ from accounts.models import Account
 from accounts.permissions import SUBMIT_USAGE, VIEW_BILLING, can_see_pricing
 from billing import csv_upload, ledger
 from billing.forms import TransferForm, UsageUploadForm
-from billing.models import Balance, LedgerEntry, Product, Rate, UsageBatch
+from billing.invoice_selectors import Section, invoice_layout, invoices_of, period_end
+from billing.models import Balance, InvoiceLine, LedgerEntry, Product, Rate, UsageBatch
 from billing.money import format_money, to_cents
 from billing.pricing import rate_card
-from billing.tables import LedgerEntryTable
+from billing.tables import InvoiceTable, LedgerEntryTable
 from billing.usage import MAX_BATCH, OPTIONAL_FIELDS, REQUIRED_FIELDS, IngestResult, UsageRejected
 
 GET_AND_POST = ["GET", "POST"]
@@ -243,3 +244,93 @@ def _transfer_confirm(request, access, managed, amount: Decimal, key: uuid.UUID,
         "available_after": format_money(available - amount),
     }
     return render(request, "billing/transfer_confirm.html", context)
+
+
+# --- Invoices --------------------------------------------------------------------------------------------
+
+INVOICES_PER_PAGE = 25
+
+
+@login_required
+@require_GET
+def invoice_list(request, account_id):
+    """The account's invoices, newest first. A roll-up managed account is billed nothing of its own;
+    its page says where its usage goes instead."""
+    access = account_access(request, account_id, VIEW_BILLING)
+    account = access.account
+    table = InvoiceTable(invoices_of(account), account=account)
+    RequestConfig(request, paginate={"per_page": INVOICES_PER_PAGE}).configure(table)
+    context = {"access": access, "account": account, "table": table, "billed_to_manager": not account.has_own_balance}
+    return render(request, "billing/invoice_list.html", context)
+
+
+@dataclass(frozen=True)
+class InvoiceLineRow:
+    description: str
+    quantity: str
+    amount: str | None  # None: the account's pricing is hidden
+
+
+@dataclass(frozen=True)
+class InvoiceSectionView:
+    title: str
+    note: str
+    rows: list[InvoiceLineRow]
+    subtotal: str | None  # None: the account's pricing is hidden
+
+
+@login_required
+@require_GET
+def invoice_detail(request, account_id, invoice_id):
+    """One invoice: header, statement, and its lines in a section per account. With hidden pricing
+    (DESIGN section 3) the totals and the statement stay, since they are money the account itself
+    owes, but the lines show quantities only: no per-line amount, no rounding line, no subtotal.
+
+    A constant number of queries, whatever the number of sections (a manager with 3,000 roll-up
+    accounts): the invoice, then its lines with their accounts and products in one query."""
+    access = account_access(request, account_id, VIEW_BILLING)
+    account = access.account
+    invoice = get_object_or_404(invoices_of(account), public_id=invoice_id)
+    layout = invoice_layout(invoice)
+    priced = can_see_pricing(account)
+    currency = invoice.currency
+    context = {
+        "access": access,
+        "account": account,
+        "invoice": invoice,
+        "period_end": period_end(invoice),
+        "priced": priced,
+        "sections": [_section_view(section, account, currency, priced) for section in layout.sections],
+        "statement": [
+            ("Opening balance", format_money(invoice.opening_balance, currency)),
+            ("Credits (top-ups, transfers, adjustments)", format_money(invoice.credits, currency)),
+            ("Usage charges", format_money(invoice.charges, currency)),
+            ("Closing balance", format_money(invoice.closing_balance, currency)),
+        ],
+        "total": format_money(invoice.total, currency),
+        "section_count": len(layout.sections),
+        "sections_total": format_money(layout.sections_total, currency),
+        "adds_up": layout.adds_up(invoice),
+    }
+    return render(request, "billing/invoice_detail.html", context)
+
+
+def _section_view(section: Section, payer: Account, currency: str, priced: bool) -> InvoiceSectionView:
+    if section.own:
+        title, note = section.account.name, "Own usage" if payer.is_manager else ""
+    else:
+        title, note = section.account.name, "Roll-up managed account"
+    lines = section.lines if priced else [line for line in section.lines if line.product_id is not None]
+    rows = [
+        InvoiceLineRow(
+            description=line.description,
+            quantity=_quantity(line) if line.product_id is not None else "",
+            amount=format_money(line.amount, currency) if priced else None,
+        )
+        for line in lines
+    ]
+    return InvoiceSectionView(title, note, rows, format_money(section.subtotal, currency) if priced else None)
+
+
+def _quantity(line: InvoiceLine) -> str:
+    return f"{line.quantity.normalize():,f}"

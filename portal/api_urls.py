@@ -29,6 +29,8 @@ urlpatterns = [
     path("usage_reports/options", reporting_api.usage_report_options, name="api_usage_report_options"),
     path("usage_records", billing_api.usage_records, name="api_usage_records"),
     path("balance", billing_api.balance, name="api_balance"),
+    path("invoices", billing_api.invoices, name="api_invoices"),
+    path("invoices/<str:invoice_id>", billing_api.invoice, name="api_invoice"),
     # Anything else under /v2/ answers in the contract's error shape, not Django's HTML 404.
     re_path(r"^.*$", api_not_found, name="api_not_found"),
 ]

@@ -7,7 +7,8 @@ policy is the one the design asks for, not whatever the code returns:
 - anonymous on a login-required page: 302 to the sign-in page;
 - not a member of the account in the URL: 404, never 403 (a 403 would reveal the account exists);
 - a member whose role lacks the permission: 403;
-- owner and admin manage everything; billing and reporting see only the dashboard;
+- owner and admin manage everything; billing also sees the balance, rates and invoices, reporting
+  the usage reports;
 - manager_acting is the manager's owner logged in as world.managed's owner: the owner's rights on
   world.managed's pages, a stranger (404) on world.manager's pages;
 - a manager reaches its managed accounts only through the manager pages or by logging in as them.
@@ -17,7 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
+from uuid import UUID
 
 import pytest
 from django.contrib.messages import get_messages
@@ -27,6 +30,7 @@ from accounts import services
 from accounts.actor import Actor
 from accounts.models import Account, Membership, Role
 from billing import ledger
+from billing.invoicing import invoice_party
 from tests.conftest import PERSONAS, World
 from tests.factories import MembershipFactory, UserFactory
 
@@ -212,6 +216,24 @@ SEPARATE_MANAGED = Target(
 )
 
 
+def _march_invoice(account) -> UUID:
+    """`account`'s March 2025 invoice, made as the monthly close makes it (no usage: a zero invoice)."""
+    return invoice_party(account=account, month=date(2025, 3, 1)).public_id
+
+
+MANAGER_INVOICE = Target(
+    "manager", lambda w: {"account_id": w.manager.public_id, "invoice_id": _march_invoice(w.manager)}
+)
+# Another tenant's invoice through world.manager's URL, and world.manager's invoice through its
+# roll-up managed account's URL (the account whose section is in it): not found.
+FOREIGN_INVOICE = Target(
+    "foreign", lambda w: {"account_id": w.manager.public_id, "invoice_id": _march_invoice(w.other_manager)}
+)
+MANAGERS_INVOICE_VIA_MANAGED = Target(
+    "managed", lambda w: {"account_id": w.managed.public_id, "invoice_id": _march_invoice(w.manager)}
+)
+
+
 def _api_key(world: World, account):
     key, _ = services.create_api_key(account=account, name="Matrix key", actor=Actor(user=_owner_of(world, account)))
     return key
@@ -360,6 +382,16 @@ MATRIX: dict[str, list[Row]] = {
     "balance": [
         GET(MANAGER, members_only(owner=200, admin=200, billing=200, reporting=403)),
         GET(MANAGED, managed_owners(200)),
+    ],
+    # A roll-up managed account (world.managed) gets a page saying its usage is on its manager's invoice.
+    "invoice_list": [
+        GET(MANAGER, members_only(owner=200, admin=200, billing=200, reporting=403)),
+        GET(MANAGED, managed_owners(200)),
+    ],
+    "invoice_detail": [
+        GET(MANAGER_INVOICE, members_only(owner=200, admin=200, billing=200, reporting=403)),
+        GET(FOREIGN_INVOICE, members_only(reporting=403)),
+        GET(MANAGERS_INVOICE_VIA_MANAGED, members_only()),
     ],
     "audit_log": [GET(MANAGER, manager_admins(200)), GET(MANAGED, managed_owners(200))],
     "api_keys": [GET(MANAGER, manager_admins(200)), GET(MANAGED, managed_owners(200))],
@@ -529,7 +561,7 @@ def test_platform_staff_see_no_customer_pages_but_the_admin_site(world, client):
     pages = [
         reverse(name, args=[account.public_id])
         for account in (world.manager, world.managed, world.standard)
-        for name in ("dashboard", "account_settings", "members", "audit_log", "api_keys", "balance")
+        for name in ("dashboard", "account_settings", "members", "audit_log", "api_keys", "balance", "invoice_list")
     ]
     pages += [
         reverse("managed_list", args=[world.manager.public_id]),

@@ -2,6 +2,7 @@ import time
 from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from billing import invoicing
 from billing.tasks import close_month
@@ -22,13 +23,17 @@ class Command(BaseCommand):
             period = date(year, number, 1)
         except ValueError:
             raise CommandError("--month must look like 2026-10.") from None
-        if period >= date.today().replace(day=1):
+        if period >= timezone.now().date().replace(day=1):
             raise CommandError(f"{period:%Y-%m} is not over yet; only past months can be closed.")
         began = time.monotonic()
         if inline:
             run = invoicing.start_close(period)
             for account_id in run.items.exclude(status="done").values_list("account_id", flat=True):
-                invoicing.close_item(run_id=run.pk, account_id=account_id)
+                try:
+                    invoicing.close_item(run_id=run.pk, account_id=account_id)
+                except Exception as failure:  # one party's failure must not stop the others
+                    invoicing.record_failure(run_id=run.pk, account_id=account_id, error=repr(failure))
+                    self.stderr.write(f"Account {account_id} failed: {failure!r}")
         else:
             queued = close_month(period.isoformat())
             self.stdout.write(f"Queued {queued} billed part(ies); progress is in the close-run table.")

@@ -1,0 +1,31 @@
+"""A lock per (payer, month) between ingestion and the monthly close.
+
+Ingestion takes it shared (any number of batches at once), the close of that payer's month takes it
+exclusive: a close waits for batches in flight to commit and then sees their usage; a batch that
+arrives during or after the close waits, then finds the month invoiced and is refused. PostgreSQL
+transaction-level advisory locks; on SQLite every write transaction is already exclusive.
+"""
+
+from collections.abc import Iterable
+from datetime import date
+
+from django.db import connection
+
+
+def _keys(payer_id: int, month: date) -> tuple[int, int]:
+    return payer_id, month.year * 100 + month.month
+
+
+def hold_shared(pairs: Iterable[tuple[int, date]]) -> None:
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for payer_id, month in sorted(set(pairs)):
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", _keys(payer_id, month))
+
+
+def hold_exclusive(payer_id: int, month: date) -> None:
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", _keys(payer_id, month))
