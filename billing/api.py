@@ -23,6 +23,7 @@ from billing.invoice_selectors import invoices_of, period_end
 from billing.ledger import has_own_balance
 from billing.models import Balance, Invoice
 from billing.money import to_cents
+from billing.pdf import download_token
 from billing.usage import RowError, UsageRejected, ingest_usage
 from portal.api import ApiError, actor, api_view, error, invalid, json_body, page
 
@@ -93,8 +94,9 @@ def invoices(request):
 @api_view("GET")
 def invoice(request, invoice_id):
     """One of the key's account's invoices (404 for any other id), in the shape of the SDK's
-    `InvoiceRetrieveResponse`. `action=link` adds `download_url`: the invoice's page in the portal,
-    whose print stylesheet gives a clean PDF from the browser (there is no stored PDF file yet)."""
+    `InvoiceRetrieveResponse`. `action=link` adds `download_url`: a signed link to the invoice's PDF
+    that needs no session and expires after 15 minutes (billing.pdf.download_token); it serves the
+    PDF as the key's account sees it (its pricing rule), and only while that account sees the invoice."""
     action = request.GET.get("action", "json")
     if action not in INVOICE_ACTIONS:
         raise invalid("action", f"Must be one of {', '.join(INVOICE_ACTIONS)}.", query=True)
@@ -102,9 +104,8 @@ def invoice(request, invoice_id):
     record = get_object_or_404(invoices_of(account), public_id=_uuid(invoice_id))
     data = invoice_json(request, record)
     if action == "link":
-        data["download_url"] = request.build_absolute_uri(
-            reverse("invoice_detail", args=[account.public_id, record.public_id])
-        )
+        token = download_token(record, account)
+        data["download_url"] = request.build_absolute_uri(reverse("invoice_download", args=[token]))
     return JsonResponse({"data": data})
 
 

@@ -8,6 +8,9 @@ urlpatterns = [
     path("a/<uuid:account_id>/balance/", views.balance_page, name="balance"),
     path("a/<uuid:account_id>/invoices/", views.invoice_list, name="invoice_list"),
     path("a/<uuid:account_id>/invoices/<uuid:invoice_id>/", views.invoice_detail, name="invoice_detail"),
+    path("a/<uuid:account_id>/invoices/<uuid:invoice_id>/pdf/", views.invoice_pdf_download, name="invoice_pdf"),
+    # Public: the signed, time-limited link the API's `action=link` hands out; the token is the credential.
+    path("invoices/download/<str:token>/", views.invoice_download, name="invoice_download"),
     path(
         "a/<uuid:account_id>/managed/<uuid:managed_id>/transfer/",
         views.managed_transfer,

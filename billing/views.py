@@ -8,7 +8,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
@@ -20,9 +20,10 @@ from accounts.models import Account
 from accounts.permissions import SUBMIT_USAGE, VIEW_BILLING, can_see_pricing
 from billing import csv_upload, ledger
 from billing.forms import TransferForm, UsageUploadForm
-from billing.invoice_selectors import Section, invoice_layout, invoices_of, period_end
-from billing.models import Balance, InvoiceLine, LedgerEntry, Product, Rate, UsageBatch
+from billing.invoice_selectors import invoices_of, period_end
+from billing.models import Balance, Invoice, LedgerEntry, Product, Rate, UsageBatch
 from billing.money import format_money, to_cents
+from billing.pdf import BadDownloadToken, invoice_pdf, invoice_view, pdf_filename, read_download_token
 from billing.pricing import rate_card
 from billing.tables import InvoiceTable, LedgerEntryTable
 from billing.usage import MAX_BATCH, OPTIONAL_FIELDS, REQUIRED_FIELDS, IngestResult, UsageRejected
@@ -264,21 +265,6 @@ def invoice_list(request, account_id):
     return render(request, "billing/invoice_list.html", context)
 
 
-@dataclass(frozen=True)
-class InvoiceLineRow:
-    description: str
-    quantity: str
-    amount: str | None  # None: the account's pricing is hidden
-
-
-@dataclass(frozen=True)
-class InvoiceSectionView:
-    title: str
-    note: str
-    rows: list[InvoiceLineRow]
-    subtotal: str | None  # None: the account's pricing is hidden
-
-
 @login_required
 @require_GET
 def invoice_detail(request, account_id, invoice_id):
@@ -290,47 +276,61 @@ def invoice_detail(request, account_id, invoice_id):
     accounts): the invoice, then its lines with their accounts and products in one query."""
     access = account_access(request, account_id, VIEW_BILLING)
     account = access.account
-    invoice = get_object_or_404(invoices_of(account), public_id=invoice_id)
-    layout = invoice_layout(invoice)
-    priced = can_see_pricing(account)
-    currency = invoice.currency
+    invoice = _own_invoice(account, invoice_id)
+    view = invoice_view(invoice, pricing=can_see_pricing(account))
     context = {
         "access": access,
         "account": account,
         "invoice": invoice,
         "period_end": period_end(invoice),
-        "priced": priced,
-        "sections": [_section_view(section, account, currency, priced) for section in layout.sections],
-        "statement": [
-            ("Opening balance", format_money(invoice.opening_balance, currency)),
-            ("Credits (top-ups, transfers, adjustments)", format_money(invoice.credits, currency)),
-            ("Usage charges", format_money(invoice.charges, currency)),
-            ("Closing balance", format_money(invoice.closing_balance, currency)),
-        ],
-        "total": format_money(invoice.total, currency),
-        "section_count": len(layout.sections),
-        "sections_total": format_money(layout.sections_total, currency),
-        "adds_up": layout.adds_up(invoice),
+        "priced": view.priced,
+        "sections": view.sections,
+        "statement": view.statement,
+        "total": view.total,
+        "section_count": view.section_count,
+        "sections_total": view.sections_total,
+        "adds_up": view.adds_up,
     }
     return render(request, "billing/invoice_detail.html", context)
 
 
-def _section_view(section: Section, payer: Account, currency: str, priced: bool) -> InvoiceSectionView:
-    if section.own:
-        title, note = section.account.name, "Own usage" if payer.is_manager else ""
-    else:
-        title, note = section.account.name, "Roll-up managed account"
-    lines = section.lines if priced else [line for line in section.lines if line.product_id is not None]
-    rows = [
-        InvoiceLineRow(
-            description=line.description,
-            quantity=_quantity(line) if line.product_id is not None else "",
-            amount=format_money(line.amount, currency) if priced else None,
-        )
-        for line in lines
-    ]
-    return InvoiceSectionView(title, note, rows, format_money(section.subtotal, currency) if priced else None)
+@login_required
+@require_GET
+def invoice_pdf_download(request, account_id, invoice_id):
+    """The invoice as a PDF attachment: the same access and the same pricing rule as its page."""
+    access = account_access(request, account_id, VIEW_BILLING)
+    account = access.account
+    invoice = _own_invoice(account, invoice_id)
+    return pdf_response(invoice, pricing=can_see_pricing(account))
 
 
-def _quantity(line: InvoiceLine) -> str:
-    return f"{line.quantity.normalize():,f}"
+@require_GET
+def invoice_download(request, token):
+    """The PDF behind a signed, time-limited link the API hands out (`action=link`): no session,
+    the token is the credential. It names the invoice and the API key's account; the invoice must
+    still be one that account sees, and the pricing is that account's. Any bad, tampered or expired
+    token, or an account no longer enabled, is a 404 that says nothing more."""
+    try:
+        account_public_id, invoice_public_id = read_download_token(token)
+    except BadDownloadToken:
+        raise Http404("No such invoice.") from None
+    account = Account.objects.filter(public_id=account_public_id).first()
+    if account is None or not account.is_enabled:
+        raise Http404("No such invoice.")
+    invoice = _own_invoice(account, invoice_public_id)
+    response = pdf_response(invoice, pricing=can_see_pricing(account))
+    response["Referrer-Policy"] = "no-referrer"  # the token is in the URL
+    return response
+
+
+def _own_invoice(account: Account, invoice_id) -> Invoice:
+    # bill_to is the account itself: joined, so the payer costs no query of its own.
+    return get_object_or_404(invoices_of(account).select_related("bill_to"), public_id=invoice_id)
+
+
+def pdf_response(invoice: Invoice, *, pricing: bool) -> HttpResponse:
+    response = HttpResponse(invoice_pdf(invoice, pricing=pricing), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{pdf_filename(invoice)}"'
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

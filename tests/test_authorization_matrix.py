@@ -234,6 +234,11 @@ MANAGERS_INVOICE_VIA_MANAGED = Target(
 )
 
 
+# The public PDF link of the API's `action=link`: the token is the credential, so a bad one is a
+# 404 for everyone, signed in or not (tests/test_invoice_pdf.py covers the good, tampered and expired ones).
+BAD_DOWNLOAD_TOKEN = Target("bad-token", lambda w: {"token": "not-a-signed-token"})
+
+
 def _api_key(world: World, account):
     key, _ = services.create_api_key(account=account, name="Matrix key", actor=Actor(user=_owner_of(world, account)))
     return key
@@ -393,6 +398,13 @@ MATRIX: dict[str, list[Row]] = {
         GET(FOREIGN_INVOICE, members_only(reporting=403)),
         GET(MANAGERS_INVOICE_VIA_MANAGED, members_only()),
     ],
+    "invoice_pdf": [
+        GET(MANAGER_INVOICE, members_only(owner=200, admin=200, billing=200, reporting=403)),
+        GET(FOREIGN_INVOICE, members_only(reporting=403)),
+        GET(MANAGERS_INVOICE_VIA_MANAGED, members_only()),
+        POST(MANAGER_INVOICE, everyone(405, anonymous=LOGIN)),  # GET only; the sign-in comes first
+    ],
+    "invoice_download": [GET(BAD_DOWNLOAD_TOKEN, everyone(404)), POST(BAD_DOWNLOAD_TOKEN, everyone(405))],
     "audit_log": [GET(MANAGER, manager_admins(200)), GET(MANAGED, managed_owners(200))],
     "api_keys": [GET(MANAGER, manager_admins(200)), GET(MANAGED, managed_owners(200))],
     # The new key's secret is rendered once, straight from the POST (200), never redirected to.

@@ -1,0 +1,326 @@
+"""An invoice as a PDF (DESIGN section 5: "HTML page and PDF download"), and the invoice as shown,
+which the HTML page (billing.views.invoice_detail) and the PDF both print: header, statement, the
+lines in a section per account (billing.invoice_selectors' layout), section subtotals and the
+check that the sections add up to the total.
+
+Hidden pricing (DESIGN section 3) is decided by the caller (`pricing`, from
+accounts.permissions.can_see_pricing) and applied here once for both: without it the lines carry
+quantities only, with no per-line amount, no rounding line and no subtotal; the statement and the
+total stay, since they are money the account itself owes.
+
+The PDF is drawn with reportlab's platypus and its built-in Helvetica: no font is loaded from disk
+or the network. Helvetica covers Latin-1 (WinAnsi); a character outside it prints as a blank box.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from io import BytesIO
+from xml.sax.saxutils import escape
+
+from django.core import signing
+from django.utils.dateformat import format as format_date
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_RIGHT
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.units import mm
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+from accounts.models import Account
+from billing.invoice_selectors import Section, invoice_layout, period_end
+from billing.models import Invoice, InvoiceLine
+from billing.money import format_money
+
+# --- The invoice as shown ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InvoiceLineRow:
+    description: str
+    quantity: str
+    amount: str | None  # None: the account's pricing is hidden
+
+
+@dataclass(frozen=True)
+class InvoiceSectionView:
+    title: str
+    note: str
+    rows: list[InvoiceLineRow]
+    subtotal: str | None  # None: the account's pricing is hidden
+
+
+@dataclass(frozen=True)
+class InvoiceView:
+    invoice: Invoice
+    payer: Account
+    priced: bool
+    sections: list[InvoiceSectionView]
+    statement: list[tuple[str, str]]
+    total: str
+    sections_total: str
+    adds_up: bool
+
+    @property
+    def section_count(self) -> int:
+        return len(self.sections)
+
+
+def invoice_view(invoice: Invoice, *, pricing: bool) -> InvoiceView:
+    """The invoice as its payer (`invoice.bill_to`) sees it, with or without pricing. Two queries
+    whatever the number of sections: the lines come with their accounts and products."""
+    layout = invoice_layout(invoice)
+    payer = invoice.bill_to
+    currency = invoice.currency
+    return InvoiceView(
+        invoice=invoice,
+        payer=payer,
+        priced=pricing,
+        sections=[section_view(section, payer, currency, pricing) for section in layout.sections],
+        statement=[
+            ("Opening balance", format_money(invoice.opening_balance, currency)),
+            ("Credits (top-ups, transfers, adjustments)", format_money(invoice.credits, currency)),
+            ("Usage charges", format_money(invoice.charges, currency)),
+            ("Closing balance", format_money(invoice.closing_balance, currency)),
+        ],
+        total=format_money(invoice.total, currency),
+        sections_total=format_money(layout.sections_total, currency),
+        adds_up=layout.adds_up(invoice),
+    )
+
+
+def section_view(section: Section, payer: Account, currency: str, priced: bool) -> InvoiceSectionView:
+    if section.own:
+        title, note = section.account.name, "Own usage" if payer.is_manager else ""
+    else:
+        title, note = section.account.name, "Roll-up managed account"
+    # Without pricing the rounding line (no product) would be a per-line amount by another name.
+    lines = section.lines if priced else [line for line in section.lines if line.product_id is not None]
+    rows = [
+        InvoiceLineRow(
+            description=line.description,
+            quantity=quantity(line) if line.product_id is not None else "",
+            amount=format_money(line.amount, currency) if priced else None,
+        )
+        for line in lines
+    ]
+    return InvoiceSectionView(title, note, rows, format_money(section.subtotal, currency) if priced else None)
+
+
+def quantity(line: InvoiceLine) -> str:
+    return f"{line.quantity.normalize():,f}"
+
+
+def period_label(invoice: Invoice) -> str:
+    return f"{format_date(invoice.period, 'j F Y')} – {format_date(period_end(invoice), 'j F Y')} (UTC)"
+
+
+def pdf_filename(invoice: Invoice) -> str:
+    """`MC-0000042.pdf`; anything but letters, digits, dot, dash and underscore becomes `_`."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", invoice.number) + ".pdf"
+
+
+# --- The signed download link -------------------------------------------------------------------------
+
+DOWNLOAD_SALT = "billing.invoice-download"
+DOWNLOAD_MAX_AGE = 15 * 60  # seconds
+
+
+class BadDownloadToken(Exception):
+    """A download token that is malformed, tampered with or expired."""
+
+
+def download_token(invoice: Invoice, account: Account) -> str:
+    """A token for `invoice`'s PDF as `account` (the API key's account) sees it, valid for
+    DOWNLOAD_MAX_AGE: the two public ids, timestamped and signed with SECRET_KEY."""
+    return signing.TimestampSigner(salt=DOWNLOAD_SALT).sign(f"{account.public_id}.{invoice.public_id}")
+
+
+def read_download_token(token: str) -> tuple[uuid.UUID, uuid.UUID]:
+    """(account public id, invoice public id) of a valid token; BadDownloadToken otherwise."""
+    try:
+        value = signing.TimestampSigner(salt=DOWNLOAD_SALT).unsign(token, max_age=DOWNLOAD_MAX_AGE)
+        account_id, invoice_id = value.split(".")
+        return uuid.UUID(account_id), uuid.UUID(invoice_id)
+    except (signing.BadSignature, ValueError):  # SignatureExpired is a BadSignature
+        raise BadDownloadToken from None
+
+
+# --- The PDF ---------------------------------------------------------------------------------------------
+
+_STYLES = getSampleStyleSheet()
+TITLE = ParagraphStyle("InvoiceTitle", parent=_STYLES["Title"], fontName="Helvetica-Bold", alignment=0, fontSize=18)
+H2 = ParagraphStyle("InvoiceH2", parent=_STYLES["Heading2"], fontName="Helvetica-Bold", fontSize=12, keepWithNext=1)
+H3 = ParagraphStyle(
+    "InvoiceH3", parent=_STYLES["Heading3"], fontName="Helvetica-Bold", fontSize=10, keepWithNext=1, spaceBefore=8
+)
+BODY = ParagraphStyle("InvoiceBody", parent=_STYLES["BodyText"], fontName="Helvetica", fontSize=9, leading=11)
+SMALL = ParagraphStyle("InvoiceSmall", parent=BODY, fontSize=8, textColor=colors.grey)
+FAIL = ParagraphStyle("InvoiceFail", parent=BODY, fontName="Helvetica-Bold", textColor=colors.red)
+TOTAL = ParagraphStyle("InvoiceTotal", parent=BODY, fontName="Helvetica-Bold", fontSize=12, leading=15)
+TOTAL_RIGHT = ParagraphStyle("InvoiceTotalRight", parent=TOTAL, alignment=TA_RIGHT)
+
+WIDTH = A4[0] - 30 * mm  # the frame: 15 mm margins
+GRID = colors.HexColor("#cccccc")
+HEAD_FILL = colors.HexColor("#f0f0f0")
+BASE_TABLE = [
+    ("FONT", (0, 0), (-1, -1), "Helvetica", 9),
+    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+    ("TOPPADDING", (0, 0), (-1, -1), 2),
+    ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+]
+
+
+def _p(text: str, style: ParagraphStyle = BODY) -> Paragraph:
+    """A paragraph of plain text: names and descriptions are data, never markup."""
+    return Paragraph(escape(text), style)
+
+
+def invoice_pdf(invoice: Invoice, *, pricing: bool) -> bytes:
+    """The invoice as a PDF, as its payer sees it (`pricing` from can_see_pricing)."""
+    view = invoice_view(invoice, pricing=pricing)
+    buffer = BytesIO()
+    document = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        leftMargin=15 * mm,
+        rightMargin=15 * mm,
+        topMargin=15 * mm,
+        bottomMargin=18 * mm,
+        title=f"Invoice {invoice.number}",
+        author="Mission Control",
+        subject=f"Invoice {invoice.number} for {view.payer.name}, {period_label(invoice)}",
+        creator="Mission Control",
+    )
+    footer = f"Invoice {invoice.number} · {view.payer.name}"
+
+    def on_page(canvas, doc) -> None:
+        canvas.saveState()
+        canvas.setFont("Helvetica", 7.5)
+        canvas.setFillColor(colors.grey)
+        canvas.drawString(15 * mm, 10 * mm, footer)
+        canvas.drawRightString(A4[0] - 15 * mm, 10 * mm, f"Page {doc.page}")
+        canvas.restoreState()
+
+    document.build(_story(view), onFirstPage=on_page, onLaterPages=on_page)
+    return buffer.getvalue()
+
+
+def _story(view: InvoiceView) -> list:
+    invoice = view.invoice
+    return [
+        *_header(view),
+        _p("Statement", H2),
+        _statement(view),
+        _p("Closing balance = opening balance + credits - usage charges; it is next month's opening balance.", SMALL),
+        _p("Usage", H2),
+        *_usage(view),
+        Spacer(1, 6 * mm),
+        _total(view),
+        _check(view),
+        Spacer(1, 4 * mm),
+        _p(f"Invoice {invoice.number}, issued by Mission Control (the platform).", SMALL),
+    ]
+
+
+def _header(view: InvoiceView) -> list:
+    invoice, payer = view.invoice, view.payer
+    issued = "Issued by Mission Control (the platform)"
+    if invoice.finalized_at:
+        issued += f" on {format_date(invoice.finalized_at, 'j F Y')}"
+    facts = [
+        ("Invoice number", _p(invoice.number)),
+        ("Period", _p(period_label(invoice))),
+        ("Issued to", Paragraph(f"{escape(payer.name)}<br/><font size=8>{escape(payer.email)}</font>", BODY)),
+        ("Status", _p(invoice.get_status_display())),
+        ("Currency", _p(invoice.currency)),
+    ]
+    table = Table(facts, colWidths=[35 * mm, WIDTH - 35 * mm], hAlign="LEFT")
+    table.setStyle(TableStyle([*BASE_TABLE, ("FONT", (0, 0), (0, -1), "Helvetica-Bold", 9)]))
+    return [_p(f"Invoice {invoice.number}", TITLE), _p(issued, BODY), Spacer(1, 3 * mm), table]
+
+
+def _statement(view: InvoiceView) -> Table:
+    table = Table(view.statement, colWidths=[80 * mm, 45 * mm], hAlign="LEFT")
+    table.setStyle(
+        TableStyle(
+            [
+                *BASE_TABLE,
+                ("ALIGN", (1, 0), (1, -1), "RIGHT"),
+                ("LINEBELOW", (0, 0), (-1, -2), 0.25, GRID),
+                ("FONT", (0, -1), (-1, -1), "Helvetica-Bold", 9),
+            ]
+        )
+    )
+    return table
+
+
+def _usage(view: InvoiceView) -> list:
+    if not view.sections:
+        return [_p(f"No usage in {format_date(view.invoice.period, 'F Y')}.")]
+    flowables = []
+    if not view.priced:
+        flowables.append(
+            _p(
+                "Quantities only: the amount of each line is not shown for this account. "
+                "The total below is what the invoice charges.",
+                SMALL,
+            )
+        )
+    for section in view.sections:
+        heading = escape(section.title)
+        if section.note:
+            heading += f'  <font name="Helvetica" size=8 color="grey">{escape(section.note)}</font>'
+        flowables += [Paragraph(heading, H3), _section_table(section, view.priced)]
+    return flowables
+
+
+def _section_table(section: InvoiceSectionView, priced: bool) -> Table:
+    if priced:
+        rows = [["Product", "Quantity", "Amount"]]
+        rows += [[_p(row.description), row.quantity, row.amount] for row in section.rows]
+        rows.append([_p(f"Subtotal {section.title}"), "", section.subtotal])
+        widths = [WIDTH - 80 * mm, 40 * mm, 40 * mm]
+    else:
+        rows = [["Product", "Quantity"]]
+        rows += [[_p(row.description), row.quantity] for row in section.rows]
+        widths = [WIDTH - 40 * mm, 40 * mm]
+    style = [
+        *BASE_TABLE,
+        ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 9),
+        ("BACKGROUND", (0, 0), (-1, 0), HEAD_FILL),
+        ("ALIGN", (1, 0), (-1, -1), "RIGHT"),
+        ("LINEBELOW", (0, 0), (-1, -1), 0.25, GRID),
+    ]
+    if priced:
+        style += [
+            ("FONT", (0, -1), (-1, -1), "Helvetica-Bold", 9),
+            ("LINEABOVE", (0, -1), (-1, -1), 0.75, colors.black),
+        ]
+    table = Table(rows, colWidths=widths, repeatRows=1, hAlign="LEFT")  # the head repeats on every page
+    table.setStyle(TableStyle(style))
+    return table
+
+
+def _total(view: InvoiceView) -> Table:
+    table = Table([[_p("Total", TOTAL), _p(view.total, TOTAL_RIGHT)]], colWidths=[WIDTH - 60 * mm, 60 * mm])
+    table.setStyle(TableStyle([*BASE_TABLE, ("LINEABOVE", (0, 0), (-1, 0), 1.5, colors.black)]))
+    return table
+
+
+def _check(view: InvoiceView) -> Paragraph:
+    count = view.section_count
+    plural = "" if count == 1 else "s"
+    if view.adds_up:
+        if view.priced:
+            said = f"the {count} section subtotal{plural} add up to {view.sections_total}, the invoice total."
+        else:
+            said = "the lines add up to the invoice total."
+        return _p(f"Check: {said} OK", SMALL)
+    if view.priced:
+        said = f"the {count} section subtotal{plural} add up to {view.sections_total}, not {view.total}"
+    else:
+        said = "the lines do not add up to the invoice total"
+    return _p(f"Check failed: {said}. Contact support.", FAIL)
