@@ -86,6 +86,24 @@ def owner_client(persona) -> Client:
     return persona("owner")
 
 
+@pytest.fixture
+def real_worker():
+    """A real Celery worker (in a thread) on the configured broker: the file-system one on the
+    embedded defaults, Redis in .ci/run's second pass. Tasks stop running eagerly meanwhile."""
+    from celery.contrib.testing.worker import start_worker
+    from django.conf import settings
+
+    from portal.celery import app
+
+    app.conf.task_always_eager = False
+    app.control.purge()
+    try:
+        with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, shutdown_timeout=10):
+            yield
+    finally:
+        app.conf.task_always_eager = settings.CELERY_TASK_ALWAYS_EAGER
+
+
 def make_managed_accounts(manager: Account, count: int) -> list[Account]:
     """Many managed accounts at once (bulk), each with an owner, as the list pages see them."""
     start = Account.objects.count()

@@ -4,23 +4,10 @@ embedded defaults, Redis in .ci/run's second pass. The rest of the suite runs ta
 import time
 
 import pytest
-from celery.contrib.testing.worker import start_worker
-from django.conf import settings
 
 from accounts.actor import Actor
 from accounts.services import invite_member
 from portal.celery import app
-
-
-@pytest.fixture
-def real_worker():
-    app.conf.task_always_eager = False
-    app.control.purge()
-    try:
-        with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, shutdown_timeout=10):
-            yield
-    finally:
-        app.conf.task_always_eager = settings.CELERY_TASK_ALWAYS_EAGER
 
 
 @pytest.mark.django_db(transaction=True)

@@ -20,7 +20,6 @@ from io import StringIO
 from unittest import mock
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.apps import apps
 from django.conf import settings
 from django.core.management import CommandError, call_command
@@ -797,17 +796,6 @@ def test_the_command_refuses_a_month_that_is_not_over(world):
 
 
 # --- A real Celery worker --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def real_worker():
-    app.conf.task_always_eager = False
-    app.control.purge()
-    try:
-        with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, shutdown_timeout=10):
-            yield
-    finally:
-        app.conf.task_always_eager = settings.CELERY_TASK_ALWAYS_EAGER
 
 
 # No marker: it runs in both passes of .ci/run, on the file-system broker and then on Redis.

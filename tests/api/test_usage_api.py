@@ -24,34 +24,22 @@ import uuid
 import pytest
 import telnyx
 from django.apps import apps
-from django.core.cache import cache
 from django.db import connection
 from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 
 from accounts.actor import Actor
-from accounts.models import Account, AuditEvent, Role
+from accounts.models import Account, AuditEvent
 from accounts.services import create_api_key
 from billing.models import DailyUsage, MonthlyUsage, UsageBatch, UsageRecord
 from billing.usage import MAX_BATCH, ingest_usage
 from reporting.forms import today_utc
+from tests.api.conftest import owner_of
 
 MARCH = {"start_date": "2025-03-01T00:00:00Z", "end_date": "2025-04-01T00:00:00Z"}  # 31 days, end exclusive
 
 
 # --- Helpers ------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limit():
-    """The per-key rate limit lives in the cache: no test inherits another's count."""
-    cache.clear()
-    yield
-    cache.clear()
-
-
-def owner_of(account: Account):
-    return account.memberships.get(role=Role.OWNER).user
 
 
 def key_for(account: Account) -> str:
