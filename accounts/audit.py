@@ -35,6 +35,9 @@ CHANGE_TYPES = (
     "balance.adjusted",
     "balance.credit_limit_changed",
     "rate.changed",
+    "invoice.marked_paid",
+    "invoice.voided",
+    "resale_markup.changed",
 )
 
 

@@ -82,8 +82,9 @@ INVOICE_ACTIONS = ("json", "link")
 @api_view("GET")
 def invoices(request):
     """The key's account's own invoices (`sort` = `period_start` | `-period_start`, the default),
-    in the shape of the SDK's `InvoiceListResponse`. A roll-up managed account's key gets an empty
-    list: its usage is on its manager's invoice. A manager's key lists the manager's invoices only."""
+    in the shape of the SDK's `InvoiceListResponse`. A roll-up managed account's key gets the
+    reseller invoices its manager issued to it. A manager's key lists the invoices billed to the
+    manager only (not those it issued)."""
     sort = request.GET.get("sort", "-period_start")
     if sort not in INVOICE_SORTS:
         raise invalid("sort", f"Must be one of {', '.join(INVOICE_SORTS)}.", query=True)
@@ -127,6 +128,7 @@ def invoice_json(request, invoice: Invoice) -> dict:
         "status": invoice.status,
         "currency": invoice.currency,
         "total": _money(invoice.total),
+        "issued_by": str(invoice.issuer.public_id) if invoice.issuer_id else "platform",
     }
 
 

@@ -97,3 +97,40 @@ class AdjustBalanceForm(forms.Form):
         if not reason:
             raise ValidationError("Give the reason for the adjustment.")
         return reason
+
+
+class ResaleMarkupForm(forms.Form):
+    markup_percent = forms.DecimalField(
+        label="Markup over the platform's cost (%)",
+        min_value=Decimal("0"),
+        max_value=Decimal("1000"),
+        max_digits=6,
+        decimal_places=2,
+        help_text="0 to 1,000 %, two decimals at most. Applied to the reseller invoices of the next close.",
+        error_messages={
+            "required": "Enter a markup; 0 bills your roll-up accounts at your cost.",
+            "invalid": "Enter the markup as a number, e.g. 15 or 12.5.",
+            "max_decimal_places": "Use at most two decimals.",
+            "max_digits": "Enter a markup of at most 1,000 %%.",
+            "min_value": "The markup cannot be negative.",
+            "max_value": "Enter a markup of at most 1,000 %%.",
+        },
+    )
+
+
+class InvoicePaidForm(forms.Form):
+    note = forms.CharField(
+        label="Note (optional)",
+        max_length=255,
+        required=False,
+        help_text="How it was paid, e.g. bank transfer reference.",
+    )
+
+
+class InvoiceVoidForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason",
+        max_length=255,
+        error_messages={"required": "Give the reason for voiding the invoice."},
+        help_text="Shown on the invoice and kept in the audit log.",
+    )

@@ -1,9 +1,10 @@
 """The read side of invoices, for the invoice pages and the v2 API alike: which invoices an account
 sees, and an invoice's lines laid out in its sections.
 
-An account sees the platform's invoices billed to it once they are finalized (a draft exists only
-inside the transaction that builds it). A roll-up managed account is billed nothing of its own:
-its usage is a section of its manager's invoice, which it never sees.
+An account sees the invoices billed to it once they are finalized (a draft exists only inside the
+transaction that builds it): the platform's, or, for a roll-up managed account, its manager's
+reseller invoices (its usage is also a section of the manager's platform invoice, which it never
+sees). A manager sees the reseller invoices it issued.
 """
 
 from __future__ import annotations
@@ -16,16 +17,37 @@ from decimal import Decimal
 from django.db.models import QuerySet
 
 from accounts.models import Account
+from accounts.permissions import can_see_pricing
 from billing.models import Invoice, InvoiceLine
 
 
 def invoices_of(account: Account) -> QuerySet[Invoice]:
-    """The invoices `account`'s people (and its API keys) may see, newest first."""
+    """The invoices `account`'s people (and its API keys) may see, newest first. A managed account
+    whose manager hides pricing sees no reseller invoice: at the manager's resale prices, it would
+    tell the account the manager's own cost (and at 0 % markup, exactly). The manager sends those
+    itself (it has the page and the PDF)."""
+    invoices = Invoice.objects.filter(bill_to=account).exclude(status=Invoice.Status.DRAFT)
+    if not resale_invoices_visible(account):
+        invoices = invoices.filter(issuer__isnull=True)
+    return invoices.select_related("issuer").order_by("-period", "-id")
+
+
+def resale_invoices_visible(account: Account) -> bool:
+    return can_see_pricing(account)
+
+
+def issued_invoices_of(manager: Account) -> QuerySet[Invoice]:
+    """The reseller invoices `manager` issued to its roll-up managed accounts, newest first."""
     return (
-        Invoice.objects.filter(bill_to=account, issuer__isnull=True)
+        Invoice.objects.filter(issuer=manager)
         .exclude(status=Invoice.Status.DRAFT)
-        .order_by("-period", "-id")
+        .select_related("bill_to", "issuer")
+        .order_by("-period", "bill_to__name", "-id")
     )
+
+
+def issuer_name(invoice: Invoice) -> str:
+    return invoice.issuer.name if invoice.issuer_id else "Mission Control (the platform)"
 
 
 def period_end(invoice: Invoice) -> date:
@@ -41,6 +63,7 @@ class Section:
 
     account: Account
     own: bool
+    name: str = ""
     lines: list[InvoiceLine] = field(default_factory=list)
     subtotal: Decimal = Decimal("0.00")
 
@@ -63,7 +86,9 @@ def invoice_layout(invoice: Invoice) -> Layout:
     sections: list[Section] = []
     for line in lines:
         if not sections or sections[-1].account.pk != line.account_id:
-            sections.append(Section(account=line.account, own=line.account_id == invoice.bill_to_id))
+            own = line.account_id == invoice.bill_to_id
+            # The name the account had when the invoice was issued (older lines carry none).
+            sections.append(Section(account=line.account, own=own, name=line.account_name or line.account.name))
         section = sections[-1]
         section.lines.append(line)
         section.subtotal += line.amount

@@ -26,6 +26,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
+from accounts import audit
 from accounts.models import Account
 from billing import ledger, period_lock
 from billing.models import (
@@ -37,6 +38,7 @@ from billing.models import (
     LedgerEntry,
     MonthlyUsage,
     Product,
+    ResaleTerms,
 )
 from billing.money import to_cents
 
@@ -115,6 +117,8 @@ def _build(account: Account, month: date) -> Invoice:
     invoice.status = Invoice.Status.FINALIZED
     invoice.finalized_at = timezone.now()
     invoice.save()
+    if account.is_manager:
+        _issue_resale_invoices(account, month)
     return invoice
 
 
@@ -144,6 +148,7 @@ def _add_lines(invoice: Invoice, payer: Account, month: date) -> Decimal:
                 InvoiceLine(
                     invoice=invoice,
                     account_id=account_id,
+                    account_name=sources[account_id].name,
                     product=product,
                     position=position,
                     description=f"{product.name} ({product.unit})",
@@ -157,6 +162,7 @@ def _add_lines(invoice: Invoice, payer: Account, month: date) -> Decimal:
                 InvoiceLine(
                     invoice=invoice,
                     account_id=account_id,
+                    account_name=sources[account_id].name,
                     position=position,
                     description="Rounding to the section total",
                     amount=section_total - rounded,
@@ -182,11 +188,197 @@ def _statement(account: Account, month: date) -> tuple[Decimal, Decimal, Decimal
 
 
 def _next_number(issuer_key: str) -> str:
+    return _next_numbers(issuer_key, 1, prefix="MC")[0]
+
+
+def _next_numbers(issuer_key: str, count: int, *, prefix: str) -> list[str]:
+    """`count` consecutive numbers of the issuer, drawn under its sequence row's lock in the
+    transaction that finalizes the invoices: a rolled-back close gives them back, so no gaps."""
     sequence, _ = InvoiceSequence.objects.get_or_create(issuer_key=issuer_key)
     sequence = InvoiceSequence.objects.select_for_update().get(pk=sequence.pk)
-    sequence.last_number += 1
+    first = sequence.last_number + 1
+    sequence.last_number += count
     sequence.save(update_fields=["last_number"])
-    return f"MC-{sequence.last_number:07d}"
+    return [f"{prefix}-{n:07d}" for n in range(first, first + count)]
+
+
+# --- Reseller invoices ------------------------------------------------------------------------------
+
+
+def resale_issuer_key(manager: Account) -> str:
+    return f"account:{manager.pk}"
+
+
+def markup_of(manager: Account) -> Decimal:
+    terms = ResaleTerms.objects.filter(manager=manager).first()
+    return terms.markup_percent if terms else Decimal("0.00")
+
+
+def resale_amount(cost: Decimal, markup_percent: Decimal) -> Decimal:
+    """The manager's resale price of a line: the platform's exact rated cost plus the markup,
+    rounded to cents once (half up)."""
+    return to_cents(cost * (1 + markup_percent / 100))
+
+
+def _resale_recipients(manager: Account, month: date, used: set[int]) -> list[Account]:
+    """The roll-up managed accounts billed by the manager for the month: those that existed in it
+    (and are not cancelled) or had usage in it, by name."""
+    existed = Q(created_at__lt=month_start(next_month(month))) & ~Q(status=Account.Status.CANCELLED)
+    return list(
+        manager.managed_accounts.filter(billing_mode=Account.BillingMode.ROLLUP)
+        .filter(existed | Q(pk__in=used))
+        .order_by("name", "pk")
+    )
+
+
+def _issue_resale_invoices(manager: Account, month: date) -> list[Invoice]:
+    """The manager's invoices to its roll-up managed accounts for the month, at its resale prices
+    (the rated cost plus the markup in force now), finalized, numbered gap-free in the manager's own
+    sequence. Written in bulk inside the transaction that issues the manager's platform invoice, so
+    the two exist together or not at all; the unique constraint on (issuer, bill-to, period) is the
+    last line of defence."""
+    rows = (
+        MonthlyUsage.objects.filter(
+            account__manager=manager, account__billing_mode=Account.BillingMode.ROLLUP, month=month
+        )
+        .values("account_id", "product_id")
+        .annotate(quantity=Sum("quantity"), cost=Sum("cost"))
+        .order_by()
+    )
+    by_account: dict[int, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_account[row["account_id"]].append(row)
+    recipients = _resale_recipients(manager, month, set(by_account))
+    if not recipients:
+        return []
+    markup = markup_of(manager)
+    products = Product.objects.in_bulk()
+    now = timezone.now()
+    numbers = _next_numbers(resale_issuer_key(manager), len(recipients), prefix="R")
+    invoices, lines_of = [], []
+    for recipient, number in zip(recipients, numbers, strict=True):
+        section = sorted(by_account.get(recipient.pk, []), key=lambda r: products[r["product_id"]].sku)
+        lines = [
+            InvoiceLine(
+                account_id=recipient.pk,
+                account_name=recipient.name,
+                product=products[row["product_id"]],
+                position=position,
+                description=f"{products[row['product_id']].name} ({products[row['product_id']].unit})",
+                quantity=row["quantity"],
+                amount=resale_amount(row["cost"], markup),
+            )
+            for position, row in enumerate(section, start=1)
+        ]
+        total = sum((line.amount for line in lines), Decimal("0.00"))
+        invoices.append(
+            Invoice(
+                issuer=manager,
+                bill_to=recipient,
+                period=month,
+                number=number,
+                status=Invoice.Status.FINALIZED,
+                currency="USD",
+                charges=total,
+                total=total,
+                markup_percent=markup,
+                finalized_at=now,
+            )
+        )
+        lines_of.append(lines)
+    Invoice.objects.bulk_create(invoices)
+    for invoice, lines in zip(invoices, lines_of, strict=True):
+        for line in lines:
+            line.invoice = invoice
+    InvoiceLine.objects.bulk_create([line for lines in lines_of for line in lines], batch_size=5000)
+    return invoices
+
+
+# --- Invoice states ---------------------------------------------------------------------------------
+
+# The only moves a finalized invoice makes; a draft exists only inside the transaction building it.
+TRANSITIONS = {
+    Invoice.Status.FINALIZED: {Invoice.Status.PAID, Invoice.Status.VOID},
+    Invoice.Status.PAID: set(),
+    Invoice.Status.VOID: set(),
+}
+
+
+class InvoiceStateError(Exception):
+    """A status change the invoice's current state does not allow (already paid, already void)."""
+
+
+def _move(invoice: Invoice, to: str, *, note: str, stamp: str) -> Invoice:
+    allowed_from = [state for state, targets in TRANSITIONS.items() if to in targets]
+    # Conditional update: two managers clicking at once change it once; the loser is told why.
+    changed = Invoice.objects.filter(pk=invoice.pk, status__in=allowed_from).update(
+        status=to, status_note=note, **{stamp: timezone.now()}
+    )
+    if not changed:
+        current = Invoice.objects.get(pk=invoice.pk)
+        raise InvoiceStateError(
+            f"Invoice {current.number} is {current.get_status_display().lower()}: it cannot be marked "
+            f"{Invoice.Status(to).label.lower()}."
+        )
+    invoice.refresh_from_db()
+    return invoice
+
+
+@transaction.atomic
+def mark_invoice_paid(*, invoice: Invoice, note: str, actor) -> Invoice:
+    """The issuer records that the invoice was paid (a reseller invoice: the managed account paid
+    its manager outside the platform). Audited on the issuer and the bill-to."""
+    before = invoice.status
+    invoice = _move(invoice, Invoice.Status.PAID, note=note.strip()[:255], stamp="paid_at")
+    _audit_status(invoice, "invoice.marked_paid", before, actor)
+    return invoice
+
+
+@transaction.atomic
+def void_invoice(*, invoice: Invoice, reason: str, actor) -> Invoice:
+    """The issuer cancels the invoice; a reason is required. The usage stays charged on the
+    platform side: voiding a reseller invoice only says the manager will not collect it."""
+    if not reason.strip():
+        raise InvoiceStateError("Give the reason for voiding the invoice.")
+    before = invoice.status
+    invoice = _move(invoice, Invoice.Status.VOID, note=reason.strip()[:255], stamp="voided_at")
+    _audit_status(invoice, "invoice.voided", before, actor)
+    return invoice
+
+
+def _audit_status(invoice: Invoice, change_type: str, before: str, actor) -> None:
+    account = invoice.issuer or invoice.bill_to
+    audit.record(
+        account=account,
+        related_account=invoice.bill_to if invoice.issuer_id else None,
+        change_type=change_type,
+        resource=invoice,
+        changes=[
+            {"field": "status", "from": before, "to": invoice.status},
+            {"field": "status_note", "from": "", "to": invoice.status_note},
+        ],
+        actor=actor,
+    )
+
+
+@transaction.atomic
+def set_resale_markup(*, manager: Account, markup_percent: Decimal, actor) -> ResaleTerms:
+    """The manager's markup over the platform's cost on its reseller invoices (from the next close)."""
+    markup_percent = Decimal(markup_percent).quantize(Decimal("0.01"))
+    terms, _ = ResaleTerms.objects.select_for_update().get_or_create(manager=manager)
+    before = terms.markup_percent
+    if before == markup_percent:
+        return terms
+    terms.markup_percent = markup_percent
+    terms.save(update_fields=["markup_percent", "updated_at"])
+    audit.record(
+        account=manager,
+        change_type="resale_markup.changed",
+        resource=manager,
+        changes=[{"field": "markup_percent", "from": str(before), "to": str(markup_percent)}],
+        actor=actor,
+    )
+    return terms
 
 
 # --- The monthly close --------------------------------------------------------------------------

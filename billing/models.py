@@ -269,9 +269,11 @@ class InvoiceSequence(models.Model):
 
 
 class Invoice(models.Model):
-    """One per billed party and UTC calendar month. The platform issues it (issuer empty) to every
-    account that holds its own balance; a roll-up managed account's usage is a section of its
-    manager's invoice. A finalized invoice never changes."""
+    """One per issuer, billed party and UTC calendar month. The platform issues it (issuer empty)
+    to every account that holds its own balance; a roll-up managed account's usage is a section of
+    its manager's invoice. A manager issues a reseller invoice (issuer = the manager) to each of its
+    roll-up managed accounts, at its resale prices. A finalized invoice never changes, but for its
+    status: finalized -> paid or void (billing.invoicing.TRANSITIONS)."""
 
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -294,6 +296,11 @@ class Invoice(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     finalized_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
+    voided_at = models.DateTimeField(null=True, blank=True)
+    status_note = models.CharField(max_length=255, blank=True, help_text="Why it was voided, or how it was paid")
+    markup_percent = models.DecimalField(
+        max_digits=6, decimal_places=2, null=True, blank=True, help_text="On a reseller invoice: the markup applied"
+    )
 
     class Meta:
         ordering = ["-period", "-id"]
@@ -320,6 +327,8 @@ class InvoiceLine(models.Model):
 
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
+    # The account's name when the invoice was issued: a later rename leaves the invoice as it was.
+    account_name = models.CharField(max_length=255, blank=True)
     product = models.ForeignKey(Product, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     description = models.CharField(max_length=255)
     quantity = models.DecimalField(max_digits=24, decimal_places=6, default=Decimal("0"))
@@ -331,6 +340,27 @@ class InvoiceLine(models.Model):
 
     def __str__(self):
         return f"{self.description}: {self.amount}"
+
+
+class ResaleTerms(models.Model):
+    """A manager's resale prices for its roll-up managed accounts: the platform's rated cost plus
+    a markup. The markup in force when a month closes is the one its reseller invoices apply (and
+    record on each invoice)."""
+
+    manager = models.OneToOneField(Account, on_delete=models.CASCADE, related_name="resale_terms")
+    markup_percent = models.DecimalField(max_digits=6, decimal_places=2, default=Decimal("0.00"))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "resale terms"
+        constraints = [
+            models.CheckConstraint(
+                name="resale_markup_in_range", condition=Q(markup_percent__gte=0, markup_percent__lte=1000)
+            )
+        ]
+
+    def __str__(self):
+        return f"Markup {self.markup_percent}% of {self.manager_id}"
 
 
 class CloseRun(models.Model):
@@ -363,3 +393,6 @@ class CloseItem(models.Model):
 
     def __str__(self):
         return f"{self.run} / {self.account_id}: {self.status}"
+
+
+# --- Payments through Stripe (billing.payments) -------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from decimal import Decimal
 from dataclasses import dataclass
 from io import BytesIO
 from xml.sax.saxutils import escape
@@ -30,7 +31,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from accounts.models import Account
-from billing.invoice_selectors import Section, invoice_layout, period_end
+from billing.invoice_selectors import Section, invoice_layout, issuer_name, period_end
 from billing.models import Invoice, InvoiceLine
 from billing.money import format_money
 
@@ -62,6 +63,8 @@ class InvoiceView:
     total: str
     sections_total: str
     adds_up: bool
+    issuer: str
+    statement_note: str
 
     @property
     def section_count(self) -> int:
@@ -74,28 +77,42 @@ def invoice_view(invoice: Invoice, *, pricing: bool) -> InvoiceView:
     layout = invoice_layout(invoice)
     payer = invoice.bill_to
     currency = invoice.currency
+    statement, note = _statement_rows(invoice)
     return InvoiceView(
         invoice=invoice,
         payer=payer,
         priced=pricing,
         sections=[section_view(section, payer, currency, pricing) for section in layout.sections],
-        statement=[
-            ("Opening balance", format_money(invoice.opening_balance, currency)),
-            ("Credits (top-ups, transfers, adjustments)", format_money(invoice.credits, currency)),
-            ("Usage charges", format_money(invoice.charges, currency)),
-            ("Closing balance", format_money(invoice.closing_balance, currency)),
-        ],
+        statement=statement,
         total=format_money(invoice.total, currency),
         sections_total=format_money(layout.sections_total, currency),
         adds_up=layout.adds_up(invoice),
+        issuer=issuer_name(invoice),
+        statement_note=note,
     )
+
+
+def _statement_rows(invoice: Invoice) -> tuple[list[tuple[str, str]], str]:
+    currency = invoice.currency
+    if invoice.issuer_id:
+        # A reseller invoice is paid to the manager outside the platform's ledger: no balance.
+        due = Decimal("0.00") if invoice.status != Invoice.Status.FINALIZED else invoice.total
+        rows = [("Usage charges", format_money(invoice.charges, currency)), ("Amount due", format_money(due, currency))]
+        return rows, f"Payable to {invoice.issuer.name}, which marks the invoice paid when it receives the payment."
+    rows = [
+        ("Opening balance", format_money(invoice.opening_balance, currency)),
+        ("Credits (top-ups, transfers, adjustments)", format_money(invoice.credits, currency)),
+        ("Usage charges", format_money(invoice.charges, currency)),
+        ("Closing balance", format_money(invoice.closing_balance, currency)),
+    ]
+    return rows, "Closing balance = opening balance + credits - usage charges; it is next month's opening balance."
 
 
 def section_view(section: Section, payer: Account, currency: str, priced: bool) -> InvoiceSectionView:
     if section.own:
-        title, note = section.account.name, "Own usage" if payer.is_manager else ""
+        title, note = section.name, "Own usage" if payer.is_manager else ""
     else:
-        title, note = section.account.name, "Roll-up managed account"
+        title, note = section.name, "Roll-up managed account"
     # Without pricing the rounding line (no product) would be a per-line amount by another name.
     lines = section.lines if priced else [line for line in section.lines if line.product_id is not None]
     rows = [
@@ -214,20 +231,20 @@ def _story(view: InvoiceView) -> list:
         *_header(view),
         _p("Statement", H2),
         _statement(view),
-        _p("Closing balance = opening balance + credits - usage charges; it is next month's opening balance.", SMALL),
+        _p(view.statement_note, SMALL),
         _p("Usage", H2),
         *_usage(view),
         Spacer(1, 6 * mm),
         _total(view),
         _check(view),
         Spacer(1, 4 * mm),
-        _p(f"Invoice {invoice.number}, issued by Mission Control (the platform).", SMALL),
+        _p(f"Invoice {invoice.number}, issued by {view.issuer}.", SMALL),
     ]
 
 
 def _header(view: InvoiceView) -> list:
     invoice, payer = view.invoice, view.payer
-    issued = "Issued by Mission Control (the platform)"
+    issued = f"Issued by {view.issuer}"
     if invoice.finalized_at:
         issued += f" on {format_date(invoice.finalized_at, 'j F Y')}"
     facts = [

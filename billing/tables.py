@@ -33,6 +33,7 @@ class InvoiceTable(tables.Table):
     pricing is hidden (DESIGN section 3)."""
 
     number = tables.Column(verbose_name="Invoice", orderable=False)
+    issuer = tables.Column(verbose_name="Issued by", orderable=False, default="Mission Control")
     period = tables.DateColumn(verbose_name="Period", format="F Y", orderable=False)
     finalized_at = tables.DateTimeColumn(verbose_name="Issued (UTC)", format="Y-m-d", orderable=False)
     status = tables.Column(verbose_name="Status", orderable=False)
@@ -40,7 +41,7 @@ class InvoiceTable(tables.Table):
 
     class Meta:
         model = Invoice
-        fields = ("number", "period", "finalized_at", "status", "total")
+        fields = ("number", "issuer", "period", "finalized_at", "status", "total")
         attrs = {"class": "table invoices"}
         empty_text = "No invoices yet: each month's invoice appears here once the month has closed (on the 1st, UTC)."
 
@@ -50,6 +51,42 @@ class InvoiceTable(tables.Table):
 
     def render_number(self, record):
         url = reverse("invoice_detail", args=[self.account.public_id, record.public_id])
+        return format_html('<a href="{}">{}</a>', url, record.number)
+
+    def render_issuer(self, record):
+        return record.issuer.name
+
+    def render_status(self, record):
+        return format_html('<span class="badge invoice-{}">{}</span>', record.status, record.get_status_display())
+
+    def render_total(self, record):
+        return format_money(record.total, record.currency)
+
+
+class IssuedInvoiceTable(tables.Table):
+    """A manager's reseller invoices to its roll-up managed accounts, newest first."""
+
+    number = tables.Column(verbose_name="Invoice", orderable=False)
+    bill_to = tables.Column(verbose_name="Managed account", accessor="bill_to__name", orderable=False)
+    period = tables.DateColumn(verbose_name="Period", format="F Y", orderable=False)
+    status = tables.Column(verbose_name="Status", orderable=False)
+    total = tables.Column(verbose_name="Total", orderable=False, attrs={"td": {"class": "num"}, "th": {"class": "num"}})
+
+    class Meta:
+        model = Invoice
+        fields = ("number", "bill_to", "period", "status", "total")
+        attrs = {"class": "table invoices"}
+        empty_text = (
+            "No reseller invoices yet: when a month closes (on the 1st, UTC), each roll-up managed account "
+            "gets an invoice from you here, at your cost plus the markup above."
+        )
+
+    def __init__(self, *args, account, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.account = account
+
+    def render_number(self, record):
+        url = reverse("issued_invoice_detail", args=[self.account.public_id, record.public_id])
         return format_html('<a href="{}">{}</a>', url, record.number)
 
     def render_status(self, record):

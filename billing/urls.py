@@ -9,6 +9,22 @@ urlpatterns = [
     path("a/<uuid:account_id>/invoices/", views.invoice_list, name="invoice_list"),
     path("a/<uuid:account_id>/invoices/<uuid:invoice_id>/", views.invoice_detail, name="invoice_detail"),
     path("a/<uuid:account_id>/invoices/<uuid:invoice_id>/pdf/", views.invoice_pdf_download, name="invoice_pdf"),
+    path("a/<uuid:account_id>/resale/", views.resale_invoices, name="resale_invoices"),
+    path(
+        "a/<uuid:account_id>/resale/invoices/<uuid:invoice_id>/",
+        views.issued_invoice_detail,
+        name="issued_invoice_detail",
+    ),
+    path(
+        "a/<uuid:account_id>/resale/invoices/<uuid:invoice_id>/pdf/",
+        views.issued_invoice_pdf,
+        name="issued_invoice_pdf",
+    ),
+    path(
+        "a/<uuid:account_id>/resale/invoices/<uuid:invoice_id>/<slug:action>/",
+        views.issued_invoice_status,
+        name="issued_invoice_status",
+    ),
     # Public: the signed, time-limited link the API's `action=link` hands out; the token is the credential.
     path("invoices/download/<str:token>/", views.invoice_download, name="invoice_download"),
     path(

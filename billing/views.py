@@ -18,14 +18,14 @@ from accounts.access import account_access, managed_account_access
 from accounts.actor import Actor
 from accounts.models import Account
 from accounts.permissions import SUBMIT_USAGE, VIEW_BILLING, can_see_pricing
-from billing import csv_upload, ledger
-from billing.forms import TransferForm, UsageUploadForm
-from billing.invoice_selectors import invoices_of, period_end
+from billing import csv_upload, invoicing, ledger
+from billing.forms import InvoicePaidForm, InvoiceVoidForm, ResaleMarkupForm, TransferForm, UsageUploadForm
+from billing.invoice_selectors import invoices_of, issued_invoices_of, period_end, resale_invoices_visible
 from billing.models import Balance, Invoice, LedgerEntry, Product, Rate, UsageBatch
 from billing.money import format_money, to_cents
 from billing.pdf import BadDownloadToken, invoice_pdf, invoice_view, pdf_filename, read_download_token
 from billing.pricing import rate_card
-from billing.tables import InvoiceTable, LedgerEntryTable
+from billing.tables import InvoiceTable, IssuedInvoiceTable, LedgerEntryTable
 from billing.usage import MAX_BATCH, OPTIONAL_FIELDS, REQUIRED_FIELDS, IngestResult, UsageRejected
 
 GET_AND_POST = ["GET", "POST"]
@@ -255,41 +255,57 @@ INVOICES_PER_PAGE = 25
 @login_required
 @require_GET
 def invoice_list(request, account_id):
-    """The account's invoices, newest first. A roll-up managed account is billed nothing of its own;
-    its page says where its usage goes instead."""
+    """The account's invoices, newest first. A roll-up managed account is billed by its manager: its
+    page says so and lists the manager's invoices to it (unless its pricing is hidden)."""
     access = account_access(request, account_id, VIEW_BILLING)
     account = access.account
     table = InvoiceTable(invoices_of(account), account=account)
     RequestConfig(request, paginate={"per_page": INVOICES_PER_PAGE}).configure(table)
-    context = {"access": access, "account": account, "table": table, "billed_to_manager": not account.has_own_balance}
+    context = {
+        "access": access,
+        "account": account,
+        "table": table,
+        "billed_to_manager": not account.has_own_balance,
+        "resale_visible": resale_invoices_visible(account),
+    }
     return render(request, "billing/invoice_list.html", context)
 
 
 @login_required
 @require_GET
 def invoice_detail(request, account_id, invoice_id):
-    """One invoice: header, statement, and its lines in a section per account. With hidden pricing
-    (DESIGN section 3) the totals and the statement stay, since they are money the account itself
-    owes, but the lines show quantities only: no per-line amount, no rounding line, no subtotal.
+    """One invoice billed to the account: header, statement, and its lines in a section per
+    account. With hidden pricing (DESIGN section 3) the totals and the statement stay, since they
+    are money the account itself owes, but the lines show quantities only: no per-line amount, no
+    rounding line, no subtotal.
 
     A constant number of queries, whatever the number of sections (a manager with 3,000 roll-up
     accounts): the invoice, then its lines with their accounts and products in one query."""
     access = account_access(request, account_id, VIEW_BILLING)
     account = access.account
     invoice = _own_invoice(account, invoice_id)
-    view = invoice_view(invoice, pricing=can_see_pricing(account))
+    return _invoice_page(request, access, invoice, pricing=can_see_pricing(account), issued=False)
+
+
+def _invoice_page(request, access, invoice: Invoice, *, pricing: bool, issued: bool):
+    view = invoice_view(invoice, pricing=pricing)
     context = {
         "access": access,
-        "account": account,
+        "account": access.account,
         "invoice": invoice,
+        "bill_to": invoice.bill_to,
+        "issued": issued,
+        "issuer": view.issuer,
         "period_end": period_end(invoice),
         "priced": view.priced,
         "sections": view.sections,
         "statement": view.statement,
+        "statement_note": view.statement_note,
         "total": view.total,
         "section_count": view.section_count,
         "sections_total": view.sections_total,
         "adds_up": view.adds_up,
+        "transitions": _transitions(invoice) if issued else [],
     }
     return render(request, "billing/invoice_detail.html", context)
 
@@ -326,6 +342,138 @@ def invoice_download(request, token):
 def _own_invoice(account: Account, invoice_id) -> Invoice:
     # bill_to is the account itself: joined, so the payer costs no query of its own.
     return get_object_or_404(invoices_of(account).select_related("bill_to"), public_id=invoice_id)
+
+
+# --- Reseller invoices (a manager's invoices to its roll-up managed accounts) ---------------------------
+
+ISSUED_STATUS_CHOICES = [("", "Any status")] + [
+    (status.value, status.label) for status in (Invoice.Status.FINALIZED, Invoice.Status.PAID, Invoice.Status.VOID)
+]
+STATUS_ACTIONS = {
+    "paid": (Invoice.Status.PAID, InvoicePaidForm, "Mark paid"),
+    "void": (Invoice.Status.VOID, InvoiceVoidForm, "Void"),
+}
+
+
+def _manager_access(request, account_id):
+    access = account_access(request, account_id, VIEW_BILLING)
+    if not access.account.is_manager:
+        raise Http404("Only manager accounts issue reseller invoices.")
+    return access
+
+
+@login_required
+@require_http_methods(GET_AND_POST)
+def resale_invoices(request, account_id):
+    """The manager's resale markup and the reseller invoices it issued, filtered by status and by
+    managed account, 25 a page."""
+    access = _manager_access(request, account_id)
+    manager = access.account
+    if request.method == "POST":
+        form = ResaleMarkupForm(request.POST)
+        if form.is_valid():
+            invoicing.set_resale_markup(
+                manager=manager, markup_percent=form.cleaned_data["markup_percent"], actor=Actor.from_request(request)
+            )
+            messages.success(
+                request, f"Markup set to {form.cleaned_data['markup_percent']} %. The next close applies it."
+            )
+            return redirect("resale_invoices", manager.public_id)
+    else:
+        form = ResaleMarkupForm(initial={"markup_percent": invoicing.markup_of(manager)})
+    invoices = issued_invoices_of(manager)
+    status = request.GET.get("status", "")
+    if status in dict(ISSUED_STATUS_CHOICES) and status:
+        invoices = invoices.filter(status=status)
+    bill_to = None
+    if request.GET.get("account"):
+        bill_to = manager.managed_accounts.filter(public_id=_uuid_or_none(request.GET["account"])).first()
+        invoices = invoices.filter(bill_to=bill_to)
+    table = IssuedInvoiceTable(invoices, account=manager)
+    RequestConfig(request, paginate={"per_page": INVOICES_PER_PAGE}).configure(table)
+    context = {
+        "access": access,
+        "account": manager,
+        "form": form,
+        "table": table,
+        "status": status,
+        "status_choices": ISSUED_STATUS_CHOICES,
+        "bill_to": bill_to,
+        "has_rollup": manager.managed_accounts.filter(billing_mode=Account.BillingMode.ROLLUP).exists(),
+    }
+    return render(request, "billing/resale_invoices.html", context, status=422 if form.errors else 200)
+
+
+def _uuid_or_none(value: str):
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def _issued_invoice(manager: Account, invoice_id) -> Invoice:
+    return get_object_or_404(issued_invoices_of(manager), public_id=invoice_id)
+
+
+@login_required
+@require_GET
+def issued_invoice_detail(request, account_id, invoice_id):
+    """A reseller invoice as its issuer sees it: always priced (the manager set the prices)."""
+    access = _manager_access(request, account_id)
+    invoice = _issued_invoice(access.account, invoice_id)
+    return _invoice_page(request, access, invoice, pricing=True, issued=True)
+
+
+@login_required
+@require_GET
+def issued_invoice_pdf(request, account_id, invoice_id):
+    access = _manager_access(request, account_id)
+    return pdf_response(_issued_invoice(access.account, invoice_id), pricing=True)
+
+
+def _transitions(invoice: Invoice) -> list[tuple[str, str]]:
+    allowed = invoicing.TRANSITIONS.get(invoice.status, set())
+    return [(action, label) for action, (target, _, label) in STATUS_ACTIONS.items() if target in allowed]
+
+
+@login_required
+@require_http_methods(GET_AND_POST)
+def issued_invoice_status(request, account_id, invoice_id, action):
+    """Mark a reseller invoice paid, or void it: a confirmation page, then the change (audited)."""
+    access = _manager_access(request, account_id)
+    invoice = _issued_invoice(access.account, invoice_id)
+    if action not in STATUS_ACTIONS:
+        raise Http404("No such action.")
+    _target, form_class, label = STATUS_ACTIONS[action]
+    form = form_class(request.POST if request.method == "POST" else None)
+    error = None
+    if request.method == "POST" and form.is_valid():
+        actor = Actor.from_request(request)
+        try:
+            if action == "paid":
+                invoicing.mark_invoice_paid(invoice=invoice, note=form.cleaned_data["note"], actor=actor)
+            else:
+                invoicing.void_invoice(invoice=invoice, reason=form.cleaned_data["reason"], actor=actor)
+        except invoicing.InvoiceStateError as failure:
+            error = str(failure)
+        else:
+            messages.success(request, f"Invoice {invoice.number} is now {invoice.get_status_display().lower()}.")
+            return redirect("issued_invoice_detail", access.account.public_id, invoice.public_id)
+    context = {
+        "access": access,
+        "account": access.account,
+        "invoice": invoice,
+        "action": action,
+        "label": label,
+        "form": form,
+        "error": error,
+        "allowed": action in dict(_transitions(invoice)),
+        "total": format_money(invoice.total, invoice.currency),
+    }
+    failed = error or form.errors
+    return render(
+        request, "billing/invoice_status_confirm.html", context, status=409 if error else 422 if failed else 200
+    )
 
 
 def pdf_response(invoice: Invoice, *, pricing: bool) -> HttpResponse:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -31,6 +31,7 @@ from accounts.actor import Actor
 from accounts.models import Account, Membership, Role
 from billing import ledger
 from billing.invoicing import invoice_party
+from billing.models import Invoice
 from tests.conftest import PERSONAS, World
 from tests.factories import MembershipFactory, UserFactory
 
@@ -234,6 +235,30 @@ MANAGERS_INVOICE_VIA_MANAGED = Target(
 )
 
 
+def _resale_invoice(world: World) -> UUID:
+    """world.manager's reseller invoice to world.managed (roll-up) for March 2025, which the close of
+    March issues along with the manager's own invoice (world.managed existed then)."""
+    Account.objects.filter(pk=world.managed.pk).update(created_at=datetime(2025, 1, 1, tzinfo=UTC))
+    invoice_party(account=world.manager, month=date(2025, 3, 1))
+    return Invoice.objects.get(issuer=world.manager, bill_to=world.managed).public_id
+
+
+RESALE_INVOICE = Target(
+    "manager", lambda w: {"account_id": w.manager.public_id, "invoice_id": _resale_invoice(w)}
+)
+RESALE_INVOICE_PAID = Target(
+    "manager", lambda w: {"account_id": w.manager.public_id, "invoice_id": _resale_invoice(w), "action": "paid"}
+)
+# The reseller invoice through the URL of the managed account it is billed to: a managed account issues
+# no invoices, so not found (it sees the invoice under its own invoices instead).
+RESALE_INVOICE_VIA_MANAGED = Target(
+    "managed", lambda w: {"account_id": w.managed.public_id, "invoice_id": _resale_invoice(w)}
+)
+RESALE_INVOICE_PAID_VIA_MANAGED = Target(
+    "managed", lambda w: {"account_id": w.managed.public_id, "invoice_id": _resale_invoice(w), "action": "paid"}
+)
+
+
 # The public PDF link of the API's `action=link`: the token is the credential, so a bad one is a
 # 404 for everyone, signed in or not (tests/test_invoice_pdf.py covers the good, tampered and expired ones).
 BAD_DOWNLOAD_TOKEN = Target("bad-token", lambda w: {"token": "not-a-signed-token"})
@@ -303,6 +328,8 @@ RENAME = {"name": "Renamed Ltd"}
 TRANSFER = {"amount": "10.00", "key": "9d1c2f6e-3a52-4d0b-9b8e-2f8f0c6d7a11"}
 INVITE = {"email": "new.member@acme.example.com", "role": Role.REPORTING}
 NEW_KEY = {"name": "Matrix sync"}
+MARKUP = {"markup_percent": "12.5"}
+PAID_NOTE = {"note": "Bank transfer 4711"}
 NEW_MANAGED = {"name": "Gamma Calls", "email": "gamma@customers.example.com", "billing_mode": "rollup"}
 
 # Log in as world.managed, from world.manager's managed-account page.
@@ -403,6 +430,25 @@ MATRIX: dict[str, list[Row]] = {
         GET(FOREIGN_INVOICE, members_only(reporting=403)),
         GET(MANAGERS_INVOICE_VIA_MANAGED, members_only()),
         POST(MANAGER_INVOICE, everyone(405, anonymous=LOGIN)),  # GET only; the sign-in comes first
+    ],
+    # A manager's reseller invoices: billing people of the manager; a managed account issues none (404).
+    "resale_invoices": [
+        GET(MANAGER, members_only(owner=200, admin=200, billing=200, reporting=403)),
+        POST(MANAGER, members_only(owner=302, admin=302, billing=302, reporting=403), MARKUP),
+        GET(MANAGED, members_only()),
+    ],
+    "issued_invoice_detail": [
+        GET(RESALE_INVOICE, members_only(owner=200, admin=200, billing=200, reporting=403)),
+        GET(RESALE_INVOICE_VIA_MANAGED, members_only()),
+    ],
+    "issued_invoice_pdf": [
+        GET(RESALE_INVOICE, members_only(owner=200, admin=200, billing=200, reporting=403)),
+        GET(RESALE_INVOICE_VIA_MANAGED, members_only()),
+    ],
+    "issued_invoice_status": [
+        GET(RESALE_INVOICE_PAID, members_only(owner=200, admin=200, billing=200, reporting=403)),
+        POST(RESALE_INVOICE_PAID, members_only(owner=302, admin=302, billing=302, reporting=403), PAID_NOTE),
+        POST(RESALE_INVOICE_PAID_VIA_MANAGED, members_only(), PAID_NOTE),
     ],
     "invoice_download": [GET(BAD_DOWNLOAD_TOKEN, everyone(404)), POST(BAD_DOWNLOAD_TOKEN, everyone(405))],
     "audit_log": [GET(MANAGER, manager_admins(200)), GET(MANAGED, managed_owners(200))],

@@ -134,15 +134,31 @@ def test_the_list_is_paged_25_at_a_time(world, persona):
     assert "February 2022" in second and "January 2022" in second
 
 
-def test_a_roll_up_accounts_list_says_its_usage_is_on_its_managers_invoice(world, persona, manager_invoice):
+def test_a_roll_up_accounts_list_says_it_is_billed_by_its_manager_and_lists_the_managers_invoices_to_it(
+    world, persona, manager_invoice
+):
+    resale = Invoice.objects.get(issuer=world.manager, bill_to=world.managed, period=MARCH)
     for who in ("managed_owner", "manager_acting"):
         response = persona(who).get(list_url(world.managed))
 
         assert response.status_code == 200
         page = text(response)
-        assert "Alpine Voice has no invoices of its own" in page
+        assert "Alpine Voice is billed by Acme Reseller" in page
         assert "on Acme Reseller's monthly invoice" in page
-        assert manager_invoice.number not in page and "6.87" not in page and "<table" not in page
+        assert resale.number in page and "USD 2.50" in page  # 250 minutes at 0.01, no markup set
+        assert manager_invoice.number not in page and "6.87" not in page
+
+
+def test_a_hidden_pricing_roll_up_account_sees_no_reseller_invoice(world, persona, manager_invoice):
+    Account.objects.filter(pk=world.managed.pk).update(pricing_hidden=True)
+    resale = Invoice.objects.get(issuer=world.manager, bill_to=world.managed, period=MARCH)
+    for who in ("managed_owner", "manager_acting"):
+        client = persona(who)
+        page = text(client.get(list_url(world.managed)))
+
+        assert "Acme Reseller sends its invoices to you directly" in page
+        assert resale.number not in page and "2.50" not in page and "<table" not in page
+        assert client.get(detail_url(world.managed, resale)).status_code == 404
 
 
 def test_a_roll_up_account_cannot_open_its_managers_invoice(world, persona, manager_invoice):

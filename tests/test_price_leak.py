@@ -84,6 +84,7 @@ def _requests(world, dates) -> list[str]:
     # The manager's invoice, whose world.managed section is priced: never shown to world.managed.
     month = datetime.now(UTC).date().replace(day=1)
     kwargs_by_name["invoice_id"] = invoice_party(account=world.manager, month=month).public_id
+    kwargs_by_name["action"] = "paid"
     for route, name in portal_url_patterns():
         params = {p: kwargs_by_name[p] for p in _route_params(route)}
         urls.append(reverse(name, kwargs=params))

@@ -34,7 +34,7 @@ from tests.api.conftest import assert_error, owner_of
 
 JANUARY, FEBRUARY, MARCH = date(2025, 1, 1), date(2025, 2, 1), date(2025, 3, 1)
 CONTRACT_FIELDS = {"invoice_id", "file_id", "paid", "period_start", "period_end", "url"}
-EXTRA_FIELDS = {"record_type", "number", "status", "currency", "total"}
+EXTRA_FIELDS = {"record_type", "number", "status", "currency", "total", "issued_by"}
 
 
 def _usage(submitter: Account, *rows: tuple[Account, str, str]) -> None:
@@ -163,13 +163,15 @@ def test_the_sdk_sees_404_for_invoices_the_key_may_not_see(world, invoices, make
     assert [i.invoice_id for i in other_api.invoices.list().data] == [str(invoices["other"].public_id)]
 
 
-def test_a_roll_up_accounts_key_gets_an_empty_list(world, invoices, make_key, sdk):
+def test_a_roll_up_accounts_key_lists_only_its_managers_invoices_to_it(world, invoices, make_key, sdk):
     client = sdk(make_key(world.managed))
 
     listed = client.invoices.list()
 
-    assert listed.data == []
-    assert (listed.meta.page_number, listed.meta.total_pages) == (1, 1)
+    resale = Invoice.objects.filter(issuer=world.manager, bill_to=world.managed)
+    assert resale.exists()
+    assert sorted(i.invoice_id for i in listed.data) == sorted(str(i.public_id) for i in resale)
+    assert {i.issued_by for i in listed.data} == {str(world.manager.public_id)}
     with pytest.raises(telnyx.NotFoundError):
         client.invoices.retrieve(str(invoices[MARCH].public_id))  # the manager's, with its section in it
 
