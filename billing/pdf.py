@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from decimal import Decimal
 from dataclasses import dataclass
+from decimal import Decimal
 from io import BytesIO
 from xml.sax.saxutils import escape
 

@@ -243,9 +243,7 @@ def _resale_invoice(world: World) -> UUID:
     return Invoice.objects.get(issuer=world.manager, bill_to=world.managed).public_id
 
 
-RESALE_INVOICE = Target(
-    "manager", lambda w: {"account_id": w.manager.public_id, "invoice_id": _resale_invoice(w)}
-)
+RESALE_INVOICE = Target("manager", lambda w: {"account_id": w.manager.public_id, "invoice_id": _resale_invoice(w)})
 RESALE_INVOICE_PAID = Target(
     "manager", lambda w: {"account_id": w.manager.public_id, "invoice_id": _resale_invoice(w), "action": "paid"}
 )

@@ -55,7 +55,7 @@ def expected_lines(account: Account, month: date, markup: Decimal) -> dict[str, 
 
 
 def lines_of(invoice: Invoice) -> dict[str, Decimal]:
-    return {sku: amount for sku, amount in invoice.lines.values_list("product__sku", "amount")}
+    return dict(invoice.lines.values_list("product__sku", "amount"))
 
 
 def text(response) -> str:
