@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q, Sum
 from django.utils import timezone
 
 from accounts import audit
@@ -176,15 +176,16 @@ def _add_lines(invoice: Invoice, payer: Account, month: date) -> Decimal:
 def _statement(account: Account, month: date) -> tuple[Decimal, Decimal, Decimal]:
     usage = Q(kind=LedgerEntry.Kind.USAGE_CHARGE)
     start, end = month_start(month), month_start(next_month(month))
-    entries = LedgerEntry.objects.filter(account=account)
+    sums = LedgerEntry.objects.filter(account=account).aggregate(
+        opening=Sum("amount", filter=(usage & Q(period__lt=month)) | (~usage & Q(created_at__lt=start))),
+        credits=Sum("amount", filter=~usage & Q(created_at__gte=start, created_at__lt=end)),
+        charges=Sum("amount", filter=usage & Q(period=month)),
+    )  # one query for the three figures
 
-    def total(condition) -> Decimal:
-        return to_cents(entries.filter(condition).aggregate(t=Sum("amount"))["t"] or Decimal(0))
+    def cents(name: str) -> Decimal:
+        return to_cents(sums[name] or Decimal(0))
 
-    opening = total((usage & Q(period__lt=month)) | (~usage & Q(created_at__lt=start)))
-    credits = total(~usage & Q(created_at__gte=start, created_at__lt=end))
-    charges = -total(usage & Q(period=month))
-    return opening, credits, charges
+    return cents("opening"), cents("credits"), -cents("charges")
 
 
 def _next_number(issuer_key: str) -> str:
@@ -194,12 +195,13 @@ def _next_number(issuer_key: str) -> str:
 def _next_numbers(issuer_key: str, count: int, *, prefix: str) -> list[str]:
     """`count` consecutive numbers of the issuer, drawn under its sequence row's lock in the
     transaction that finalizes the invoices: a rolled-back close gives them back, so no gaps."""
-    sequence, _ = InvoiceSequence.objects.get_or_create(issuer_key=issuer_key)
-    sequence = InvoiceSequence.objects.select_for_update().get(pk=sequence.pk)
-    first = sequence.last_number + 1
-    sequence.last_number += count
-    sequence.save(update_fields=["last_number"])
-    return [f"{prefix}-{n:07d}" for n in range(first, first + count)]
+    sequences = InvoiceSequence.objects.filter(issuer_key=issuer_key)
+    # One UPDATE takes the row lock and the numbers; the first invoice of an issuer makes its row.
+    if not sequences.update(last_number=F("last_number") + count):
+        InvoiceSequence.objects.get_or_create(issuer_key=issuer_key)
+        sequences.update(last_number=F("last_number") + count)
+    last = sequences.values_list("last_number", flat=True).get()
+    return [f"{prefix}-{n:07d}" for n in range(last - count + 1, last + 1)]
 
 
 # --- Reseller invoices ------------------------------------------------------------------------------
@@ -406,8 +408,11 @@ def close_item(*, run_id: int, account_id: int) -> Invoice:
     account = Account.objects.select_related("manager").get(pk=account_id)
     invoice = invoice_party(account=account, month=run.period)
     CloseItem.objects.filter(run=run, account_id=account_id).update(status=CloseItem.Status.DONE, error="")
-    if not run.items.exclude(status=CloseItem.Status.DONE).exists():
-        CloseRun.objects.filter(pk=run.pk, finished_at__isnull=True).update(finished_at=timezone.now())
+    # The run is finished when no item is left undone: one UPDATE, whichever task is the last.
+    undone = CloseItem.objects.filter(run=OuterRef("pk")).exclude(status=CloseItem.Status.DONE)
+    CloseRun.objects.filter(pk=run.pk, finished_at__isnull=True).exclude(Exists(undone)).update(
+        finished_at=timezone.now()
+    )
     return invoice
 
 
