@@ -179,7 +179,8 @@ def managed_account(request, managed_id):
 def managed_account_action(request, managed_id, action):
     managed = _managed(request, managed_id)
     if request.body:
-        json_body(request, allowed=("reenable_all_connections",))
+        # Connections are not ours to re-enable (there are none here); the flag is checked and ignored.
+        bool_field(json_body(request, allowed=("reenable_all_connections",)), "reenable_all_connections")
     try:
         services.change_managed_account_status(managed=managed, action=action, actor=actor(request))
     except services.InvalidTransition as refused:

@@ -5,6 +5,13 @@ from accounts.models import Account, Role
 from accounts.services import EMAIL_TAKEN_MESSAGE, ServiceError, email_in_use
 
 
+def sent_as_utf8(value: str) -> None:
+    """Django decodes a form body as UTF-8 and turns any other bytes (a latin-1 form, say) into
+    U+FFFD: refuse the mangled text rather than store it."""
+    if "\ufffd" in value:
+        raise ValidationError("This has characters that were not sent as UTF-8 (shown as \ufffd); type it again.")
+
+
 def apply_service_error(form: forms.Form, error: ServiceError) -> None:
     """Show a refused change on the form, next to the field it concerns when there is one."""
     form.add_error(error.field if error.field in form.fields else None, error.message)
@@ -13,7 +20,7 @@ def apply_service_error(form: forms.Form, error: ServiceError) -> None:
 class SignupForm(forms.Form):
     """allauth's sign-up plus the organisation the new user owns (a standard account)."""
 
-    organization_name = forms.CharField(label="Business name", max_length=255, strip=True)
+    organization_name = forms.CharField(label="Business name", max_length=255, strip=True, validators=[sent_as_utf8])
 
     def signup(self, request, user):
         from accounts.services import create_standard_account
@@ -22,8 +29,8 @@ class SignupForm(forms.Form):
 
 
 class ManagedAccountCreateForm(forms.Form):
-    name = forms.CharField(label="Business name", max_length=255, strip=True)
-    email = forms.EmailField(label="Owner e-mail", max_length=254)
+    name = forms.CharField(label="Business name", max_length=255, strip=True, validators=[sent_as_utf8])
+    email = forms.EmailField(label="Owner e-mail", max_length=254, validators=[sent_as_utf8])
     password = forms.CharField(
         label="Owner password",
         required=False,
@@ -49,13 +56,13 @@ class ManagedAccountCreateForm(forms.Form):
 
 
 class ManagedAccountSettingsForm(forms.Form):
-    name = forms.CharField(label="Business name", max_length=255, strip=True)
+    name = forms.CharField(label="Business name", max_length=255, strip=True, validators=[sent_as_utf8])
     allow_custom_pricing = forms.BooleanField(required=False, label="Allow custom pricing")
     pricing_hidden = forms.BooleanField(required=False, label="Hide pricing from this account")
 
 
 class AccountSettingsForm(forms.Form):
-    name = forms.CharField(label="Business name", max_length=255, strip=True)
+    name = forms.CharField(label="Business name", max_length=255, strip=True, validators=[sent_as_utf8])
     admins_can_log_in_as = forms.BooleanField(required=False, label="Admins may log in as managed accounts")
 
     def __init__(self, *args, account: Account, **kwargs):
@@ -94,5 +101,6 @@ class ApiKeyForm(forms.Form):
         label="Key name",
         max_length=100,
         strip=True,
+        validators=[sent_as_utf8],
         help_text="What the key is for, e.g. “Billing sync”. Up to 100 characters.",
     )

@@ -77,13 +77,18 @@ def parse_usage_csv(upload: UploadedFile) -> ParsedCsv:
 
 
 def _refuse_binary(upload: UploadedFile) -> None:
+    """Known binary formats by their first bytes, and a NUL byte anywhere in the file: text has none,
+    and one that reached a record would be refused by PostgreSQL (a text column holds no NUL)."""
     upload.seek(0)
     head = upload.read(8192)
     for signature, reason in _SIGNATURES:
         if head.startswith(signature):
             raise _file_error(NOT_CSV.format(reason=reason))
-    if b"\x00" in head:
-        raise _file_error(NOT_CSV.format(reason="it is binary data"))
+    chunk = head
+    while chunk:
+        if b"\x00" in chunk:
+            raise _file_error(NOT_CSV.format(reason="it is binary data (it holds NUL bytes)"))
+        chunk = upload.read(1024 * 1024)
 
 
 def _parse(reader: Iterator[list[str]]) -> ParsedCsv:

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, JsonResponse
 from django.utils import timezone
@@ -75,6 +75,8 @@ def api_view(*methods: str) -> Callable:
                 return view(request, *args, **kwargs)
             except ApiError as refused:
                 return refused.response()
+            except RequestDataTooBig:  # Django's own refusal of a body over its limit, in our shape
+                return too_large().response()
             except Http404:
                 return ApiError(404, "not_found", "Not found", "No such resource.").response()
             except PermissionDenied as denied:
@@ -127,14 +129,38 @@ def actor(request: HttpRequest) -> Actor:
     return Actor(user=request.api_key.created_by, ip_address=request.META.get("REMOTE_ADDR"))
 
 
+def too_large() -> ApiError:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return ApiError(413, "payload_too_large", "Payload too large",
+                    f"The body is larger than the {limit:,} bytes this server accepts; split the batch.")  # fmt: skip
+
+
 def json_body(request: HttpRequest, *, allowed: Iterable[str]) -> dict:
-    """The request's JSON object; 415, 400 or 422 when it is not one, or names an unknown field."""
+    """The request's JSON object; 415, 400, 413 or 422 when it is not one, or names an unknown field.
+    JSON on the wire is UTF-8 without a byte-order mark (RFC 8259): any other encoding is refused
+    rather than guessed at, as Python's json.loads would do for bytes."""
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "Unsupported media type", "Send a JSON body (application/json).")
+    charset = request.content_params.get("charset", "utf-8").strip().lower()
+    if charset not in ("utf-8", "utf8"):
+        raise ApiError(415, "unsupported_media_type", "Unsupported media type",
+                       f"Send the JSON body in UTF-8, not {charset[:40]}.")  # fmt: skip
     try:
-        body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "malformed_json", "Malformed JSON", "The request body is not valid JSON.") from None
+        raw = request.body
+    except RequestDataTooBig:
+        raise too_large() from None
+    if raw.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        raise _malformed("The request body starts with a byte-order mark; send UTF-8 JSON without one.")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        raise _malformed(f"The request body is not UTF-8 text (byte {bad.start + 1}).") from None
+    try:
+        body = json.loads(text or "{}")
+    except RecursionError:
+        raise _malformed("The request body is nested too deeply.") from None
+    except ValueError:
+        raise _malformed("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise ApiError(422, "invalid_body", "Invalid body", "The request body must be a JSON object.", pointer="")
     unknown = sorted(set(body) - set(allowed))
@@ -146,6 +172,10 @@ def json_body(request: HttpRequest, *, allowed: Iterable[str]) -> dict:
                   for f in unknown[1:]],
         )  # fmt: skip
     return body
+
+
+def _malformed(detail: str) -> ApiError:
+    return ApiError(400, "malformed_json", "Malformed JSON", detail)
 
 
 def string_field(body: dict, name: str, *, required: bool = False, max_length: int = 255) -> str | None:
