@@ -8,6 +8,7 @@ VIEW_ACCOUNT = "view_account"
 MANAGE_ACCOUNT = "manage_account"  # account settings, members, invitations, audit log
 MANAGE_MANAGED_ACCOUNTS = "manage_managed_accounts"
 VIEW_BILLING = "view_billing"
+MANAGE_BILLING = "manage_billing"  # payment methods, top-ups, auto-recharge: moving the account's money
 VIEW_REPORTS = "view_reports"
 SUBMIT_USAGE = "submit_usage"
 
@@ -17,6 +18,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     MANAGE_ACCOUNT: {Role.OWNER, Role.ADMIN},
     MANAGE_MANAGED_ACCOUNTS: {Role.OWNER, Role.ADMIN},
     VIEW_BILLING: {Role.OWNER, Role.ADMIN, Role.BILLING},
+    MANAGE_BILLING: {Role.OWNER, Role.ADMIN, Role.BILLING},
     VIEW_REPORTS: {Role.OWNER, Role.ADMIN, Role.REPORTING},
     SUBMIT_USAGE: {Role.OWNER, Role.ADMIN},
 }

@@ -134,3 +134,83 @@ class InvoiceVoidForm(forms.Form):
         error_messages={"required": "Give the reason for voiding the invoice."},
         help_text="Shown on the invoice and kept in the audit log.",
     )
+
+
+# --- Payments (billing.payment_views) --------------------------------------------------------------------
+
+
+class TopUpForm(forms.Form):
+    """ "Make a payment": an amount and one of the account's saved cards. The key is made when the
+    form is first shown, so a double submit charges once."""
+
+    amount = _money_field("Amount (USD)", max_digits=14)
+    card = forms.ChoiceField(
+        label="Card", error_messages={"required": "Choose a card.", "invalid_choice": "Choose one of your cards."}
+    )
+    key = forms.UUIDField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, cards, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cards = {str(card.public_id): card for card in cards}
+        self.fields["card"].choices = [
+            (public_id, f"{c.label}, expires {c.expiry}" + (" (default)" if c.is_default else ""))
+            for public_id, c in self.cards.items()
+        ]
+        self.fields["amount"].error_messages["max_digits"] = self._too_much()
+
+    @staticmethod
+    def _too_much() -> str:
+        return f"A payment is at most {format_money(settings.BILLING_MAX_TOP_UP)}."
+
+    def clean_amount(self):
+        amount = self.cleaned_data["amount"]
+        if amount <= 0:
+            raise ValidationError("Pay more than zero.")
+        if amount > settings.BILLING_MAX_TOP_UP:
+            raise ValidationError(self._too_much())
+        return amount
+
+    def clean_card(self):
+        return self.cards[self.cleaned_data["card"]]
+
+
+class CardSetupForm(forms.Form):
+    """The browser's request for a SetupIntent. The key (the page's, plus the attempt's number)
+    keeps a double click to one SetupIntent, and gives a new attempt after a decline a new one."""
+
+    key = forms.RegexField(
+        regex=r"^[0-9a-f-]{36}-[0-9]{1,4}$",
+        error_messages={"required": "Reload the page and try again.", "invalid": "Reload the page and try again."},
+    )
+
+
+class SaveCardForm(forms.Form):
+    setup_intent = forms.RegexField(
+        regex=r"^seti_[A-Za-z0-9_]{1,200}$",
+        error_messages={"required": "Enter the card details first.", "invalid": "Enter the card details again."},
+        widget=forms.HiddenInput,
+    )
+
+
+class AutoRechargeForm(forms.Form):
+    enabled = forms.BooleanField(label="Recharge automatically", required=False)
+    threshold = _money_field(
+        "When the balance falls below (USD)",
+        max_digits=14,
+        min_value=Decimal("0"),
+        help_text="Zero or more.",
+    )
+    amount = _money_field("Charge the default card (USD)", max_digits=14)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["threshold"].error_messages["min_value"] = "The threshold is zero or more."
+        self.fields["amount"].error_messages["max_digits"] = TopUpForm._too_much()
+
+    def clean_amount(self):
+        amount = self.cleaned_data["amount"]
+        if amount <= 0:
+            raise ValidationError("Recharge more than zero.")
+        if amount > settings.BILLING_MAX_TOP_UP:
+            raise ValidationError(f"A recharge is at most {format_money(settings.BILLING_MAX_TOP_UP)}.")
+        return amount

@@ -112,7 +112,17 @@ def _post(
     )
     balance.amount += amount
     balance.save(update_fields=["amount", "updated_at"])
+    if amount < 0:
+        _after_debit(entry, before=balance.amount - amount, after=balance.amount)
     return Posted(entry, created=True)
+
+
+def _after_debit(entry: LedgerEntry, *, before: Decimal, after: Decimal) -> None:
+    """A debit may take the balance below the account's auto-recharge threshold: billing.payments
+    queues the charge once this transaction commits (it builds on the ledger, hence the late import)."""
+    from billing import payments
+
+    payments.after_debit(account_id=entry.account_id, entry_id=entry.pk, before=before, after=after)
 
 
 @transaction.atomic

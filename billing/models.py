@@ -396,3 +396,123 @@ class CloseItem(models.Model):
 
 
 # --- Payments through Stripe (billing.payments) -------------------------------------------------------
+
+
+class StripeCustomer(models.Model):
+    """The Stripe customer that holds an account's cards. Roll-up managed accounts have none."""
+
+    account = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="stripe_customer")
+    stripe_id = models.CharField(max_length=255, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.stripe_id} for {self.account_id}"
+
+
+class PaymentMethod(models.Model):
+    """A card saved at Stripe for an account; the card number never reaches us, only its brand,
+    last four digits and expiry. At most one default per account: auto-recharge charges it."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="payment_methods")
+    stripe_id = models.CharField(max_length=255, unique=True)
+    brand = models.CharField(max_length=32)
+    last4 = models.CharField(max_length=4)
+    exp_month = models.PositiveSmallIntegerField()
+    exp_year = models.PositiveSmallIntegerField()
+    is_default = models.BooleanField(default=False)
+    added_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-is_default", "-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account"], condition=Q(is_default=True), name="payment_method_one_default_per_account"
+            )
+        ]
+
+    def __str__(self):
+        return self.label
+
+    @property
+    def label(self) -> str:
+        return f"{self.brand.title()} •••• {self.last4}"
+
+    @property
+    def expiry(self) -> str:
+        return f"{self.exp_month:02d}/{self.exp_year}"
+
+
+class Payment(models.Model):
+    """One charge of a card: a top-up a person makes, or an auto-recharge. The row is written
+    (pending, with its idempotency key) before Stripe is asked, and moves on by conditional update:
+    pending -> succeeded | failed, and failed -> succeeded when Stripe reports the money taken after
+    all. A succeeded payment's credit is one ledger entry keyed by its PaymentIntent."""
+
+    class Kind(models.TextChoices):
+        TOP_UP = "top_up", "Top-up"
+        AUTO_RECHARGE = "auto_recharge", "Auto-recharge"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="payments")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    amount = models.DecimalField(**MONEY_FIELD)
+    currency = models.CharField(max_length=3, default="USD")
+    idempotency_key = models.CharField(max_length=200)
+    stripe_payment_intent_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    payment_method = models.ForeignKey(
+        PaymentMethod, null=True, blank=True, on_delete=models.SET_NULL, related_name="payments"
+    )
+    card_label = models.CharField(max_length=64, blank=True, help_text="The card as it was when charged")
+    failure_message = models.CharField(max_length=500, blank=True)
+    ledger_entry = models.OneToOneField(
+        LedgerEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="payment"
+    )
+    # The real person (a manager's owner when acting); empty for an auto-recharge (the platform).
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    acting_as = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "idempotency_key"], name="payment_idempotency_key_per_account"),
+            models.CheckConstraint(name="payment_amount_positive", condition=Q(amount__gt=0)),
+        ]
+        indexes = [models.Index(fields=["account", "kind", "-created_at"], name="payment_account_kind_created")]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.currency} {self.amount} on {self.account_id}: {self.status}"
+
+
+class AutoRecharge(models.Model):
+    """When a debit takes the balance from at or above `threshold` to below it, charge `amount`
+    to the default card, at most settings.BILLING_AUTO_RECHARGE_MAX_PER_DAY times in 24 hours."""
+
+    account = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="auto_recharge")
+    enabled = models.BooleanField(default=False)
+    threshold = models.DecimalField(**MONEY_FIELD, default=Decimal("10.00"))
+    amount = models.DecimalField(**MONEY_FIELD, default=Decimal("50.00"))
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(name="auto_recharge_amount_positive", condition=Q(amount__gt=0)),
+            models.CheckConstraint(name="auto_recharge_threshold_not_negative", condition=Q(threshold__gte=0)),
+        ]
+
+    def __str__(self):
+        return f"Auto-recharge of {self.account_id}: {self.enabled}"

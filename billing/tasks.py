@@ -4,7 +4,8 @@ from celery import shared_task
 from django.utils import timezone
 
 from accounts.models import Account
-from billing import invoicing, ledger
+from billing import invoicing, ledger, payments
+from billing.stripe_gateway import ProviderUnavailable
 
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=8)
@@ -40,3 +41,27 @@ def close_previous_month() -> int:
     today = timezone.now().date()
     previous = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
     return close_month(previous.isoformat())
+
+
+@shared_task(acks_late=True, max_retries=5)
+def auto_recharge(account_id: int, trigger: str) -> str:
+    """A debit crossed the account's auto-recharge threshold: claim the attempt (or learn none is
+    due), then charge it. Claiming first means a redelivered or doubled task charges nothing twice."""
+    payment = payments.claim_auto_recharge(account_id=account_id, trigger=trigger)
+    if payment is None:
+        return "not due"
+    charge_auto_recharge.delay(payment.pk)
+    return str(payment.public_id)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=5)
+def charge_auto_recharge(self, payment_id: int) -> str:
+    """Charges one claimed auto-recharge. Only an unreachable Stripe is retried (same idempotency
+    key, growing delay); a declined card is recorded and never retried."""
+    try:
+        return payments.charge_auto_recharge(payment_id).status
+    except ProviderUnavailable as failure:
+        if self.request.retries >= self.max_retries:
+            payments.give_up(payment_id, failure.message)
+            return "failed"
+        raise self.retry(exc=failure, countdown=min(2**self.request.retries * 10, 600)) from failure

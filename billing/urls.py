@@ -1,6 +1,6 @@
 from django.urls import path
 
-from billing import views
+from billing import payment_views, views
 
 urlpatterns = [
     path("a/<uuid:account_id>/usage/upload/", views.usage_upload, name="usage_upload"),
@@ -32,4 +32,27 @@ urlpatterns = [
         views.managed_transfer,
         name="managed_transfer",
     ),
+]
+
+# Cards, top-ups, payment history and auto-recharge (billing.payment_views).
+urlpatterns += [
+    path("a/<uuid:account_id>/payment-methods/", payment_views.payment_methods, name="payment_methods"),
+    path("a/<uuid:account_id>/payment-methods/add/", payment_views.payment_method_add, name="payment_method_add"),
+    path("a/<uuid:account_id>/payment-methods/setup/", payment_views.payment_method_setup, name="payment_method_setup"),
+    path(
+        "a/<uuid:account_id>/payment-methods/<uuid:card_id>/default/",
+        payment_views.payment_method_default,
+        name="payment_method_default",
+    ),
+    path(
+        "a/<uuid:account_id>/payment-methods/<uuid:card_id>/remove/",
+        payment_views.payment_method_remove,
+        name="payment_method_remove",
+    ),
+    path("a/<uuid:account_id>/payments/", payment_views.payment_history, name="payment_history"),
+    path("a/<uuid:account_id>/payments/new/", payment_views.top_up, name="top_up"),
+    path("a/<uuid:account_id>/payments/<uuid:payment_id>/", payment_views.payment_detail, name="payment_detail"),
+    path("a/<uuid:account_id>/auto-recharge/", payment_views.auto_recharge, name="auto_recharge"),
+    # Public: Stripe's signed webhook; the signature is the credential.
+    path("stripe/webhook/", payment_views.stripe_webhook, name="stripe_webhook"),
 ]

@@ -5,7 +5,9 @@ broker, console e-mail). MC_ENV=production switches every secure default on and 
 secrets and addresses that production needs.
 """
 
+import ipaddress
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 import xstatic.pkg.d3
@@ -166,6 +168,45 @@ INVITATION_MAX_AGE_DAYS = env_int("INVITATION_MAX_AGE_DAYS", 7, minimum=1)
 # --- Billing -------------------------------------------------------------------------------------
 BILLING_MAX_TRANSFER = env_decimal("BILLING_MAX_TRANSFER", "100000.00", minimum="0.01")
 BILLING_MAX_TOP_UP = env_decimal("BILLING_MAX_TOP_UP", "10000.00", minimum="0.01")
+BILLING_AUTO_RECHARGE_MAX_PER_DAY = env_int("BILLING_AUTO_RECHARGE_MAX_PER_DAY", 3, minimum=0)
+
+# --- Stripe (payment methods, top-ups, auto-recharge) ---------------------------------------------
+# Development and tests talk to localstripe on loopback (`./dev run` starts it; the tests start
+# their own on a free port); production talks to Stripe itself, with real keys, by settings alone.
+_LOCALSTRIPE = "http://127.0.0.1:8420"
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost" or host.endswith(".localhost")
+
+
+STRIPE_API_BASE = (env_str("STRIPE_API_BASE", "" if PRODUCTION else _LOCALSTRIPE) or "").rstrip("/")
+if STRIPE_API_BASE and not STRIPE_API_BASE.startswith(("http://", "https://")):
+    raise ImproperlyConfigured("STRIPE_API_BASE must be an http(s):// URL, or empty for Stripe itself.")
+if PRODUCTION and STRIPE_API_BASE and _is_loopback(STRIPE_API_BASE):
+    raise ImproperlyConfigured("STRIPE_API_BASE points at a loopback (localstripe) API; production uses Stripe.")
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", required=PRODUCTION) or "sk_test_localstripe"
+STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY", required=PRODUCTION) or "pk_test_localstripe"
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET", required=PRODUCTION) or "whsec_localstripe_development"
+if PRODUCTION and (
+    not STRIPE_SECRET_KEY.startswith(("sk_live_", "sk_test_", "rk_live_", "rk_test_"))
+    or not STRIPE_PUBLISHABLE_KEY.startswith(("pk_live_", "pk_test_"))
+    or not STRIPE_WEBHOOK_SECRET.startswith("whsec_")
+    or "localstripe" in STRIPE_SECRET_KEY + STRIPE_PUBLISHABLE_KEY + STRIPE_WEBHOOK_SECRET
+):
+    raise ImproperlyConfigured(
+        "Production needs real Stripe keys: STRIPE_SECRET_KEY (sk_...), STRIPE_PUBLISHABLE_KEY (pk_...) "
+        "and STRIPE_WEBHOOK_SECRET (whsec_...)."
+    )
+# Stripe.js: Stripe's own script in production (it must come from Stripe, PCI DSS); localstripe
+# serves its stand-in under the API base. Never a copy in this repository or a CDN.
+STRIPE_JS_URL = env_str("STRIPE_JS_URL", "") or (
+    f"{STRIPE_API_BASE}/js.stripe.com/v3/" if STRIPE_API_BASE else "https://js.stripe.com/v3/"
+)
 
 # --- Sessions and security ----------------------------------------------------------------------
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 60 * 60 * 12, minimum=300)
@@ -249,4 +290,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))},
+    # stripe-python logs every request at INFO; its errors reach us as exceptions anyway.
+    "loggers": {"stripe": {"level": "WARNING"}},
 }

@@ -104,6 +104,24 @@ def real_worker():
         app.conf.task_always_eager = settings.CELERY_TASK_ALWAYS_EAGER
 
 
+@pytest.fixture(scope="session")
+def localstripe():
+    """One localstripe (a fake Stripe API) per test session, on a free loopback port, stopped at the
+    end; the portal's Stripe settings point at it meanwhile. Payment tests request it."""
+    from django.conf import settings
+
+    from tests import localstripe_server
+
+    server = localstripe_server.start()
+    saved = settings.STRIPE_API_BASE, settings.STRIPE_JS_URL
+    settings.STRIPE_API_BASE, settings.STRIPE_JS_URL = server.url, f"{server.url}/js.stripe.com/v3/"
+    try:
+        yield server
+    finally:
+        settings.STRIPE_API_BASE, settings.STRIPE_JS_URL = saved
+        server.stop()
+
+
 def make_managed_accounts(manager: Account, count: int) -> list[Account]:
     """Many managed accounts at once (bulk), each with an owner, as the list pages see them."""
     start = Account.objects.count()

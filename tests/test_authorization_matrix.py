@@ -303,6 +303,44 @@ FOREIGN_MANAGED_KEY = Target(
 )
 
 
+# --- Payments: a card and a payment of world.manager, and another tenant's (no Stripe call needed) -----
+
+
+def _card_of(account):
+    from billing.models import PaymentMethod
+
+    return PaymentMethod.objects.create(
+        account=account, stripe_id=f"pm_matrix_{account.pk}", brand="visa", last4="4242", exp_month=1, exp_year=2035
+    ).public_id
+
+
+def _payment_of(account):
+    from billing.models import Payment
+
+    payment = Payment.objects.create(
+        account=account,
+        kind=Payment.Kind.TOP_UP,
+        status=Payment.Status.SUCCEEDED,
+        amount=Decimal("10.00"),
+        idempotency_key="matrix",
+        stripe_payment_intent_id=f"pi_matrix_{account.pk}",
+    )
+    return payment.public_id
+
+
+MANAGER_CARD = Target("manager", lambda w: {"account_id": w.manager.public_id, "card_id": _card_of(w.manager)})
+FOREIGN_CARD = Target("foreign", lambda w: {"account_id": w.manager.public_id, "card_id": _card_of(w.other_manager)})
+MANAGER_PAYMENT = Target("manager", lambda w: {"account_id": w.manager.public_id, "payment_id": _payment_of(w.manager)})
+FOREIGN_PAYMENT = Target(
+    "foreign", lambda w: {"account_id": w.manager.public_id, "payment_id": _payment_of(w.other_manager)}
+)
+
+
+def billing_members(ok: int) -> dict[str, Expect]:
+    """A page of world.manager that needs VIEW_BILLING or MANAGE_BILLING (owner, admin, billing)."""
+    return members_only(owner=ok, admin=ok, billing=ok, reporting=403)
+
+
 # --- The matrix ------------------------------------------------------------------------------------------
 
 
@@ -449,6 +487,51 @@ MATRIX: dict[str, list[Row]] = {
         POST(RESALE_INVOICE_PAID_VIA_MANAGED, members_only(), PAID_NOTE),
     ],
     "invoice_download": [GET(BAD_DOWNLOAD_TOKEN, everyone(404)), POST(BAD_DOWNLOAD_TOKEN, everyone(405))],
+    # Payments. A roll-up managed account (world.managed) gets pages saying it is billed to its manager,
+    # and its POSTs are refused (422). No row below reaches Stripe: the POSTs stop at their forms.
+    "payment_methods": [GET(MANAGER, billing_members(200)), GET(MANAGED, managed_owners(200))],
+    "payment_method_add": [
+        GET(MANAGER, billing_members(200)),
+        POST(MANAGER, billing_members(422)),  # no confirmed SetupIntent
+        GET(MANAGED, managed_owners(200)),
+        POST(MANAGED, managed_owners(422)),
+    ],
+    "payment_method_setup": [
+        GET(MANAGER, post_only_get()),
+        POST(MANAGER, billing_members(422)),  # no key
+        POST(MANAGED, managed_owners(422)),
+    ],
+    "payment_method_default": [
+        GET(MANAGER_CARD, post_only_get()),
+        POST(MANAGER_CARD, billing_members(302)),
+        POST(FOREIGN_CARD, members_only(reporting=403)),
+    ],
+    # GET, and a POST without `confirm`, are the confirmation step.
+    "payment_method_remove": [
+        GET(MANAGER_CARD, billing_members(200)),
+        POST(MANAGER_CARD, billing_members(200)),
+        GET(FOREIGN_CARD, members_only(reporting=403)),
+        POST(FOREIGN_CARD, members_only(reporting=403), {"confirm": "1"}),
+    ],
+    "payment_history": [GET(MANAGER, billing_members(200)), GET(MANAGED, managed_owners(200))],
+    "top_up": [
+        GET(MANAGER, billing_members(200)),
+        POST(MANAGER, billing_members(422), {"amount": "0"}),
+        GET(MANAGED, managed_owners(200)),
+        POST(MANAGED, managed_owners(422), {"amount": "10.00"}),
+    ],
+    "payment_detail": [
+        GET(MANAGER_PAYMENT, billing_members(200)),
+        GET(FOREIGN_PAYMENT, members_only(reporting=403)),
+    ],
+    "auto_recharge": [
+        GET(MANAGER, billing_members(200)),
+        POST(MANAGER, billing_members(302), {"threshold": "10.00", "amount": "50.00"}),
+        GET(MANAGED, managed_owners(200)),
+        POST(MANAGED, managed_owners(422), {"threshold": "10.00", "amount": "50.00"}),
+    ],
+    # Public: Stripe's webhook; without a good signature it is a 400 for anyone.
+    "stripe_webhook": [GET(NO_KWARGS, post_only_get()), POST(NO_KWARGS, everyone(400))],
     "audit_log": [GET(MANAGER, manager_admins(200)), GET(MANAGED, managed_owners(200))],
     "api_keys": [GET(MANAGER, manager_admins(200)), GET(MANAGED, managed_owners(200))],
     # The new key's secret is rendered once, straight from the POST (200), never redirected to.

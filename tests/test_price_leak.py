@@ -8,6 +8,7 @@ contain them. The same requests with pricing visible must show them, so the test
 """
 
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -85,6 +86,8 @@ def _requests(world, dates) -> list[str]:
     month = datetime.now(UTC).date().replace(day=1)
     kwargs_by_name["invoice_id"] = invoice_party(account=world.manager, month=month).public_id
     kwargs_by_name["action"] = "paid"
+    # world.managed is billed roll-up: it has no cards or payments; unknown ids are a 404.
+    kwargs_by_name |= {"card_id": uuid.uuid4(), "payment_id": uuid.uuid4()}
     for route, name in portal_url_patterns():
         params = {p: kwargs_by_name[p] for p in _route_params(route)}
         urls.append(reverse(name, kwargs=params))

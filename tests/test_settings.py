@@ -15,11 +15,18 @@ PRODUCTION_ENV = {
     "CELERY_BROKER_URL": "redis://cache.internal:6379/0",
     "ALLOWED_HOSTS": "portal.example.com",
     "CACHE_URL": "redis://cache.internal:6379/1",
+    "STRIPE_SECRET_KEY": "sk_live_" + "x" * 24,
+    "STRIPE_PUBLISHABLE_KEY": "pk_live_" + "x" * 24,
+    "STRIPE_WEBHOOK_SECRET": "whsec_" + "x" * 32,
 }
 
 
 def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in {"MC_ENV", "DATABASE_URL", "CELERY_BROKER_URL"}}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"MC_ENV", "DATABASE_URL", "CELERY_BROKER_URL"} and not k.startswith("STRIPE_")
+    }
     clean.update(env, DJANGO_SETTINGS_MODULE="portal.settings", MC_VAR_DIR=str(ROOT / "var"))
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120
@@ -44,6 +51,16 @@ def test_the_production_profile_passes_check_deploy_with_no_warning():
         ({**PRODUCTION_ENV, "DEBUG": "true"}, "DEBUG must be off"),
         ({**PRODUCTION_ENV, "DATABASE_URL": ""}, "DATABASE_URL must be set"),
         ({**PRODUCTION_ENV, "DATABASE_URL": "sqlite:///x.db"}, "Production runs on PostgreSQL"),
+        ({"BILLING_AUTO_RECHARGE_MAX_PER_DAY": "many"}, "BILLING_AUTO_RECHARGE_MAX_PER_DAY='many' is not a whole"),
+        ({"BILLING_AUTO_RECHARGE_MAX_PER_DAY": "-1"}, "BILLING_AUTO_RECHARGE_MAX_PER_DAY=-1 must be at least 0"),
+        ({"STRIPE_API_BASE": "127.0.0.1:8420"}, "STRIPE_API_BASE must be an http(s):// URL"),
+        ({**PRODUCTION_ENV, "STRIPE_SECRET_KEY": ""}, "STRIPE_SECRET_KEY must be set"),
+        ({**PRODUCTION_ENV, "STRIPE_PUBLISHABLE_KEY": ""}, "STRIPE_PUBLISHABLE_KEY must be set"),
+        ({**PRODUCTION_ENV, "STRIPE_WEBHOOK_SECRET": ""}, "STRIPE_WEBHOOK_SECRET must be set"),
+        ({**PRODUCTION_ENV, "STRIPE_SECRET_KEY": "sk_test_localstripe"}, "Production needs real Stripe keys"),
+        ({**PRODUCTION_ENV, "STRIPE_PUBLISHABLE_KEY": "not-a-key"}, "Production needs real Stripe keys"),
+        ({**PRODUCTION_ENV, "STRIPE_API_BASE": "http://127.0.0.1:8420"}, "production uses Stripe"),
+        ({**PRODUCTION_ENV, "STRIPE_API_BASE": "http://localhost:8420"}, "production uses Stripe"),
     ],
 )
 def test_a_bad_value_stops_start_up_with_a_clear_message(env, message):
@@ -55,3 +72,22 @@ def test_a_bad_value_stops_start_up_with_a_clear_message(env, message):
 def test_the_embedded_defaults_need_no_environment():
     result = _manage("check", env={})
     assert result.returncode == 0, result.stderr
+
+
+def _setting(name: str, env: dict[str, str]) -> str:
+    code = f"import django; django.setup(); from django.conf import settings; print(settings.{name})"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MC_ENV", "STRIPE_", "DATABASE_URL"))}
+    clean.update(env, DJANGO_SETTINGS_MODULE="portal.settings", MC_VAR_DIR=str(ROOT / "var"))
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_development_talks_to_localstripe_on_loopback_and_production_to_stripe():
+    assert _setting("STRIPE_API_BASE", {}) == "http://127.0.0.1:8420"
+    assert _setting("STRIPE_JS_URL", {}) == "http://127.0.0.1:8420/js.stripe.com/v3/"
+    assert _setting("BILLING_AUTO_RECHARGE_MAX_PER_DAY", {}) == "3"
+    assert _setting("STRIPE_API_BASE", PRODUCTION_ENV) == ""
+    assert _setting("STRIPE_JS_URL", PRODUCTION_ENV) == "https://js.stripe.com/v3/"
