@@ -101,8 +101,10 @@ def _build(account: Account, month: date) -> Invoice:
     existing = Invoice.objects.filter(bill_to=account, period=month, issuer__isnull=True).first()
     if existing is not None and existing.status != Invoice.Status.DRAFT:
         return existing
-    for source in _sources(account):
-        ledger.post_usage_charges(account=source, month=month)
+    sources = _sources(account)
+    ledger.post_usage_charges(account=account, month=month)
+    if len(sources) > 1:
+        ledger.post_usage_charges_for(payer=account, accounts=sources[1:], month=month)
     Invoice.objects.filter(bill_to=account, period=month, issuer__isnull=True, status=Invoice.Status.DRAFT).delete()
     invoice = Invoice.objects.create(bill_to=account, period=month, currency="USD")
     total = _add_lines(invoice, account, month)

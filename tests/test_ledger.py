@@ -27,6 +27,7 @@ from billing.ledger import (
     ledger_sum,
     post_entry,
     post_usage_charges,
+    post_usage_charges_for,
     transfer_credit,
 )
 from billing.models import Balance, LedgerEntry, UsageRecord
@@ -754,3 +755,30 @@ def test_staff_credit_limit_changes_are_audited_and_keep_the_amount(world):
     assert balance_of(world.standard).available_credit == Decimal("35.00")
     with pytest.raises(LedgerError):
         set_credit_limit(account=world.standard, limit=Decimal("-1"), actor=Actor.platform_staff(staff))
+
+
+def test_the_bulk_usage_charge_of_a_managers_roll_up_accounts_agrees_with_the_one_by_one_charge(world):
+    """The close charges a manager's roll-up accounts in one set-based step: same amounts, same keys,
+    so either way round, and repeated, nothing is charged twice; later usage is charged as the difference."""
+    from billing.models import MonthlyUsage, Product
+
+    month = date(2025, 6, 1)
+    voice = Product.objects.get(sku="voice.outbound")
+    MonthlyUsage.objects.create(
+        account=world.managed, product=voice, month=month, quantity=1, records=1, cost=Decimal("1.005")
+    )
+    MonthlyUsage.objects.create(
+        account=world.sibling, product=voice, month=month, quantity=1, records=1, cost=Decimal("0.004")
+    )
+
+    assert post_usage_charges_for(payer=world.manager, accounts=[world.managed, world.sibling], month=month) == 1
+    assert post_usage_charges(account=world.managed, month=month) is None  # already charged, same key
+    assert post_usage_charges_for(payer=world.manager, accounts=[world.managed, world.sibling], month=month) == 0
+    MonthlyUsage.objects.filter(account=world.managed).update(cost=Decimal("2.50"))
+    assert post_usage_charges(account=world.managed, month=month).created
+    assert post_usage_charges_for(payer=world.manager, accounts=[world.managed], month=month) == 0
+
+    charges = LedgerEntry.objects.filter(account=world.manager, kind=LedgerEntry.Kind.USAGE_CHARGE)
+    assert sorted(charges.values_list("amount", flat=True)) == [Decimal("-1.49"), Decimal("-1.01")]
+    balance = Balance.objects.get(account=world.manager)
+    assert balance.amount == Decimal("-2.50") == ledger_sum(world.manager)

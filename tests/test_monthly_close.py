@@ -457,17 +457,17 @@ def die_while_numbering(patch, victim: Account, error: type[BaseException]) -> N
 
 
 def die_while_charging(patch, victim: Account, error: type[BaseException]) -> None:
-    """Dies posting the usage charge of the victim's roll-up account, after its own (each charge is
+    """Dies posting the usage charges of the victim's roll-up accounts, after its own (each charge is
     its own transaction)."""
-    real = ledger.post_usage_charges
+    real = ledger.post_usage_charges_for
     second = Account.objects.get(manager=victim, billing_mode=Account.BillingMode.ROLLUP)
 
-    def post_usage_charges(*, account, month):
-        if account.pk == second.pk:
-            raise error(f"the worker died charging {account.name}")
-        return real(account=account, month=month)
+    def post_usage_charges_for(*, payer, accounts, month):
+        if second.pk in {account.pk for account in accounts}:
+            raise error(f"the worker died charging {second.name}")
+        return real(payer=payer, accounts=accounts, month=month)
 
-    patch.setattr(ledger, "post_usage_charges", post_usage_charges)
+    patch.setattr(ledger, "post_usage_charges_for", post_usage_charges_for)
 
 
 def die_after_the_invoice_committed(patch, victim: Account, error: type[BaseException]) -> None:
