@@ -16,6 +16,12 @@ app.conf.beat_schedule = {
         "task": "billing.tasks.close_previous_month",
         "schedule": crontab(day_of_month=1, hour=0, minute=30),
     },
+    # Then hourly for the rest of the 1st: a re-run queues only the parties not done yet (a task lost
+    # with a worker or a Redis restart) and changes nothing once the month is closed.
+    "close-previous-month-sweep": {
+        "task": "billing.tasks.close_previous_month",
+        "schedule": crontab(day_of_month=1, hour="1-23", minute=30),
+    },
     "clear-expired-sessions": {
         "task": "accounts.tasks.clear_expired_sessions",
         "schedule": crontab(hour=3, minute=17),

@@ -246,6 +246,10 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_out": _queue_dir,
         "control_folder": str(VAR_DIR / "celery-control"),
     }
+else:
+    # With acks_late, a task whose worker died is handed out again after this many seconds (Redis's
+    # default is an hour). Every task here is idempotent and takes seconds, so a quarter of an hour.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 900, minimum=60)}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", MC_ENV == "test")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True

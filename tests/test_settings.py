@@ -54,6 +54,10 @@ def test_the_production_profile_passes_check_deploy_with_no_warning():
         ({"BILLING_AUTO_RECHARGE_MAX_PER_DAY": "many"}, "BILLING_AUTO_RECHARGE_MAX_PER_DAY='many' is not a whole"),
         ({"BILLING_AUTO_RECHARGE_MAX_PER_DAY": "-1"}, "BILLING_AUTO_RECHARGE_MAX_PER_DAY=-1 must be at least 0"),
         ({"STRIPE_API_BASE": "127.0.0.1:8420"}, "STRIPE_API_BASE must be an http(s):// URL"),
+        (
+            {"CELERY_BROKER_URL": "redis://127.0.0.1:6379/0", "CELERY_VISIBILITY_TIMEOUT": "5"},
+            "CELERY_VISIBILITY_TIMEOUT=5 must be at least 60",
+        ),
         ({**PRODUCTION_ENV, "STRIPE_SECRET_KEY": ""}, "STRIPE_SECRET_KEY must be set"),
         ({**PRODUCTION_ENV, "STRIPE_PUBLISHABLE_KEY": ""}, "STRIPE_PUBLISHABLE_KEY must be set"),
         ({**PRODUCTION_ENV, "STRIPE_WEBHOOK_SECRET": ""}, "STRIPE_WEBHOOK_SECRET must be set"),
@@ -91,3 +95,21 @@ def test_development_talks_to_localstripe_on_loopback_and_production_to_stripe()
     assert _setting("BILLING_AUTO_RECHARGE_MAX_PER_DAY", {}) == "3"
     assert _setting("STRIPE_API_BASE", PRODUCTION_ENV) == ""
     assert _setting("STRIPE_JS_URL", PRODUCTION_ENV) == "https://js.stripe.com/v3/"
+
+
+def test_a_task_lost_with_its_worker_is_handed_out_again_after_the_visibility_timeout():
+    redis = {"CELERY_BROKER_URL": "redis://127.0.0.1:6379/0"}
+    assert _setting("CELERY_BROKER_TRANSPORT_OPTIONS", redis) == "{'visibility_timeout': 900}"
+    assert _setting("CELERY_BROKER_TRANSPORT_OPTIONS", {**redis, "CELERY_VISIBILITY_TIMEOUT": "120"}) == (
+        "{'visibility_timeout': 120}"
+    )
+
+
+def test_beat_closes_the_month_on_the_1st_and_sweeps_it_hourly_after():
+    from portal.celery import app
+
+    schedule = app.conf.beat_schedule
+    first, sweep = schedule["close-previous-month"], schedule["close-previous-month-sweep"]
+    assert first["task"] == sweep["task"] == "billing.tasks.close_previous_month"
+    assert first["schedule"].day_of_month == sweep["schedule"].day_of_month == {1}
+    assert first["schedule"].hour == {0} and sweep["schedule"].hour == set(range(1, 24))
