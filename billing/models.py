@@ -96,8 +96,10 @@ class UsageRecord(models.Model):
         INBOUND = "inbound", "Inbound"
         OUTBOUND = "outbound", "Outbound"
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="usage_records")
-    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    # No single-column indexes: (account, started_at) and (account, idempotency key) lead with the
+    # account, and products are never deleted; each index is a cost on every ingested record.
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="usage_records", db_index=False)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+", db_index=False)
     quantity = models.DecimalField(**QUANTITY_FIELD)
     started_at = models.DateTimeField()
     idempotency_key = models.CharField(max_length=100)

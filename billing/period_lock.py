@@ -19,9 +19,16 @@ def _keys(payer_id: int, month: date) -> tuple[int, int]:
 def hold_shared(pairs: Iterable[tuple[int, date]]) -> None:
     if connection.vendor != "postgresql":
         return
+    keys = sorted({_keys(payer_id, month) for payer_id, month in pairs})
+    if not keys:
+        return
+    # One round trip for all of a batch's pairs (a batch can name hundreds of accounts), in key order.
     with connection.cursor() as cursor:
-        for payer_id, month in sorted(set(pairs)):
-            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", _keys(payer_id, month))
+        cursor.execute(
+            "SELECT count(pg_advisory_xact_lock_shared(a, b)) FROM "
+            "(SELECT a, b FROM unnest(%s::int[], %s::int[]) AS k(a, b) ORDER BY a, b) AS ordered",
+            [[a for a, _ in keys], [b for _, b in keys]],
+        )
 
 
 def hold_exclusive(payer_id: int, month: date) -> None:

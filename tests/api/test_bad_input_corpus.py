@@ -521,13 +521,9 @@ def test_sql_and_html_in_idempotency_keys_are_keys_like_any_other(tenants):
     assert sorted(UsageRecord.objects.values_list("idempotency_key", flat=True)) == sorted([SQL, HTML, SQL_OR])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lead to fix: billing/usage.py _parse_row lets a NUL into idempotency_key (PostgreSQL: 500; SQLite: stored)",
-)
 def test_a_nul_in_an_idempotency_key_is_refused_and_stores_nothing(tenants):
-    """A NUL reaches the database as part of the key: PostgreSQL refuses it (a 500), SQLite stores a
-    key no other tool can handle. billing/usage.py, _parse_row, must refuse it with a row error."""
+    """A NUL would reach the database as part of the key: PostgreSQL refuses it (a 500), SQLite
+    stores a key no other tool can handle. billing/usage.py refuses it with a row error."""
     before = db_state()
     response = tenants.clients["standard"].post(
         "/v2/usage_records", {"records": [{**GOOD_ROW, "idempotency_key": "k\x00-1"}]}, content_type="application/json"

@@ -1,0 +1,69 @@
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from billing.management.commands.scale_data import month_option
+from billing.scale import REFERENCE_MANAGED, REFERENCE_RECORDS
+from portal import benchmark
+
+
+class Command(BaseCommand):
+    help = (
+        "Measure the reference workload in one run (PostgreSQL + Redis): API ingest throughput through "
+        "gunicorn, the monthly close through a Celery worker against a bare GROUP BY, page server times and "
+        "query counts, and the memory of a streamed CSV export. Builds the workload (manage.py scale_data) "
+        "the first time, reuses it after. Prints a table and writes JSON. See BENCHMARKS.md."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--managed", type=int, default=REFERENCE_MANAGED, help="managed accounts (3,000)")
+        parser.add_argument("--records", type=int, default=REFERENCE_RECORDS, help="records in the month (10M)")
+        parser.add_argument("--month", default=None, help="YYYY-MM (UTC), a past month; default: last month")
+        parser.add_argument("--ingest-records", type=int, default=200_000, help="records posted to the API")
+        parser.add_argument("--requests", type=int, default=50, help="timed requests per page (at least 50)")
+        parser.add_argument("--csv-rows", type=int, default=1_000_000, help="rows of the streamed CSV export")
+        parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
+        parser.add_argument("--clients", type=int, default=2, help="API client connections at once")
+        parser.add_argument("--worker-concurrency", type=int, default=2, help="Celery worker processes")
+        parser.add_argument("--json", default=None, help="where to write the JSON (default: var/benchmark.json)")
+
+    def handle(self, *args, **options):
+        month = month_option(options["month"])
+        if month >= datetime.now(UTC).date().replace(day=1):
+            raise CommandError("--month must be a past month: only past months can be closed.")
+        if min(options["managed"], options["requests"], options["ingest_records"], options["csv_rows"]) < 1:
+            raise CommandError("--managed, --requests, --ingest-records and --csv-rows must be at least 1.")
+        run_options = benchmark.Options(
+            managed=options["managed"],
+            records=options["records"],
+            month=month,
+            ingest_records=options["ingest_records"],
+            requests=options["requests"],
+            csv_rows=options["csv_rows"],
+            web_workers=options["web_workers"],
+            clients=options["clients"],
+            worker_concurrency=options["worker_concurrency"],
+        )
+        if settings.DEBUG:
+            self.stderr.write("DEBUG is on: page timings include its overhead (./dev benchmark turns it off).")
+        began = datetime.now(UTC)
+
+        def say(message: str) -> None:
+            self.stdout.write(f"[{(datetime.now(UTC) - began).total_seconds():6.0f} s] {message}")
+
+        var = Path(settings.VAR_DIR)
+        try:
+            report = benchmark.run(run_options, say, log_dir=var)
+        except RuntimeError as failure:
+            raise CommandError(str(failure)) from None
+        path = Path(options["json"]) if options["json"] else var / "benchmark.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(benchmark.as_json(report))
+        self.stdout.write("")
+        self.stdout.write(benchmark.table(report))
+        self.stdout.write("")
+        verdict = "every target met" if report["all_passed"] else "some targets NOT met"
+        style = self.style.SUCCESS if report["all_passed"] else self.style.WARNING
+        self.stdout.write(style(f"{verdict}; JSON in {path}"))
