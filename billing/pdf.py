@@ -31,7 +31,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from accounts.models import Account
-from billing.invoice_selectors import Section, invoice_layout, issuer_name, period_end
+from billing.invoice_selectors import Section, SectionPage, invoice_layout, issuer_name, period_end
 from billing.models import Invoice, InvoiceLine
 from billing.money import format_money
 
@@ -65,16 +65,14 @@ class InvoiceView:
     adds_up: bool
     issuer: str
     statement_note: str
-
-    @property
-    def section_count(self) -> int:
-        return len(self.sections)
+    section_count: int  # all the invoice's sections, also those not on this page
+    page: SectionPage | None = None
 
 
-def invoice_view(invoice: Invoice, *, pricing: bool) -> InvoiceView:
+def invoice_view(invoice: Invoice, *, pricing: bool, page: int | None = None) -> InvoiceView:
     """The invoice as its payer (`invoice.bill_to`) sees it, with or without pricing. Two queries
     whatever the number of sections: the lines come with their accounts and products."""
-    layout = invoice_layout(invoice)
+    layout = invoice_layout(invoice, page=page)
     payer = invoice.bill_to
     currency = invoice.currency
     statement, note = _statement_rows(invoice)
@@ -89,6 +87,8 @@ def invoice_view(invoice: Invoice, *, pricing: bool) -> InvoiceView:
         adds_up=layout.adds_up(invoice),
         issuer=issuer_name(invoice),
         statement_note=note,
+        section_count=layout.section_count,
+        page=layout.page,
     )
 
 

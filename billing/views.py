@@ -288,7 +288,7 @@ def invoice_detail(request, account_id, invoice_id):
 
 
 def _invoice_page(request, access, invoice: Invoice, *, pricing: bool, issued: bool):
-    view = invoice_view(invoice, pricing=pricing)
+    view = invoice_view(invoice, pricing=pricing, page=_page_number(request))
     context = {
         "access": access,
         "account": access.account,
@@ -306,6 +306,7 @@ def _invoice_page(request, access, invoice: Invoice, *, pricing: bool, issued: b
         "sections_total": view.sections_total,
         "adds_up": view.adds_up,
         "transitions": _transitions(invoice) if issued else [],
+        "page": view.page,
     }
     return render(request, "billing/invoice_detail.html", context)
 
@@ -337,6 +338,12 @@ def invoice_download(request, token):
     response = pdf_response(invoice, pricing=can_see_pricing(account))
     response["Referrer-Policy"] = "no-referrer"  # the token is in the URL
     return response
+
+
+def _page_number(request) -> int:
+    """`?page=N` of a long invoice's sections; anything else is the first page."""
+    value = request.GET.get("page", "1")
+    return int(value) if value.isdigit() and len(value) < 7 else 1
 
 
 def _own_invoice(account: Account, invoice_id) -> Invoice:
