@@ -113,10 +113,8 @@ def invoice_layout(invoice: Invoice, *, page: int | None = None, per_page: int =
     pages = max(1, -(-len(summary) // per_page))
     number = min(max(1, page), pages)
     shown = summary[(number - 1) * per_page : number * per_page]
-    if shown:
-        lines = lines.filter(position__gte=shown[0]["first"], position__lte=shown[-1]["last"])
-    else:
-        lines = lines.none()
+    # The close writes each section's lines in consecutive positions: a page is one position range.
+    lines = lines.filter(position__gte=shown[0]["first"], position__lte=shown[-1]["last"]) if shown else lines.none()
     total = sum((row["subtotal"] for row in summary), Decimal("0.00"))
     first = (number - 1) * per_page + 1
     return Layout(
