@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import random
+import re
 import secrets
 import signal
 import socket
@@ -404,7 +405,24 @@ def page_figures(manager: Account, month: date, options: Options) -> list[Figure
         ),
         ("GET /v2/managed_accounts?page[size]=250", api, "/v2/managed_accounts", {"page[size]": 250}),
     ]
-    return [_page_figure(label, who, url, params, options.requests) for label, who, url, params in cases]
+    figures = [_page_figure(label, who, url, params, options.requests) for label, who, url, params in cases]
+    return [*figures, _pdf_figure(client, manager, invoice)]
+
+
+def _pdf_figure(client: Client, manager: Account, invoice: Invoice) -> Figure:
+    """The manager's roll-up invoice as a PDF, every section in one document (shown, not judged)."""
+    url = reverse("invoice_pdf", args=[manager.public_id, invoice.public_id])
+    began = time.perf_counter()
+    response = _get(client, url, {})
+    seconds = time.perf_counter() - began
+    pages = len(re.findall(rb"/Type\s*/Page(?!s)", response.content))
+    return Figure(
+        "PDF of the manager's roll-up invoice (all sections)",
+        seconds,
+        "s",
+        detail=f"{len(response.content) // 1024} KB, about {pages} pages, {invoice.lines.count():,} lines",
+        extra={"bytes": len(response.content), "lines": invoice.lines.count()},
+    )
 
 
 def _page_figure(label: str, client: Client, url: str, params: dict, requests: int) -> Figure:
