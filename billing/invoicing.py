@@ -18,11 +18,13 @@ finalized invoice stays complete and never changes.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, Sum
 from django.utils import timezone
 
@@ -43,6 +45,7 @@ from billing.models import (
 from billing.money import to_cents
 
 PLATFORM_ISSUER = "platform"
+logger = logging.getLogger(__name__)
 
 
 def month_start(month: date) -> datetime:
@@ -107,11 +110,9 @@ def _build(account: Account, month: date) -> Invoice:
         ledger.post_usage_charges_for(payer=account, accounts=sources[1:], month=month)
     Invoice.objects.filter(bill_to=account, period=month, issuer__isnull=True, status=Invoice.Status.DRAFT).delete()
     invoice = Invoice.objects.create(bill_to=account, period=month, currency="USD")
-    total = _add_lines(invoice, account, month)
+    total = _add_lines(invoice, account, month, sources)
     opening, credits, charges = _statement(account, month)
-    if charges != total:
-        # Cannot happen while charges come only from post_usage_charges; refuse rather than issue it.
-        raise AssertionError(f"invoice lines {total} differ from the ledger's usage charges {charges}")
+    _check_total(account, total, charges)
     invoice.opening_balance, invoice.credits, invoice.charges = opening, credits, charges
     invoice.closing_balance = opening + credits - charges
     invoice.total = total
@@ -124,70 +125,236 @@ def _build(account: Account, month: date) -> Invoice:
     return invoice
 
 
-def _add_lines(invoice: Invoice, payer: Account, month: date) -> Decimal:
-    sources = {a.pk: a for a in _sources(payer)}
+def _check_total(account: Account, total: Decimal, charges: Decimal) -> None:
+    if charges != total:
+        # Cannot happen while charges come only from the ledger's usage charges; refuse rather than issue it.
+        raise AssertionError(f"invoice lines {total} of {account.pk} differ from the ledger's usage charges {charges}")
+
+
+def _usage_rows(account_ids: list[int], month: date) -> dict[int, list[tuple[int, Decimal, Decimal]]]:
+    """The month's usage of the accounts, {account id: [(product id, quantity, exact cost)]}, from
+    one grouped query over the monthly totals."""
     rows = (
-        MonthlyUsage.objects.filter(account_id__in=sources, month=month)
+        MonthlyUsage.objects.filter(account_id__in=account_ids, month=month)
         .values("account_id", "product_id")
         .annotate(quantity=Sum("quantity"), cost=Sum("cost"))
+        .values_list("account_id", "product_id", "quantity", "cost")
         .order_by()
     )
-    by_account: dict[int, list[dict]] = defaultdict(list)
-    for row in rows:
-        by_account[row["account_id"]].append(row)
+    by_account: dict[int, list[tuple[int, Decimal, Decimal]]] = defaultdict(list)
+    for account_id, product_id, quantity, cost in rows:
+        by_account[account_id].append((product_id, quantity, cost))
+    return by_account
+
+
+def _section_lines(
+    account_id: int, name: str, rows: list, products: dict, position: int
+) -> tuple[list[InvoiceLine], Decimal]:
+    """One section of a platform invoice: a line per product (by SKU) rounded to cents half up,
+    and a rounding line when those do not add up to the section's rounded total. Returns the
+    lines (positions after `position`, no invoice yet) and the section total. The one place the
+    rule lives for both close paths (the PostgreSQL statement in `_add_lines_sql` mirrors it)."""
+    lines, rounded, exact = [], Decimal("0.00"), Decimal(0)
+    for product_id, quantity, cost in sorted(rows, key=lambda r: products[r[0]].sku):
+        product = products[product_id]
+        amount = to_cents(cost)
+        rounded += amount
+        exact += cost
+        position += 1
+        lines.append(
+            InvoiceLine(
+                account_id=account_id,
+                account_name=name,
+                product=product,
+                position=position,
+                description=f"{product.name} ({product.unit})",
+                quantity=quantity,
+                amount=amount,
+            )
+        )
+    section_total = to_cents(exact)
+    if rounded != section_total:
+        lines.append(
+            InvoiceLine(
+                account_id=account_id,
+                account_name=name,
+                position=position + 1,
+                description="Rounding to the section total",
+                amount=section_total - rounded,
+            )
+        )
+    return lines, section_total
+
+
+def _add_lines(
+    invoice: Invoice, payer: Account, month: date, sources: list[Account] | None = None, *, sql: bool | None = None
+) -> Decimal:
+    """The invoice's lines, section by section; returns its total. A manager's roll-up invoice is
+    written by one statement on PostgreSQL (`sql`, by default there), any other built here."""
+    sources_by_pk = {a.pk: a for a in (sources or _sources(payer))}
+    if sql is None:
+        sql = connection.vendor == "postgresql" and len(sources_by_pk) > 1
+    if sql:
+        return _add_lines_sql(invoice, payer, month, list(sources_by_pk))
+    by_account = _usage_rows(list(sources_by_pk), month)
     products = Product.objects.in_bulk()
-    lines, total, position = [], Decimal("0.00"), 0
-    for account_id in sorted(by_account, key=lambda pk: (pk != payer.pk, sources[pk].name, pk)):
-        section = sorted(by_account[account_id], key=lambda r: products[r["product_id"]].sku)
-        section_total = to_cents(sum((r["cost"] for r in section), Decimal(0)))
-        rounded = Decimal("0.00")
-        for row in section:
-            product = products[row["product_id"]]
-            amount = to_cents(row["cost"])
-            rounded += amount
-            position += 1
-            lines.append(
-                InvoiceLine(
-                    invoice=invoice,
-                    account_id=account_id,
-                    account_name=sources[account_id].name,
-                    product=product,
-                    position=position,
-                    description=f"{product.name} ({product.unit})",
-                    quantity=row["quantity"],
-                    amount=amount,
-                )
-            )
-        if rounded != section_total:
-            position += 1
-            lines.append(
-                InvoiceLine(
-                    invoice=invoice,
-                    account_id=account_id,
-                    account_name=sources[account_id].name,
-                    position=position,
-                    description="Rounding to the section total",
-                    amount=section_total - rounded,
-                )
-            )
+    lines, total = [], Decimal("0.00")
+    for account_id in sorted(by_account, key=lambda pk: (pk != payer.pk, sources_by_pk[pk].name, pk)):
+        section, section_total = _section_lines(
+            account_id, sources_by_pk[account_id].name, by_account[account_id], products, len(lines)
+        )
+        lines += section
         total += section_total
-    InvoiceLine.objects.bulk_create(lines)
+    for line in lines:
+        line.invoice = invoice
+    InvoiceLine.objects.bulk_create(lines, batch_size=5000)
     return total
 
 
+def _add_lines_sql(invoice: Invoice, payer: Account, month: date, account_ids: list[int]) -> Decimal:
+    """`_add_lines` for a manager's roll-up invoice (thousands of sections) on PostgreSQL: one
+    INSERT ... SELECT, no line objects in Python. The same rule, exactly: a line per (account,
+    product) at round(cost, 2), which is half up as `to_cents` for these non-negative costs (numeric
+    rounds half away from zero); a rounding line per section of round(sum) - sum(round); sections
+    in the payer's own first, then by name and pk, lines by SKU, in code-point order (COLLATE "C",
+    as Python compares strings). Returns the invoice total (the sum of the section totals)."""
+    sql = f"""
+        WITH usage AS (
+            SELECT mu.account_id, a.name AS account_name, mu.product_id, p.sku,
+                   p.name || ' (' || p.unit || ')' AS description,
+                   sum(mu.quantity) AS quantity, sum(mu.cost) AS cost
+            FROM {MonthlyUsage._meta.db_table} mu
+            JOIN {Account._meta.db_table} a ON a.id = mu.account_id
+            JOIN {Product._meta.db_table} p ON p.id = mu.product_id
+            WHERE mu.month = %(month)s AND mu.account_id = ANY(%(ids)s)
+            GROUP BY mu.account_id, a.name, mu.product_id, p.sku, p.name, p.unit
+        ), sections AS (
+            SELECT account_id, account_name, round(sum(cost), 2) - sum(round(cost, 2)) AS rounding
+            FROM usage GROUP BY account_id, account_name
+        ), all_lines AS (
+            SELECT account_id, account_name, product_id, 0 AS kind, sku, description, quantity,
+                   round(cost, 2) AS amount
+            FROM usage
+            UNION ALL
+            SELECT account_id, account_name, NULL, 1, '', 'Rounding to the section total', 0, rounding
+            FROM sections WHERE rounding <> 0
+        ), inserted AS (
+            INSERT INTO {InvoiceLine._meta.db_table}
+                (invoice_id, account_id, account_name, product_id, description, quantity, amount, position)
+            SELECT %(invoice)s, account_id, account_name, product_id, description, quantity, amount,
+                   row_number() OVER (ORDER BY account_id <> %(payer)s, account_name COLLATE "C", account_id,
+                                      kind, sku COLLATE "C")
+            FROM all_lines
+            RETURNING amount
+        )
+        SELECT coalesce(sum(amount), 0) FROM inserted
+    """  # noqa: S608 (table names from the models; values are parameters)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"month": month, "ids": account_ids, "invoice": invoice.pk, "payer": payer.pk})
+        (total,) = cursor.fetchone()
+    return to_cents(Decimal(total))
+
+
 def _statement(account: Account, month: date) -> tuple[Decimal, Decimal, Decimal]:
+    return _statements([account.pk], month)[account.pk]
+
+
+def _statements(account_ids: list[int], month: date) -> dict[int, tuple[Decimal, Decimal, Decimal]]:
+    """(opening, credits, charges) of each account for the month, from one grouped aggregate."""
     usage = Q(kind=LedgerEntry.Kind.USAGE_CHARGE)
     start, end = month_start(month), month_start(next_month(month))
-    sums = LedgerEntry.objects.filter(account=account).aggregate(
-        opening=Sum("amount", filter=(usage & Q(period__lt=month)) | (~usage & Q(created_at__lt=start))),
-        credits=Sum("amount", filter=~usage & Q(created_at__gte=start, created_at__lt=end)),
-        charges=Sum("amount", filter=usage & Q(period=month)),
-    )  # one query for the three figures
+    rows = (
+        LedgerEntry.objects.filter(account_id__in=account_ids)
+        .values("account_id")
+        .annotate(
+            opening=Sum("amount", filter=(usage & Q(period__lt=month)) | (~usage & Q(created_at__lt=start))),
+            credits=Sum("amount", filter=~usage & Q(created_at__gte=start, created_at__lt=end)),
+            charges=Sum("amount", filter=usage & Q(period=month)),
+        )
+        .values_list("account_id", "opening", "credits", "charges")
+        .order_by()
+    )
 
-    def cents(name: str) -> Decimal:
-        return to_cents(sums[name] or Decimal(0))
+    def cents(amount: Decimal | None) -> Decimal:
+        return to_cents(amount or Decimal(0))
 
-    return cents("opening"), cents("credits"), -cents("charges")
+    zero = Decimal("0.00")
+    figures = dict.fromkeys(account_ids, (zero, zero, zero))
+    for account_id, opening, credits, charges in rows:
+        figures[account_id] = (cents(opening), cents(credits), -cents(charges))
+    return figures
+
+
+# --- The close in batches ---------------------------------------------------------------------------
+
+
+def has_rollups() -> Exists:
+    """Annotation: the account is a manager with roll-up managed accounts (its party is closed alone)."""
+    return Exists(Account.objects.filter(manager=OuterRef("pk"), billing_mode=Account.BillingMode.ROLLUP))
+
+
+def invoice_parties(*, accounts: list[Account], month: date) -> dict[int, Invoice]:
+    """`invoice_party` for a batch of parties without roll-up accounts, set-based in one
+    transaction: {account id: its finalized invoice}. The same invoices as one by one, and the
+    same guarantees: parties already invoiced are skipped, the charges are idempotent (same keys),
+    the exclusive period locks make a concurrent close of the same parties wait and then skip
+    them, and the unique constraint on (bill-to, period) refuses the whole batch rather than bill
+    a party twice (the caller then closes its parties one by one)."""
+    return _build_batch(sorted(accounts, key=lambda a: a.pk), month)
+
+
+@transaction.atomic
+def _build_batch(accounts: list[Account], month: date) -> dict[int, Invoice]:
+    ids = [account.pk for account in accounts]
+    if Account.objects.filter(pk__in=ids).filter(has_rollups()).exists():
+        raise ValueError("A manager with roll-up accounts is closed alone (invoice_party).")
+    period_lock.hold_exclusive_many(ids, month)
+    existing = {
+        invoice.bill_to_id: invoice
+        for invoice in Invoice.objects.filter(bill_to_id__in=ids, period=month, issuer__isnull=True)
+    }
+    invoices = {pk: invoice for pk, invoice in existing.items() if invoice.status != Invoice.Status.DRAFT}
+    todo = [account for account in accounts if account.pk not in invoices]
+    if not todo:
+        return invoices
+    todo_ids = [account.pk for account in todo]
+    ledger.post_own_usage_charges(accounts=todo, month=month)
+    drafts = [invoice.pk for pk, invoice in existing.items() if pk not in invoices]
+    if drafts:
+        Invoice.objects.filter(pk__in=drafts, status=Invoice.Status.DRAFT).delete()
+    usage = _usage_rows(todo_ids, month)
+    statements = _statements(todo_ids, month)
+    products = Product.objects.in_bulk()
+    built, lines_of = [], []
+    for account in todo:
+        lines, total = _section_lines(account.pk, account.name, usage.get(account.pk, []), products, 0)
+        opening, credits, charges = statements[account.pk]
+        _check_total(account, total, charges)
+        built.append(
+            Invoice(
+                bill_to=account,
+                period=month,
+                currency="USD",
+                opening_balance=opening,
+                credits=credits,
+                charges=charges,
+                closing_balance=opening + credits - charges,
+                total=total,
+                status=Invoice.Status.FINALIZED,
+            )
+        )
+        lines_of.append(lines)
+    numbers = _next_numbers(PLATFORM_ISSUER, len(built), prefix="MC")
+    now = timezone.now()
+    for invoice, number in zip(built, numbers, strict=True):
+        invoice.number, invoice.finalized_at = number, now
+    Invoice.objects.bulk_create(built)  # returns the pks (PostgreSQL, SQLite)
+    for invoice, lines in zip(built, lines_of, strict=True):
+        for line in lines:
+            line.invoice_id = invoice.pk
+    InvoiceLine.objects.bulk_create([line for lines in lines_of for line in lines], batch_size=5000)
+    invoices.update({invoice.bill_to_id: invoice for invoice in built})
+    return invoices
 
 
 def _next_number(issuer_key: str) -> str:
@@ -235,67 +402,122 @@ def _resale_recipients(manager: Account, month: date, used: set[int]) -> list[Ac
     )
 
 
-def _issue_resale_invoices(manager: Account, month: date) -> list[Invoice]:
+def _issue_resale_invoices(manager: Account, month: date, *, sql: bool | None = None) -> list[Invoice]:
     """The manager's invoices to its roll-up managed accounts for the month, at its resale prices
     (the rated cost plus the markup in force now), finalized, numbered gap-free in the manager's own
     sequence. Written in bulk inside the transaction that issues the manager's platform invoice, so
     the two exist together or not at all; the unique constraint on (issuer, bill-to, period) is the
-    last line of defence."""
-    rows = (
-        MonthlyUsage.objects.filter(
-            account__manager=manager, account__billing_mode=Account.BillingMode.ROLLUP, month=month
+    last line of defence. On PostgreSQL the totals come from one grouped query and the lines are
+    written by one INSERT ... SELECT (no line objects in Python); elsewhere they are built here."""
+    markup = markup_of(manager)
+    in_sql = connection.vendor == "postgresql" if sql is None else sql
+    if in_sql:
+        by_account, totals = {}, _resale_totals_sql(manager, month, 1 + markup / 100)
+    else:
+        rows = (
+            MonthlyUsage.objects.filter(
+                account__manager=manager, account__billing_mode=Account.BillingMode.ROLLUP, month=month
+            )
+            .values("account_id", "product_id")
+            .annotate(quantity=Sum("quantity"), cost=Sum("cost"))
+            .values_list("account_id", "product_id", "quantity", "cost")
+            .order_by()
         )
-        .values("account_id", "product_id")
-        .annotate(quantity=Sum("quantity"), cost=Sum("cost"))
-        .order_by()
-    )
-    by_account: dict[int, list[dict]] = defaultdict(list)
-    for row in rows:
-        by_account[row["account_id"]].append(row)
-    recipients = _resale_recipients(manager, month, set(by_account))
+        by_account: dict[int, list[tuple]] = defaultdict(list)
+        for account_id, product_id, quantity, cost in rows:
+            by_account[account_id].append((product_id, quantity, resale_amount(cost, markup)))
+        totals = {pk: sum((r[2] for r in rows), Decimal("0.00")) for pk, rows in by_account.items()}
+    recipients = _resale_recipients(manager, month, set(totals))
     if not recipients:
         return []
-    markup = markup_of(manager)
-    products = Product.objects.in_bulk()
     now = timezone.now()
     numbers = _next_numbers(resale_issuer_key(manager), len(recipients), prefix="R")
-    invoices, lines_of = [], []
-    for recipient, number in zip(recipients, numbers, strict=True):
-        section = sorted(by_account.get(recipient.pk, []), key=lambda r: products[r["product_id"]].sku)
-        lines = [
-            InvoiceLine(
-                account_id=recipient.pk,
-                account_name=recipient.name,
-                product=products[row["product_id"]],
-                position=position,
-                description=f"{products[row['product_id']].name} ({products[row['product_id']].unit})",
-                quantity=row["quantity"],
-                amount=resale_amount(row["cost"], markup),
-            )
-            for position, row in enumerate(section, start=1)
-        ]
-        total = sum((line.amount for line in lines), Decimal("0.00"))
-        invoices.append(
-            Invoice(
-                issuer=manager,
-                bill_to=recipient,
-                period=month,
-                number=number,
-                status=Invoice.Status.FINALIZED,
-                currency="USD",
-                charges=total,
-                total=total,
-                markup_percent=markup,
-                finalized_at=now,
-            )
+    invoices = [
+        Invoice(
+            issuer=manager,
+            bill_to=recipient,
+            period=month,
+            number=number,
+            status=Invoice.Status.FINALIZED,
+            currency="USD",
+            charges=totals.get(recipient.pk, Decimal("0.00")),
+            total=totals.get(recipient.pk, Decimal("0.00")),
+            markup_percent=markup,
+            finalized_at=now,
         )
-        lines_of.append(lines)
-    Invoice.objects.bulk_create(invoices)
-    for invoice, lines in zip(invoices, lines_of, strict=True):
-        for line in lines:
-            line.invoice = invoice
-    InvoiceLine.objects.bulk_create([line for lines in lines_of for line in lines], batch_size=5000)
+        for recipient, number in zip(recipients, numbers, strict=True)
+    ]
+    Invoice.objects.bulk_create(invoices)  # returns the pks (PostgreSQL, SQLite)
+    if in_sql:
+        _add_resale_lines_sql(invoices, month, 1 + markup / 100)
+        return invoices
+    products = Product.objects.in_bulk()
+    lines = []
+    for invoice in invoices:
+        section = sorted(by_account.get(invoice.bill_to_id, []), key=lambda r: products[r[0]].sku)
+        for position, (product_id, quantity, amount) in enumerate(section, start=1):
+            product = products[product_id]
+            lines.append(
+                InvoiceLine(
+                    invoice_id=invoice.pk,
+                    account_id=invoice.bill_to_id,
+                    account_name=invoice.bill_to.name,
+                    product=product,
+                    position=position,
+                    description=f"{product.name} ({product.unit})",
+                    quantity=quantity,
+                    amount=amount,
+                )
+            )
+    InvoiceLine.objects.bulk_create(lines, batch_size=5000)
     return invoices
+
+
+def _resale_totals_sql(manager: Account, month: date, factor: Decimal) -> dict[int, Decimal]:
+    """{roll-up account id: the sum of its resale lines}, each line round(cost * factor, 2): numeric
+    is exact and rounds half away from zero, which is `resale_amount` (half up) for these costs."""
+    sql = f"""
+        SELECT g.account_id, sum(round(g.cost * %(factor)s, 2)) FROM (
+            SELECT mu.account_id, mu.product_id, sum(mu.cost) AS cost
+            FROM {MonthlyUsage._meta.db_table} mu JOIN {Account._meta.db_table} a ON a.id = mu.account_id
+            WHERE a.manager_id = %(manager)s AND a.billing_mode = %(rollup)s AND mu.month = %(month)s
+            GROUP BY mu.account_id, mu.product_id
+        ) g GROUP BY g.account_id
+    """  # noqa: S608 (table names from the models; values are parameters)
+    params = {"factor": factor, "manager": manager.pk, "rollup": Account.BillingMode.ROLLUP.value, "month": month}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {account_id: to_cents(Decimal(total)) for account_id, total in cursor.fetchall()}
+
+
+def _add_resale_lines_sql(invoices: list[Invoice], month: date, factor: Decimal) -> None:
+    """The resale invoices' lines in one INSERT ... SELECT: per (account, product) by SKU in code-point
+    order, amount round(cost * factor, 2), the account's name as on the invoice."""
+    sql = f"""
+        INSERT INTO {InvoiceLine._meta.db_table}
+            (invoice_id, account_id, account_name, product_id, description, quantity, amount, position)
+        SELECT m.invoice_id, g.account_id, m.account_name, g.product_id, p.name || ' (' || p.unit || ')',
+               g.quantity, round(g.cost * %(factor)s, 2),
+               row_number() OVER (PARTITION BY g.account_id ORDER BY p.sku COLLATE "C")
+        FROM (
+            SELECT account_id, product_id, sum(quantity) AS quantity, sum(cost) AS cost
+            FROM {MonthlyUsage._meta.db_table}
+            WHERE month = %(month)s AND account_id = ANY(%(accounts)s)
+            GROUP BY account_id, product_id
+        ) g
+        JOIN unnest(%(accounts)s::bigint[], %(invoices)s::bigint[], %(names)s::text[])
+            AS m(account_id, invoice_id, account_name) ON m.account_id = g.account_id
+        JOIN {Product._meta.db_table} p ON p.id = g.product_id
+    """  # noqa: S608 (table names from the models; values are parameters)
+    params = {
+        "factor": factor,
+        "month": month,
+        "accounts": [invoice.bill_to_id for invoice in invoices],
+        "invoices": [invoice.pk for invoice in invoices],
+        "names": [invoice.bill_to.name for invoice in invoices],
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 # --- Invoice states ---------------------------------------------------------------------------------
@@ -404,18 +626,70 @@ def start_close(month: date) -> CloseRun:
     return run
 
 
+def close_plan(run: CloseRun, batch_size: int | None = None) -> tuple[list[list[int]], list[int]]:
+    """How the run's parties not done yet are closed: (batches of up to `batch_size` parties without
+    roll-up accounts, in pk order; managers with roll-up accounts, each closed alone)."""
+    size = batch_size or settings.CLOSE_BATCH_SIZE
+    pending = run.items.exclude(status=CloseItem.Status.DONE).values("account_id")
+    parties = Account.objects.filter(pk__in=pending).annotate(rollups=has_rollups()).order_by("pk")
+    plain, alone = [], []
+    for pk, rollups in parties.values_list("pk", "rollups"):
+        (alone if rollups else plain).append(pk)
+    return [plain[i : i + size] for i in range(0, len(plain), size)], alone
+
+
 def close_item(*, run_id: int, account_id: int) -> Invoice:
     run = CloseRun.objects.get(pk=run_id)
     CloseItem.objects.filter(run=run, account_id=account_id).update(attempts=F("attempts") + 1)
+    invoice = _close_one(run, account_id)
+    _finish(run)
+    return invoice
+
+
+def _close_one(run: CloseRun, account_id: int) -> Invoice:
     account = Account.objects.select_related("manager").get(pk=account_id)
     invoice = invoice_party(account=account, month=run.period)
     CloseItem.objects.filter(run=run, account_id=account_id).update(status=CloseItem.Status.DONE, error="")
+    return invoice
+
+
+def close_items(*, run_id: int, account_ids: list[int]) -> dict[int, Exception]:
+    """A batch of the run's parties (none with roll-up accounts), closed set-based in one
+    transaction with their close items; if that fails, each party alone (its own transaction, the
+    `invoice_party` path), so one bad party never holds back the others. Each attempt counts once
+    per party. Returns the parties that failed, with their errors (recorded on their items)."""
+    run = CloseRun.objects.get(pk=run_id)
+    ids = sorted(set(account_ids))
+    CloseItem.objects.filter(run=run, account_id__in=ids).update(attempts=F("attempts") + 1)
+    failures: dict[int, Exception] = {}
+    try:
+        _close_batch(run, ids)
+    except Exception as failure:
+        logger.warning("Close batch of %d part(ies) failed (%r); closing them one by one", len(ids), failure)
+        for account_id in ids:
+            try:
+                _close_one(run, account_id)
+            except Exception as error:
+                record_failure(run_id=run.pk, account_id=account_id, error=repr(error))
+                failures[account_id] = error
+    _finish(run)
+    return failures
+
+
+@transaction.atomic
+def _close_batch(run: CloseRun, account_ids: list[int]) -> dict[int, Invoice]:
+    accounts = list(Account.objects.filter(pk__in=account_ids).order_by("pk"))
+    invoices = invoice_parties(accounts=accounts, month=run.period)
+    CloseItem.objects.filter(run=run, account_id__in=account_ids).update(status=CloseItem.Status.DONE, error="")
+    return invoices
+
+
+def _finish(run: CloseRun) -> None:
     # The run is finished when no item is left undone: one UPDATE, whichever task is the last.
     undone = CloseItem.objects.filter(run=OuterRef("pk")).exclude(status=CloseItem.Status.DONE)
     CloseRun.objects.filter(pk=run.pk, finished_at__isnull=True).exclude(Exists(undone)).update(
         finished_at=timezone.now()
     )
-    return invoice
 
 
 def record_failure(*, run_id: int, account_id: int, error: str) -> None:

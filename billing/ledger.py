@@ -14,7 +14,8 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import F, Sum
+from django.utils import timezone
 
 from accounts import audit
 from accounts.actor import Actor
@@ -284,6 +285,82 @@ def post_usage_charges_for(*, payer: Account, accounts: list[Account], month: da
     balance.save(update_fields=["amount", "updated_at"])
     if balance.amount < before:
         _after_debit(entries[-1], before=before, after=balance.amount)
+    return len(entries)
+
+
+@transaction.atomic
+def post_own_usage_charges(*, accounts: list[Account], month: date) -> int:
+    """`post_usage_charges` for many accounts that each pay their own usage (the close's batches of
+    standard, manager and separately billed accounts), set-based: the balances locked in one
+    SELECT ... FOR UPDATE in primary-key order (as `_lock`), two grouped sums, one bulk insert, one
+    bulk balance update, and `_after_debit` for every debited account. The same amounts and the
+    same idempotency keys as one by one, so the two can be mixed and repeated. Returns how many
+    entries it posted."""
+    accounts = sorted({account.pk: account for account in accounts}.values(), key=lambda a: a.pk)
+    if not accounts:
+        return 0
+    if not all(has_own_balance(account) for account in accounts):
+        raise LedgerError("Only accounts with a balance of their own pay their own usage.")
+    ids = [account.pk for account in accounts]
+    present = set(Balance.objects.filter(account_id__in=ids).values_list("account_id", flat=True))
+    if len(present) < len(ids):
+        Balance.objects.bulk_create([Balance(account_id=pk) for pk in ids if pk not in present], ignore_conflicts=True)
+    balances = {b.account_id: b for b in Balance.objects.select_for_update().filter(account_id__in=ids).order_by("pk")}
+    exact = dict(
+        MonthlyUsage.objects.filter(account_id__in=ids, month=month)
+        .values("account_id")
+        .annotate(total=Sum("cost"))
+        .values_list("account_id", "total")
+        .order_by()
+    )
+    charged = dict(
+        LedgerEntry.objects.filter(
+            account_id__in=ids, kind=LedgerEntry.Kind.USAGE_CHARGE, related_account_id=F("account_id"), period=month
+        )
+        .values("account_id")
+        .annotate(total=Sum("amount"))
+        .values_list("account_id", "total")
+        .order_by()
+    )
+    entries = []
+    for account in accounts:
+        target = to_cents(exact.get(account.pk) or Decimal(0))
+        delta = target + (charged.get(account.pk) or Decimal(0))  # charges are negative
+        if delta:
+            entries.append(
+                LedgerEntry(
+                    account_id=account.pk,
+                    kind=LedgerEntry.Kind.USAGE_CHARGE,
+                    amount=-delta,
+                    currency=balances[account.pk].currency,
+                    idempotency_key=f"usage:{account.pk}:{month:%Y-%m}:{target}",
+                    description=f"Usage of {account.name}, {month:%B %Y}"[:255],
+                    related_account_id=account.pk,
+                    period=month,
+                )
+            )
+    if not entries:
+        return 0
+    posted = set(
+        LedgerEntry.objects.filter(
+            account_id__in=[e.account_id for e in entries], idempotency_key__in=[e.idempotency_key for e in entries]
+        ).values_list("account_id", "idempotency_key")
+    )
+    entries = [e for e in entries if (e.account_id, e.idempotency_key) not in posted]
+    if not entries:
+        return 0
+    LedgerEntry.objects.bulk_create(entries, batch_size=2000)  # sets each entry's pk (PostgreSQL, SQLite)
+    now = timezone.now()
+    before = {}
+    for entry in entries:
+        balance = balances[entry.account_id]
+        before[entry.account_id] = balance.amount
+        balance.amount += entry.amount
+        balance.updated_at = now
+    Balance.objects.bulk_update([balances[e.account_id] for e in entries], ["amount", "updated_at"], batch_size=2000)
+    for entry in entries:
+        if entry.amount < 0:
+            _after_debit(entry, before=before[entry.account_id], after=balances[entry.account_id].amount)
     return len(entries)
 
 

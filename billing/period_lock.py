@@ -36,3 +36,19 @@ def hold_exclusive(payer_id: int, month: date) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", _keys(payer_id, month))
+
+
+def hold_exclusive_many(payer_ids: Iterable[int], month: date) -> None:
+    """`hold_exclusive` for a batch of payers of one month (the close's batches): one round trip,
+    taken in key order, so two batches over overlapping payers queue instead of deadlocking."""
+    if connection.vendor != "postgresql":
+        return
+    keys = sorted({_keys(payer_id, month) for payer_id in payer_ids})
+    if not keys:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_advisory_xact_lock(a, b)) FROM "
+            "(SELECT a, b FROM unnest(%s::int[], %s::int[]) AS k(a, b) ORDER BY a, b) AS ordered",
+            [[a for a, _ in keys], [b for _, b in keys]],
+        )

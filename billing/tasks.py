@@ -17,13 +17,16 @@ def charge_usage(account_id: int, month: str) -> None:
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
 def close_month(month: str) -> int:
-    """Beat starts this early on the 1st (for the month before); it queues one small task per
-    billed party and returns how many."""
+    """Beat starts this early on the 1st (for the month before); it queues the billed parties not
+    done yet, in tasks of up to CLOSE_BATCH_SIZE parties (a manager with roll-up accounts alone),
+    and returns how many parties it queued."""
     run = invoicing.start_close(date.fromisoformat(month))
-    pending = list(run.items.exclude(status="done").values_list("account_id", flat=True))
-    for account_id in pending:
+    batches, alone = invoicing.close_plan(run)
+    for account_id in alone:
         close_party.delay(run.pk, account_id)
-    return len(pending)
+    for account_ids in batches:
+        close_batch.delay(run.pk, account_ids)
+    return len(alone) + sum(len(account_ids) for account_ids in batches)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=8)
@@ -34,6 +37,19 @@ def close_party(self, run_id: int, account_id: int) -> str:
     except Exception as failure:
         invoicing.record_failure(run_id=run_id, account_id=account_id, error=repr(failure))
         raise self.retry(exc=failure, countdown=min(2**self.request.retries * 5, 600)) from failure
+
+
+@shared_task(bind=True, acks_late=True, max_retries=8)
+def close_batch(self, run_id: int, account_ids: list[int]) -> int:
+    """A batch of billed parties without roll-up accounts, set-based in one transaction (one by one
+    if that fails); idempotent. Only the parties that failed are retried. Returns how many closed."""
+    failures = invoicing.close_items(run_id=run_id, account_ids=account_ids)
+    if failures:
+        failed = sorted(failures)
+        raise self.retry(
+            args=(run_id, failed), exc=failures[failed[0]], countdown=min(2**self.request.retries * 5, 600)
+        )
+    return len(account_ids)
 
 
 @shared_task

@@ -169,6 +169,8 @@ INVITATION_MAX_AGE_DAYS = env_int("INVITATION_MAX_AGE_DAYS", 7, minimum=1)
 BILLING_MAX_TRANSFER = env_decimal("BILLING_MAX_TRANSFER", "100000.00", minimum="0.01")
 BILLING_MAX_TOP_UP = env_decimal("BILLING_MAX_TOP_UP", "10000.00", minimum="0.01")
 BILLING_AUTO_RECHARGE_MAX_PER_DAY = env_int("BILLING_AUTO_RECHARGE_MAX_PER_DAY", 3, minimum=0)
+# The monthly close invoices parties without roll-up accounts in batches of this many per task.
+CLOSE_BATCH_SIZE = env_int("CLOSE_BATCH_SIZE", 100, minimum=1)
 
 # --- Stripe (payment methods, top-ups, auto-recharge) ---------------------------------------------
 # Development and tests talk to localstripe on loopback (`./dev run` starts it; the tests start

@@ -47,7 +47,7 @@ from billing.models import (
     UsageRecord,
 )
 from billing.money import to_cents
-from billing.tasks import close_month, close_party
+from billing.tasks import close_batch, close_month, close_party
 from billing.usage import UsageRejected, ingest_usage
 from portal.celery import app
 from tests.factories import AccountFactory
@@ -442,37 +442,80 @@ def test_a_draft_left_behind_is_replaced_by_the_close_not_kept_beside_it(world, 
 # --- A worker failing or dying half-way -----------------------------------------------------------------
 
 
+def building(patch) -> set[int]:
+    """The parties whose invoices are being built right now: one alone (`_build`, a manager with
+    roll-up accounts or the fallback of a failed batch) or a batch (`_build_batch`)."""
+    in_flight: set[int] = set()
+    real_build, real_batch = invoicing._build, invoicing._build_batch
+
+    def build(account, month):
+        in_flight.add(account.pk)
+        try:
+            return real_build(account, month)
+        finally:
+            in_flight.clear()
+
+    def build_batch(accounts, month):
+        in_flight.update(a.pk for a in accounts)
+        try:
+            return real_batch(accounts, month)
+        finally:
+            in_flight.clear()
+
+    patch.setattr(invoicing, "_build", build)
+    patch.setattr(invoicing, "_build_batch", build_batch)
+    return in_flight
+
+
 def die_while_numbering(patch, victim: Account, error: type[BaseException]) -> None:
-    """The victim's build dies right after drawing its number: its draft, lines and number exist
-    only in the uncommitted transaction."""
-    real = invoicing._next_number
+    """A build that invoices the victim dies right after drawing the platform numbers: its charges,
+    draft, lines (alone) and numbers exist only in the uncommitted transaction."""
+    real = invoicing._next_numbers
+    in_flight = building(patch)
 
-    def next_number(issuer_key):
-        number = real(issuer_key)
-        if Invoice.objects.filter(bill_to=victim, status=Invoice.Status.DRAFT).exists():
-            raise error(f"the worker died after drawing {number} for {victim.name}")
-        return number
+    def next_numbers(issuer_key, count, *, prefix):
+        numbers = real(issuer_key, count, prefix=prefix)
+        if issuer_key == invoicing.PLATFORM_ISSUER and victim.pk in in_flight:
+            raise error(f"the worker died after drawing {numbers} for {victim.name}")
+        return numbers
 
-    patch.setattr(invoicing, "_next_number", next_number)
+    patch.setattr(invoicing, "_next_numbers", next_numbers)
 
 
 def die_while_charging(patch, victim: Account, error: type[BaseException]) -> None:
-    """Dies posting the usage charges of the victim's roll-up accounts, after its own (each charge is
-    its own transaction)."""
-    real = ledger.post_usage_charges_for
-    second = Account.objects.get(manager=victim, billing_mode=Account.BillingMode.ROLLUP)
+    """Dies posting the victim's usage charges: a manager's roll-up accounts' after its own (each
+    charge is its own transaction); a batched party's own, in its batch and alone."""
+    if victim.managed_accounts.filter(billing_mode=Account.BillingMode.ROLLUP).exists():
+        real = ledger.post_usage_charges_for
+        second = Account.objects.get(manager=victim, billing_mode=Account.BillingMode.ROLLUP)
 
-    def post_usage_charges_for(*, payer, accounts, month):
-        if second.pk in {account.pk for account in accounts}:
-            raise error(f"the worker died charging {second.name}")
-        return real(payer=payer, accounts=accounts, month=month)
+        def post_usage_charges_for(*, payer, accounts, month):
+            if second.pk in {account.pk for account in accounts}:
+                raise error(f"the worker died charging {second.name}")
+            return real(payer=payer, accounts=accounts, month=month)
 
-    patch.setattr(ledger, "post_usage_charges_for", post_usage_charges_for)
+        patch.setattr(ledger, "post_usage_charges_for", post_usage_charges_for)
+        return
+    real_many, real_one = ledger.post_own_usage_charges, ledger.post_usage_charges
+
+    def post_own_usage_charges(*, accounts, month):
+        if victim.pk in {account.pk for account in accounts}:
+            raise error(f"the worker died charging {victim.name} in a batch")
+        return real_many(accounts=accounts, month=month)
+
+    def post_usage_charges(*, account, month):
+        if account.pk == victim.pk:
+            raise error(f"the worker died charging {victim.name}")
+        return real_one(account=account, month=month)
+
+    patch.setattr(ledger, "post_own_usage_charges", post_own_usage_charges)
+    patch.setattr(ledger, "post_usage_charges", post_usage_charges)
 
 
 def die_after_the_invoice_committed(patch, victim: Account, error: type[BaseException]) -> None:
-    """The invoice is committed, the close item not yet marked done."""
-    real = invoicing.invoice_party
+    """The invoice is committed, the close item not yet marked done (alone), or the victim's whole
+    batch committed with its items and the task dies before it returns."""
+    real, real_batch = invoicing.invoice_party, invoicing._close_batch
 
     def invoice_party(*, account, month):
         invoice = real(account=account, month=month)
@@ -480,7 +523,14 @@ def die_after_the_invoice_committed(patch, victim: Account, error: type[BaseExce
             raise error(f"the worker died after finalizing {invoice.number}")
         return invoice
 
+    def close_batch(run, account_ids):
+        invoices = real_batch(run, account_ids)
+        if victim.pk in account_ids:
+            raise error(f"the worker died after finalizing {invoices[victim.pk].number} in a batch")
+        return invoices
+
     patch.setattr(invoicing, "invoice_party", invoice_party)
+    patch.setattr(invoicing, "_close_batch", close_batch)
 
 
 CRASHES = {
@@ -501,12 +551,19 @@ def tasks_fail_alone():
         app.conf.task_eager_propagates = settings.CELERY_TASK_EAGER_PROPAGATES
 
 
+# Whose task dies: the other manager (the second party, with a roll-up account of its own: a task of
+# its own), or the standard account (in a batch task with Cedar and Delta: they must still be done).
+VICTIMS = {"alone": (1, close_party), "in a batch": (2, close_batch)}
+
+
+@pytest.mark.parametrize("victim_kind", VICTIMS)
 @pytest.mark.parametrize("crash", CRASHES)
 def test_a_party_whose_task_fails_is_recorded_failed_then_done_by_the_rerun(
-    world, parties, monkeypatch, tasks_fail_alone, crash
+    world, parties, monkeypatch, tasks_fail_alone, crash, victim_kind
 ):
     use_june(world)
-    victim = parties[1]  # the other manager: the second party, with a roll-up account of its own
+    index, task = VICTIMS[victim_kind]
+    victim = parties[index]
 
     with monkeypatch.context() as patch:
         CRASHES[crash](patch, victim, WorkerDied)
@@ -514,7 +571,7 @@ def test_a_party_whose_task_fails_is_recorded_failed_then_done_by_the_rerun(
 
     item = CloseItem.objects.get(run__period=JUNE, account=victim)
     # Eager retries run at once, so all of them failed too: bounded, each one recorded.
-    assert (item.status, item.attempts) == (CloseItem.Status.FAILED, close_party.max_retries + 1)
+    assert (item.status, item.attempts) == (CloseItem.Status.FAILED, task.max_retries + 1)
     assert "WorkerDied" in item.error and "the worker died" in item.error
     assert close_progress(JUNE) == {"total": 5, "done": 4, "failed": 1}
     assert CloseRun.objects.get(period=JUNE).finished_at is None
@@ -530,7 +587,7 @@ def test_a_party_whose_task_fails_is_recorded_failed_then_done_by_the_rerun(
     assert close_month.delay(JUNE.isoformat()).get() == 1  # only the failed party is queued again
 
     item.refresh_from_db()
-    assert (item.status, item.error, item.attempts) == (CloseItem.Status.DONE, "", close_party.max_retries + 2)
+    assert (item.status, item.error, item.attempts) == (CloseItem.Status.DONE, "", task.max_retries + 2)
     invoices = assert_month_closed(JUNE, parties)
     if before:
         assert [(invoices[victim.pk].pk, invoices[victim.pk].number)] == before
@@ -538,9 +595,12 @@ def test_a_party_whose_task_fails_is_recorded_failed_then_done_by_the_rerun(
     assert usage_charged(victim, JUNE) == invoices[victim.pk].total == Decimal("0.01")  # charged once
 
 
-def test_a_worker_killed_half_way_leaves_nothing_half_written_and_the_rerun_completes(world, parties, monkeypatch):
+@pytest.mark.parametrize("victim_kind", VICTIMS)
+def test_a_worker_killed_half_way_leaves_nothing_half_written_and_the_rerun_completes(
+    world, parties, monkeypatch, victim_kind
+):
     use_june(world)
-    victim = parties[1]
+    victim = parties[VICTIMS[victim_kind][0]]
 
     with monkeypatch.context() as patch:
         die_while_numbering(patch, victim, WorkerKilled)

@@ -28,11 +28,15 @@ class Command(BaseCommand):
         began = time.monotonic()
         if inline:
             run = invoicing.start_close(period)
-            for account_id in run.items.exclude(status="done").values_list("account_id", flat=True):
+            batches, alone = invoicing.close_plan(run)
+            for account_id in alone:
                 try:
                     invoicing.close_item(run_id=run.pk, account_id=account_id)
                 except Exception as failure:  # one party's failure must not stop the others
                     invoicing.record_failure(run_id=run.pk, account_id=account_id, error=repr(failure))
+                    self.stderr.write(f"Account {account_id} failed: {failure!r}")
+            for account_ids in batches:  # a failing party is closed alone and recorded, the others done
+                for account_id, failure in invoicing.close_items(run_id=run.pk, account_ids=account_ids).items():
                     self.stderr.write(f"Account {account_id} failed: {failure!r}")
         else:
             queued = close_month(period.isoformat())
