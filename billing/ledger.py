@@ -239,53 +239,13 @@ def post_usage_charges_for(*, payer: Account, accounts: list[Account], month: da
     idempotency keys, so the two can be mixed and repeated. Returns how many entries it posted."""
     balance = _lock([payer])[payer.pk]
     ids = [account.pk for account in accounts]
-    exact = dict(
-        MonthlyUsage.objects.filter(account_id__in=ids, month=month)
-        .values("account_id")
-        .annotate(total=Sum("cost"))
-        .values_list("account_id", "total")
-        .order_by()
+    charged = _charged(
+        LedgerEntry.objects.filter(account=payer, related_account_id__in=ids),
+        group_by="related_account_id",
+        month=month,
     )
-    charged = dict(
-        LedgerEntry.objects.filter(
-            account=payer, kind=LedgerEntry.Kind.USAGE_CHARGE, related_account_id__in=ids, period=month
-        )
-        .values("related_account_id")
-        .annotate(total=Sum("amount"))
-        .values_list("related_account_id", "total")
-        .order_by()
-    )
-    entries = []
-    for account in accounts:
-        target = to_cents(exact.get(account.pk) or Decimal(0))
-        delta = target + (charged.get(account.pk) or Decimal(0))  # charges are negative
-        if delta:
-            entries.append(
-                LedgerEntry(
-                    account_id=payer.pk,
-                    kind=LedgerEntry.Kind.USAGE_CHARGE,
-                    amount=-delta,
-                    currency=balance.currency,
-                    idempotency_key=f"usage:{account.pk}:{month:%Y-%m}:{target}",
-                    description=f"Usage of {account.name}, {month:%B %Y}"[:255],
-                    related_account=account,
-                    period=month,
-                )
-            )
-    keys = [entry.idempotency_key for entry in entries]
-    posted = set(
-        LedgerEntry.objects.filter(account=payer, idempotency_key__in=keys).values_list("idempotency_key", flat=True)
-    )
-    entries = [entry for entry in entries if entry.idempotency_key not in posted]
-    if not entries:
-        return 0
-    LedgerEntry.objects.bulk_create(entries, batch_size=2000)
-    before = balance.amount
-    balance.amount += sum((entry.amount for entry in entries), Decimal(0))
-    balance.save(update_fields=["amount", "updated_at"])
-    if balance.amount < before:
-        _after_debit(entries[-1], before=before, after=balance.amount)
-    return len(entries)
+    entries = _usage_charge_entries(accounts, month, payer_of=lambda account: balance, charged=charged)
+    return _post_bulk(entries, {payer.pk: balance})
 
 
 @transaction.atomic
@@ -306,19 +266,33 @@ def post_own_usage_charges(*, accounts: list[Account], month: date) -> int:
     if len(present) < len(ids):
         Balance.objects.bulk_create([Balance(account_id=pk) for pk in ids if pk not in present], ignore_conflicts=True)
     balances = {b.account_id: b for b in Balance.objects.select_for_update().filter(account_id__in=ids).order_by("pk")}
-    exact = dict(
-        MonthlyUsage.objects.filter(account_id__in=ids, month=month)
-        .values("account_id")
-        .annotate(total=Sum("cost"))
-        .values_list("account_id", "total")
+    charged = _charged(
+        LedgerEntry.objects.filter(account_id__in=ids, related_account_id=F("account_id")),
+        group_by="account_id",
+        month=month,
+    )
+    entries = _usage_charge_entries(accounts, month, payer_of=lambda account: balances[account.pk], charged=charged)
+    return _post_bulk(entries, balances)
+
+
+def _charged(entries, *, group_by: str, month: date) -> dict[int, Decimal]:
+    """What was already charged for the month, per account the usage is of (negative amounts)."""
+    return dict(
+        entries.filter(kind=LedgerEntry.Kind.USAGE_CHARGE, period=month)
+        .values(group_by)
+        .annotate(total=Sum("amount"))
+        .values_list(group_by, "total")
         .order_by()
     )
-    charged = dict(
-        LedgerEntry.objects.filter(
-            account_id__in=ids, kind=LedgerEntry.Kind.USAGE_CHARGE, related_account_id=F("account_id"), period=month
-        )
+
+
+def _usage_charge_entries(accounts, month: date, *, payer_of, charged: dict[int, Decimal]) -> list[LedgerEntry]:
+    """Each account's missing usage charge (the month's cost to date, rounded to cents once, less
+    what was charged), unsaved, on its payer's balance, keyed as `post_usage_charges` keys it."""
+    exact = dict(
+        MonthlyUsage.objects.filter(account_id__in=[a.pk for a in accounts], month=month)
         .values("account_id")
-        .annotate(total=Sum("amount"))
+        .annotate(total=Sum("cost"))
         .values_list("account_id", "total")
         .order_by()
     )
@@ -327,40 +301,48 @@ def post_own_usage_charges(*, accounts: list[Account], month: date) -> int:
         target = to_cents(exact.get(account.pk) or Decimal(0))
         delta = target + (charged.get(account.pk) or Decimal(0))  # charges are negative
         if delta:
+            balance = payer_of(account)
             entries.append(
                 LedgerEntry(
-                    account_id=account.pk,
+                    account_id=balance.account_id,
                     kind=LedgerEntry.Kind.USAGE_CHARGE,
                     amount=-delta,
-                    currency=balances[account.pk].currency,
+                    currency=balance.currency,
                     idempotency_key=f"usage:{account.pk}:{month:%Y-%m}:{target}",
                     description=f"Usage of {account.name}, {month:%B %Y}"[:255],
                     related_account_id=account.pk,
                     period=month,
                 )
             )
-    if not entries:
-        return 0
-    posted = set(
-        LedgerEntry.objects.filter(
-            account_id__in=[e.account_id for e in entries], idempotency_key__in=[e.idempotency_key for e in entries]
-        ).values_list("account_id", "idempotency_key")
-    )
-    entries = [e for e in entries if (e.account_id, e.idempotency_key) not in posted]
+    return entries
+
+
+def _post_bulk(entries: list[LedgerEntry], balances: dict[int, Balance]) -> int:
+    """Inserts the entries whose keys are new, and moves their (locked) balances by them: one query
+    for the keys already posted, one bulk insert, one bulk update, then `_after_debit` once per
+    debited balance."""
+    if entries:
+        posted = set(
+            LedgerEntry.objects.filter(
+                account_id__in={e.account_id for e in entries}, idempotency_key__in=[e.idempotency_key for e in entries]
+            ).values_list("account_id", "idempotency_key")
+        )
+        entries = [e for e in entries if (e.account_id, e.idempotency_key) not in posted]
     if not entries:
         return 0
     LedgerEntry.objects.bulk_create(entries, batch_size=2000)  # sets each entry's pk (PostgreSQL, SQLite)
     now = timezone.now()
-    before = {}
+    before, last = {}, {}
     for entry in entries:
         balance = balances[entry.account_id]
-        before[entry.account_id] = balance.amount
+        before.setdefault(entry.account_id, balance.amount)
+        last[entry.account_id] = entry
         balance.amount += entry.amount
         balance.updated_at = now
-    Balance.objects.bulk_update([balances[e.account_id] for e in entries], ["amount", "updated_at"], batch_size=2000)
-    for entry in entries:
-        if entry.amount < 0:
-            _after_debit(entry, before=before[entry.account_id], after=balances[entry.account_id].amount)
+    Balance.objects.bulk_update([balances[pk] for pk in last], ["amount", "updated_at"], batch_size=2000)
+    for pk, entry in last.items():
+        if balances[pk].amount < before[pk]:
+            _after_debit(entry, before=before[pk], after=balances[pk].amount)
     return len(entries)
 
 
