@@ -1,3 +1,5 @@
+import logging
+from collections import defaultdict
 from datetime import date, timedelta
 
 from celery import shared_task
@@ -7,6 +9,8 @@ from accounts.models import Account
 from billing import invoicing, ledger, payments
 from billing.stripe_gateway import ProviderUnavailable
 
+logger = logging.getLogger(__name__)
+
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=8)
 def charge_usage(account_id: int, month: str) -> None:
@@ -15,7 +19,47 @@ def charge_usage(account_id: int, month: str) -> None:
     ledger.post_usage_charges(account=account, month=date.fromisoformat(month))
 
 
-@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=8)
+def charge_usage_many(pairs: list[list]) -> int:
+    """The usage charges of many (account id, "YYYY-MM-01") pairs, as ingestion sends a batch's in
+    messages of usage.CHARGES_PER_MESSAGE: per month, the accounts that pay their own usage in one
+    set-based transaction, and each manager's roll-up accounts in one more. A group that fails is
+    handed to `charge_usage` one pair at a time (with its own retries), so one bad account never
+    holds back the others. Returns how many entries it posted."""
+    by_month: dict[str, list[int]] = defaultdict(list)
+    for account_id, month in pairs:
+        by_month[month].append(account_id)
+    posted = 0
+    for month, ids in sorted(by_month.items()):
+        for payer, group in _charge_groups(ids):
+            try:
+                if payer is None:
+                    posted += ledger.post_own_usage_charges(accounts=group, month=date.fromisoformat(month))
+                else:
+                    posted += ledger.post_usage_charges_for(
+                        payer=payer, accounts=group, month=date.fromisoformat(month)
+                    )
+            except Exception:
+                logger.exception("Charging %d account(s) for %s failed; charging them one by one", len(group), month)
+                for account in group:
+                    charge_usage.delay(account.pk, month)
+    return posted
+
+
+def _charge_groups(account_ids: list[int]) -> list[tuple[Account | None, list[Account]]]:
+    """(None, accounts paying their own usage), then (manager, its roll-up accounts) per manager."""
+    accounts = Account.objects.select_related("manager").filter(pk__in=account_ids).order_by("pk")
+    own, rolled_up = [], defaultdict(list)
+    for account in accounts:
+        if account.has_own_balance:
+            own.append(account)
+        else:
+            rolled_up[account.manager_id].append(account)
+    groups = [(None, own)] if own else []
+    return groups + [(members[0].manager, members) for _, members in sorted(rolled_up.items())]
+
+
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=8)
 def close_month(month: str) -> int:
     """Beat starts this early on the 1st (for the month before); it queues the billed parties not
     done yet, in tasks of up to CLOSE_BATCH_SIZE parties (a manager with roll-up accounts alone),

@@ -424,11 +424,17 @@ def _charge_after_commit(records: list[_Record]) -> None:
     """Usage charges follow in tasks once the batch is committed: ingestion never waits on a
     manager's balance lock, and the charge is idempotent (billing.ledger.post_usage_charges).
     A batch touches up to thousands of (account, month) pairs: they go out as a few messages of
-    CHARGES_PER_MESSAGE charges each, not one message per pair."""
-    from billing.tasks import charge_usage
+    CHARGES_PER_MESSAGE pairs each, each posted set-based (billing.tasks.charge_usage_many)."""
+    from billing.tasks import charge_usage_many
 
     months = sorted({(r.account_id, r.started_at.date().replace(day=1).isoformat()) for r in records})
-    transaction.on_commit(lambda: charge_usage.chunks(months, CHARGES_PER_MESSAGE).apply_async())
+    chunks = [months[i : i + CHARGES_PER_MESSAGE] for i in range(0, len(months), CHARGES_PER_MESSAGE)]
+
+    def send() -> None:
+        for chunk in chunks:
+            charge_usage_many.delay(chunk)
+
+    transaction.on_commit(send)
 
 
 CHARGES_PER_MESSAGE = 200

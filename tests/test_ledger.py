@@ -782,3 +782,41 @@ def test_the_bulk_usage_charge_of_a_managers_roll_up_accounts_agrees_with_the_on
     assert sorted(charges.values_list("amount", flat=True)) == [Decimal("-1.49"), Decimal("-1.01")]
     balance = Balance.objects.get(account=world.manager)
     assert balance.amount == Decimal("-2.50") == ledger_sum(world.manager)
+
+
+def test_one_message_charges_many_accounts_set_based_and_a_failing_group_falls_back(world, monkeypatch):
+    """Ingestion sends a batch's (account, month) pairs in messages of many: own-balance accounts
+    are charged together, each manager's roll-up accounts together; a group that fails is charged
+    one account at a time instead, and a repeated message posts nothing."""
+    from billing.tasks import charge_usage_many
+
+    Account.objects.filter(pk=world.sibling.pk).update(billing_mode=Account.BillingMode.SEPARATE)
+    world.sibling.refresh_from_db()
+    ingest(world, [usage("s", quantity="10")], submitter=world.standard)
+    ingest(world, [usage("m", quantity="7", account=world.managed), usage("b", quantity="3", account=world.sibling)])
+    ingest(world, [usage("o", quantity="2", account=world.other_managed)], submitter=world.other_manager)
+    assert not LedgerEntry.objects.exists()  # no commit here: the on-commit messages never went
+    pairs = [[a.pk, JUNE.isoformat()] for a in (world.standard, world.managed, world.sibling, world.other_managed)]
+
+    assert charge_usage_many(pairs) == 4
+    assert charge_usage_many(pairs) == 0
+    assert usage_charges(world.standard) == [(JUNE, Decimal("-0.10"))]
+    assert usage_charges(world.sibling) == [(JUNE, Decimal("-0.03"))]
+    assert usage_charges(world.manager, related=world.managed) == [(JUNE, Decimal("-0.07"))]
+    assert usage_charges(world.other_manager, related=world.other_managed) == [(JUNE, Decimal("-0.02"))]
+    for payer in (world.standard, world.sibling, world.manager, world.other_manager):
+        assert_balanced(payer)
+
+    # A group that fails (here: every own-balance group) is charged one by one, the others as usual.
+    ingest(world, [usage("s2", quantity="10")], submitter=world.standard)
+    ingest(world, [usage("m2", quantity="10", account=world.managed)])
+
+    def broken(**kwargs):
+        raise RuntimeError("lock timeout")
+
+    monkeypatch.setattr("billing.ledger.post_own_usage_charges", broken)
+    assert charge_usage_many(pairs) == 1  # the manager's group; the standard account went one by one
+    assert usage_charges(world.standard) == [(JUNE, Decimal("-0.10")), (JUNE, Decimal("-0.10"))]
+    assert charged(world.manager, world.managed, JUNE) == Decimal("-0.17")
+    assert_balanced(world.standard)
+    assert_balanced(world.manager)
