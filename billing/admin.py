@@ -13,9 +13,9 @@ from django.utils.html import format_html
 
 from accounts import audit
 from accounts.actor import Actor
-from billing import ledger
+from billing import invoicing, ledger
 from billing.forms import AdjustBalanceForm
-from billing.models import Balance, LedgerEntry, Product, Rate, UsageBatch
+from billing.models import Balance, Invoice, LedgerEntry, Product, Rate, UsageBatch
 from billing.money import format_money
 
 
@@ -199,3 +199,90 @@ class LedgerEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class InvoiceStatusForm(forms.Form):
+    status = forms.ChoiceField(
+        choices=[(Invoice.Status.PAID, "Mark paid"), (Invoice.Status.VOID, "Void")],
+        widget=forms.RadioSelect,
+        error_messages={"required": "Choose paid or void."},
+    )
+    note = forms.CharField(
+        max_length=255,
+        required=False,
+        help_text="How it was paid; or, to void it, the reason (required), kept on the invoice and in the audit log.",
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("status") == Invoice.Status.VOID and not (data.get("note") or "").strip():
+            self.add_error("note", "Give the reason for voiding the invoice.")
+        return data
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(admin.ModelAdmin):
+    """Invoices are made by the monthly close and never edited: staff read them here, and move a
+    finalized one to paid or void (billing.invoicing's services, audited as the platform)."""
+
+    list_display = ["number", "issuer", "bill_to", "period", "status", "total", "finalized_at"]
+    list_filter = ["status", "period", ("issuer", admin.EmptyFieldListFilter)]
+    search_fields = ["number", "bill_to__name", "bill_to__public_id", "public_id"]
+    list_select_related = ["issuer", "bill_to"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Change status")
+    def status_link(self, obj):
+        if obj.status not in invoicing.TRANSITIONS or not invoicing.TRANSITIONS[obj.status]:
+            return f"{obj.get_status_display()}: final"
+        url = reverse("admin:billing_invoice_status", args=[obj.pk])
+        return format_html('<a class="button" href="{}">Mark paid or void…</a>', url)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["status_link", *[f.name for f in Invoice._meta.fields]]
+
+    def get_urls(self):
+        status = path(
+            "<path:object_id>/status/", self.admin_site.admin_view(self.status_view), name="billing_invoice_status"
+        )
+        return [status, *super().get_urls()]
+
+    def status_view(self, request, object_id):
+        invoice = self.get_object(request, unquote(object_id))
+        if invoice is None:
+            raise Http404("No such invoice.")
+        if not self.has_view_permission(request, invoice):
+            raise PermissionDenied
+        form = InvoiceStatusForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            actor = Actor.platform_staff(request.user)
+            note = form.cleaned_data["note"]
+            try:
+                if form.cleaned_data["status"] == Invoice.Status.PAID:
+                    invoicing.mark_invoice_paid(invoice=invoice, note=note, actor=actor)
+                else:
+                    invoicing.void_invoice(invoice=invoice, reason=note, actor=actor)
+            except invoicing.InvoiceStateError as error:
+                form.add_error(None, str(error))
+            else:
+                self.message_user(request, f"Invoice {invoice.number} is now {invoice.get_status_display().lower()}.")
+                return redirect("admin:billing_invoice_change", invoice.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": invoice,
+            "title": f"Mark invoice {invoice.number} paid or void",
+            "total": format_money(invoice.total, invoice.currency),
+            "form": form,
+        }
+        return TemplateResponse(
+            request, "billing/invoice_status_admin.html", context, status=422 if form.errors else 200
+        )

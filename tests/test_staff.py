@@ -353,3 +353,29 @@ def test_the_printed_demo_logins_work(db):
 
     assert response.status_code == 302
     assert client.session.get("_auth_user_id") == str(User.objects.get(email="manager@example.com").pk)
+
+
+def test_staff_read_invoices_and_mark_a_platform_invoice_paid_or_void_once(world, staff_client):
+    from datetime import date
+
+    from billing.invoicing import invoice_party
+    from billing.models import Invoice
+
+    client, superuser = staff_client
+    invoice = invoice_party(account=world.standard, month=date(2025, 3, 1))
+    status_url = reverse("admin:billing_invoice_status", args=[invoice.pk])
+
+    assert client.get(reverse("admin:billing_invoice_changelist")).status_code == 200
+    page = client.get(reverse("admin:billing_invoice_change", args=[invoice.pk]))
+    assert page.status_code == 200 and status_url in page.content.decode()
+    refused = client.post(status_url, {"status": "void", "note": " "})
+    assert refused.status_code == 422 and "Give the reason" in refused.content.decode()
+
+    assert client.post(status_url, {"status": "paid", "note": "Wire 0042"}).status_code == 302
+
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.status_note) == (Invoice.Status.PAID, "Wire 0042")
+    event = AuditEvent.objects.get(account=world.standard, change_type="invoice.marked_paid")
+    assert (event.user, event.change_made_by) == (superuser, AuditEvent.MadeBy.PLATFORM)
+    again = client.post(status_url, {"status": "void", "note": "Too late"})
+    assert again.status_code == 422 and "is paid: it cannot be marked void" in again.content.decode()
