@@ -18,10 +18,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from itertools import accumulate, groupby
 
+from django.db.models import Max
 from django.utils import timezone
 
 from accounts.actor import Actor
 from accounts.models import Account
+from billing.invoicing import month_start, next_month
+from billing.ledger import billed_party
+from billing.models import Invoice
 from billing.usage import MAX_BATCH, ingest_usage
 
 # Products drawn per event, and their mix per kind of business (relative weights).
@@ -111,10 +115,12 @@ def simulate_usage(
     accounts = list(accounts)
     enabled = sorted((a for a in accounts if a.is_enabled), key=lambda a: (_submitter(a).pk, a.pk))
     accepted = duplicates = done = generated = 0
+    open_from = _first_open_instants(enabled)
     for submitter, group in groupby(enabled, key=_submitter):
         batch: list[dict[str, str]] = []
         for account in group:
-            for row in account_usage(account, start=start, end=end, records_per_day=records_per_day, seed=seed):
+            since = max(start, open_from.get(billed_party(account).pk, start))
+            for row in account_usage(account, start=since, end=end, records_per_day=records_per_day, seed=seed):
                 if account != submitter:
                     row["account"] = str(account.public_id)
                 batch.append(row)
@@ -128,6 +134,20 @@ def simulate_usage(
         if batch:
             accepted, duplicates = _submit(submitter, batch, actor, accepted, duplicates)
     return SimulationResult(len(enabled), len(accounts) - len(enabled), accepted, duplicates, time.monotonic() - began)
+
+
+def _first_open_instants(accounts: list[Account]) -> dict[int, datetime]:
+    """Per payer, the start of the month after its last invoiced one: usage of an invoiced month is
+    refused, so the simulator leaves closed months alone (a second `./dev run` after a close)."""
+    payers = {billed_party(account).pk for account in accounts}
+    last_closed = (
+        Invoice.objects.filter(bill_to_id__in=payers, issuer__isnull=True)
+        .exclude(status=Invoice.Status.DRAFT)
+        .values("bill_to_id")
+        .annotate(last=Max("period"))
+        .values_list("bill_to_id", "last")
+    )
+    return {payer: month_start(next_month(last)) for payer, last in last_closed}
 
 
 def _submitter(account: Account) -> Account:

@@ -188,3 +188,26 @@ def test_it_names_what_it_cannot_find(reseller):
         simulate("--account", "not-a-uuid")
     with pytest.raises(CommandError):
         simulate("--days", "3")  # which accounts?
+
+
+def test_the_simulator_leaves_invoiced_months_alone_so_a_second_run_after_a_close_works(world):
+    """`./dev run` simulates 90 days and closes last month; run again, it must not send usage for
+    the closed month (which ingestion refuses) but still fill the open days."""
+    from datetime import UTC, datetime
+
+    from billing.invoicing import invoice_party
+    from billing.models import UsageRecord
+    from billing.simulator import simulate_usage
+
+    start, end = datetime(2025, 5, 20, tzinfo=UTC), datetime(2025, 6, 10, tzinfo=UTC)
+    simulate_usage(accounts=[world.standard], start=start, end=end, records_per_day=5)
+    invoice_party(account=world.standard, month=datetime(2025, 5, 1).date())
+    before = UsageRecord.objects.filter(account=world.standard, started_at__lt=datetime(2025, 6, 1, tzinfo=UTC)).count()
+
+    again = simulate_usage(
+        accounts=[world.standard], start=start, end=datetime(2025, 6, 12, tzinfo=UTC), records_per_day=5
+    )
+
+    assert again.accepted > 0  # June 10-12, still open
+    may = UsageRecord.objects.filter(account=world.standard, started_at__lt=datetime(2025, 6, 1, tzinfo=UTC))
+    assert may.count() == before
