@@ -9,6 +9,7 @@ MANAGE_ACCOUNT = "manage_account"  # account settings, members, invitations, aud
 MANAGE_MANAGED_ACCOUNTS = "manage_managed_accounts"
 VIEW_BILLING = "view_billing"
 MANAGE_BILLING = "manage_billing"  # payment methods, top-ups, auto-recharge: moving the account's money
+RESELL = "resell"  # a manager's reseller invoicing: its markup, the invoices it issued, marking them paid or void
 VIEW_REPORTS = "view_reports"
 SUBMIT_USAGE = "submit_usage"
 
@@ -19,6 +20,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     MANAGE_MANAGED_ACCOUNTS: {Role.OWNER, Role.ADMIN},
     VIEW_BILLING: {Role.OWNER, Role.ADMIN, Role.BILLING},
     MANAGE_BILLING: {Role.OWNER, Role.ADMIN, Role.BILLING},
+    RESELL: {Role.OWNER, Role.ADMIN, Role.BILLING},
     VIEW_REPORTS: {Role.OWNER, Role.ADMIN, Role.REPORTING},
     SUBMIT_USAGE: {Role.OWNER, Role.ADMIN},
 }
@@ -29,8 +31,8 @@ def role_allows(role: str, permission: str) -> bool:
 
 
 def permission_applies(account: Account, permission: str) -> bool:
-    """Managing managed accounts exists only on manager accounts."""
-    return permission != MANAGE_MANAGED_ACCOUNTS or account.is_manager
+    """Managing managed accounts, and billing them as a reseller, exist only on manager accounts."""
+    return permission not in (MANAGE_MANAGED_ACCOUNTS, RESELL) or account.is_manager
 
 
 def can_assign_role(*, actor_role: str, role: str) -> bool:

@@ -17,7 +17,7 @@ from django_tables2 import RequestConfig
 from accounts.access import account_access, managed_account_access
 from accounts.actor import Actor
 from accounts.models import Account
-from accounts.permissions import SUBMIT_USAGE, VIEW_BILLING, can_see_pricing
+from accounts.permissions import RESELL, SUBMIT_USAGE, VIEW_BILLING, can_see_pricing
 from billing import csv_upload, invoicing, ledger
 from billing.forms import InvoicePaidForm, InvoiceVoidForm, ResaleMarkupForm, TransferForm, UsageUploadForm
 from billing.invoice_selectors import invoices_of, issued_invoices_of, period_end, resale_invoices_visible
@@ -362,19 +362,12 @@ STATUS_ACTIONS = {
 }
 
 
-def _manager_access(request, account_id):
-    access = account_access(request, account_id, VIEW_BILLING)
-    if not access.account.is_manager:
-        raise Http404("Only manager accounts issue reseller invoices.")
-    return access
-
-
 @login_required
 @require_http_methods(GET_AND_POST)
 def resale_invoices(request, account_id):
     """The manager's resale markup and the reseller invoices it issued, filtered by status and by
     managed account, 25 a page."""
-    access = _manager_access(request, account_id)
+    access = account_access(request, account_id, RESELL)
     manager = access.account
     if request.method == "POST":
         form = ResaleMarkupForm(request.POST)
@@ -426,7 +419,7 @@ def _issued_invoice(manager: Account, invoice_id) -> Invoice:
 @require_GET
 def issued_invoice_detail(request, account_id, invoice_id):
     """A reseller invoice as its issuer sees it: always priced (the manager set the prices)."""
-    access = _manager_access(request, account_id)
+    access = account_access(request, account_id, RESELL)
     invoice = _issued_invoice(access.account, invoice_id)
     return _invoice_page(request, access, invoice, pricing=True, issued=True)
 
@@ -434,7 +427,7 @@ def issued_invoice_detail(request, account_id, invoice_id):
 @login_required
 @require_GET
 def issued_invoice_pdf(request, account_id, invoice_id):
-    access = _manager_access(request, account_id)
+    access = account_access(request, account_id, RESELL)
     return pdf_response(_issued_invoice(access.account, invoice_id), pricing=True)
 
 
@@ -447,7 +440,7 @@ def _transitions(invoice: Invoice) -> list[tuple[str, str]]:
 @require_http_methods(GET_AND_POST)
 def issued_invoice_status(request, account_id, invoice_id, action):
     """Mark a reseller invoice paid, or void it: a confirmation page, then the change (audited)."""
-    access = _manager_access(request, account_id)
+    access = account_access(request, account_id, RESELL)
     invoice = _issued_invoice(access.account, invoice_id)
     if action not in STATUS_ACTIONS:
         raise Http404("No such action.")
