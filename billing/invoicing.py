@@ -111,24 +111,28 @@ def _build(account: Account, month: date) -> Invoice:
     Invoice.objects.filter(bill_to=account, period=month, issuer__isnull=True, status=Invoice.Status.DRAFT).delete()
     invoice = Invoice.objects.create(bill_to=account, period=month, currency="USD")
     total = _add_lines(invoice, account, month, sources)
-    opening, credits, charges = _statement(account, month)
-    _check_total(account, total, charges)
-    invoice.opening_balance, invoice.credits, invoice.charges = opening, credits, charges
-    invoice.closing_balance = opening + credits - charges
-    invoice.total = total
-    invoice.number = _next_number(PLATFORM_ISSUER)
-    invoice.status = Invoice.Status.FINALIZED
-    invoice.finalized_at = timezone.now()
+    _finalize(invoice, total, _statement(account, month), _next_number(PLATFORM_ISSUER), timezone.now())
     invoice.save()
     if account.is_manager:
         _issue_resale_invoices(account, month)
     return invoice
 
 
-def _check_total(account: Account, total: Decimal, charges: Decimal) -> None:
+def _finalize(invoice: Invoice, total: Decimal, statement: tuple[Decimal, Decimal, Decimal], number: str, now) -> None:
+    """A platform invoice's figures, number and finalized state (not saved). Its lines' total must
+    be the ledger's usage charges of the month: it cannot differ while charges come only from the
+    ledger's usage charges, so refuse rather than issue it."""
+    opening, credits, charges = statement
     if charges != total:
-        # Cannot happen while charges come only from the ledger's usage charges; refuse rather than issue it.
-        raise AssertionError(f"invoice lines {total} of {account.pk} differ from the ledger's usage charges {charges}")
+        raise AssertionError(
+            f"invoice lines {total} of {invoice.bill_to_id} differ from the ledger's usage charges {charges}"
+        )
+    invoice.opening_balance, invoice.credits, invoice.charges = opening, credits, charges
+    invoice.closing_balance = opening + credits - charges
+    invoice.total = total
+    invoice.number = number
+    invoice.status = Invoice.Status.FINALIZED
+    invoice.finalized_at = now
 
 
 def _usage_rows(account_ids: list[int], month: date) -> dict[int, list[tuple[int, Decimal, Decimal]]]:
@@ -148,16 +152,18 @@ def _usage_rows(account_ids: list[int], month: date) -> dict[int, list[tuple[int
 
 
 def _section_lines(
-    account_id: int, name: str, rows: list, products: dict, position: int
+    account_id: int, name: str, rows: list, products: dict, position: int, *, markup: Decimal | None = None
 ) -> tuple[list[InvoiceLine], Decimal]:
-    """One section of a platform invoice: a line per product (by SKU) rounded to cents half up,
-    and a rounding line when those do not add up to the section's rounded total. Returns the
-    lines (positions after `position`, no invoice yet) and the section total. The one place the
-    rule lives for both close paths (the PostgreSQL statement in `_add_lines_sql` mirrors it)."""
+    """One section of an invoice: a line per product (by SKU) rounded to cents half up. On a
+    platform invoice (no `markup`), a rounding line when those do not add up to the section's
+    rounded total; on a reseller invoice, each line is at the manager's resale price
+    (`resale_amount`) and the section is the sum of its lines. Returns the lines (positions after
+    `position`, no invoice yet) and the section total. The one place the rule lives for every
+    Python path (the PostgreSQL statements of `_add_lines_sql` and `_add_resale_lines_sql` mirror it)."""
     lines, rounded, exact = [], Decimal("0.00"), Decimal(0)
     for product_id, quantity, cost in sorted(rows, key=lambda r: products[r[0]].sku):
         product = products[product_id]
-        amount = to_cents(cost)
+        amount = to_cents(cost) if markup is None else resale_amount(cost, markup)
         rounded += amount
         exact += cost
         position += 1
@@ -172,7 +178,7 @@ def _section_lines(
                 amount=amount,
             )
         )
-    section_total = to_cents(exact)
+    section_total = to_cents(exact) if markup is None else rounded
     if rounded != section_total:
         lines.append(
             InvoiceLine(
@@ -325,29 +331,15 @@ def _build_batch(accounts: list[Account], month: date) -> dict[int, Invoice]:
     usage = _usage_rows(todo_ids, month)
     statements = _statements(todo_ids, month)
     products = Product.objects.in_bulk()
-    built, lines_of = [], []
-    for account in todo:
-        lines, total = _section_lines(account.pk, account.name, usage.get(account.pk, []), products, 0)
-        opening, credits, charges = statements[account.pk]
-        _check_total(account, total, charges)
-        built.append(
-            Invoice(
-                bill_to=account,
-                period=month,
-                currency="USD",
-                opening_balance=opening,
-                credits=credits,
-                charges=charges,
-                closing_balance=opening + credits - charges,
-                total=total,
-                status=Invoice.Status.FINALIZED,
-            )
-        )
-        lines_of.append(lines)
-    numbers = _next_numbers(PLATFORM_ISSUER, len(built), prefix="MC")
+    numbers = _next_numbers(PLATFORM_ISSUER, len(todo), prefix="MC")
     now = timezone.now()
-    for invoice, number in zip(built, numbers, strict=True):
-        invoice.number, invoice.finalized_at = number, now
+    built, lines_of = [], []
+    for account, number in zip(todo, numbers, strict=True):
+        lines, total = _section_lines(account.pk, account.name, usage.get(account.pk, []), products, 0)
+        invoice = Invoice(bill_to=account, period=month, currency="USD")
+        _finalize(invoice, total, statements[account.pk], number, now)
+        built.append(invoice)
+        lines_of.append(lines)
     Invoice.objects.bulk_create(built)  # returns the pks (PostgreSQL, SQLite)
     for invoice, lines in zip(built, lines_of, strict=True):
         for line in lines:
@@ -411,22 +403,16 @@ def _issue_resale_invoices(manager: Account, month: date, *, sql: bool | None = 
     written by one INSERT ... SELECT (no line objects in Python); elsewhere they are built here."""
     markup = markup_of(manager)
     in_sql = connection.vendor == "postgresql" if sql is None else sql
+    sections: dict[int, list[InvoiceLine]] = {}
     if in_sql:
-        by_account, totals = {}, _resale_totals_sql(manager, month, 1 + markup / 100)
+        totals = _resale_totals_sql(manager, month, 1 + markup / 100)
     else:
-        rows = (
-            MonthlyUsage.objects.filter(
-                account__manager=manager, account__billing_mode=Account.BillingMode.ROLLUP, month=month
-            )
-            .values("account_id", "product_id")
-            .annotate(quantity=Sum("quantity"), cost=Sum("cost"))
-            .values_list("account_id", "product_id", "quantity", "cost")
-            .order_by()
-        )
-        by_account: dict[int, list[tuple]] = defaultdict(list)
-        for account_id, product_id, quantity, cost in rows:
-            by_account[account_id].append((product_id, quantity, resale_amount(cost, markup)))
-        totals = {pk: sum((r[2] for r in rows), Decimal("0.00")) for pk, rows in by_account.items()}
+        rollups = manager.managed_accounts.filter(billing_mode=Account.BillingMode.ROLLUP)
+        names = dict(rollups.values_list("pk", "name"))
+        products = Product.objects.in_bulk()
+        totals = {}
+        for pk, rows in _usage_rows(list(names), month).items():
+            sections[pk], totals[pk] = _section_lines(pk, names[pk], rows, products, 0, markup=markup)
     recipients = _resale_recipients(manager, month, set(totals))
     if not recipients:
         return []
@@ -451,24 +437,11 @@ def _issue_resale_invoices(manager: Account, month: date, *, sql: bool | None = 
     if in_sql:
         _add_resale_lines_sql(invoices, month, 1 + markup / 100)
         return invoices
-    products = Product.objects.in_bulk()
     lines = []
     for invoice in invoices:
-        section = sorted(by_account.get(invoice.bill_to_id, []), key=lambda r: products[r[0]].sku)
-        for position, (product_id, quantity, amount) in enumerate(section, start=1):
-            product = products[product_id]
-            lines.append(
-                InvoiceLine(
-                    invoice_id=invoice.pk,
-                    account_id=invoice.bill_to_id,
-                    account_name=invoice.bill_to.name,
-                    product=product,
-                    position=position,
-                    description=f"{product.name} ({product.unit})",
-                    quantity=quantity,
-                    amount=amount,
-                )
-            )
+        for line in sections.get(invoice.bill_to_id, []):
+            line.invoice_id = invoice.pk
+            lines.append(line)
     InvoiceLine.objects.bulk_create(lines, batch_size=5000)
     return invoices
 
