@@ -2,7 +2,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from accounts.models import Account, Role
-from accounts.services import EMAIL_TAKEN_MESSAGE, ServiceError, email_in_use
+from accounts.services import EMAIL_TAKEN_MESSAGE, ServiceError, create_standard_account, email_in_use
 
 
 def sent_as_utf8(value: str) -> None:
@@ -23,8 +23,6 @@ class SignupForm(forms.Form):
     organization_name = forms.CharField(label="Business name", max_length=255, strip=True, validators=[sent_as_utf8])
 
     def signup(self, request, user):
-        from accounts.services import create_standard_account
-
         create_standard_account(owner=user, name=self.cleaned_data["organization_name"])
 
 

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django.db.models import Case, Count, DecimalField, F, QuerySet, Value, When
 from django.db.models.functions import Coalesce
+from django.urls import reverse
 
 from accounts.models import Account, Invitation, Membership, User
 
@@ -55,3 +56,7 @@ def with_balances(accounts: QuerySet[Account]) -> QuerySet[Account]:
         ),
         balance_currency=Coalesce(F("balance__currency"), Value("USD")),
     )
+
+
+def invitation_url(invitation: Invitation) -> str:
+    return reverse("accept_invitation", kwargs={"token": invitation.token})

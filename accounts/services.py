@@ -13,13 +13,13 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.urls import reverse
 from django.utils import timezone
 
 from accounts import audit
 from accounts.actor import Actor
 from accounts.models import Account, ApiKey, Invitation, Membership, Role, User
 from accounts.permissions import can_assign_role
+from accounts.tasks import send_invitation_email
 
 
 class ServiceError(Exception):
@@ -309,13 +309,7 @@ def invite_member(*, account: Account, email: str, role: str, actor: Actor) -> I
 
 
 def _send_invitation(invitation_pk: int) -> None:
-    from accounts.tasks import send_invitation_email
-
     send_invitation_email.delay(invitation_pk)
-
-
-def invitation_url(invitation: Invitation) -> str:
-    return reverse("accept_invitation", kwargs={"token": invitation.token})
 
 
 @transaction.atomic

@@ -4,12 +4,11 @@ from django.core.management import call_command
 from django.template.loader import render_to_string
 
 from accounts.models import Invitation
+from accounts.selectors import invitation_url
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
 def send_invitation_email(invitation_pk: int) -> None:
-    from accounts.services import invitation_url
-
     invitation = Invitation.objects.select_related("account", "invited_by").filter(pk=invitation_pk).first()
     if invitation is None or invitation.status != Invitation.Status.PENDING:
         return

@@ -13,8 +13,10 @@ from django.utils.html import format_html
 
 from accounts import audit
 from accounts.actor import Actor
-from billing import invoicing, ledger
 from billing.forms import AdjustBalanceForm
+from billing.invoices import services as invoice_services
+from billing.ledger import selectors as ledger_selectors
+from billing.ledger import services as ledger
 from billing.models import Balance, Invoice, LedgerEntry, Product, Rate, UsageBatch
 from billing.money import format_money
 
@@ -79,7 +81,7 @@ class BalanceAdminForm(forms.ModelForm):
 
     def clean_account(self):
         account = self.cleaned_data["account"]
-        if not ledger.has_own_balance(account):
+        if not ledger_selectors.has_own_balance(account):
             raise forms.ValidationError(f"{account} is billed to its manager (roll-up) and has no balance of its own.")
         return account
 
@@ -223,7 +225,7 @@ class InvoiceStatusForm(forms.Form):
 @admin.register(Invoice)
 class InvoiceAdmin(admin.ModelAdmin):
     """Invoices are made by the monthly close and never edited: staff read them here, and move a
-    finalized one to paid or void (billing.invoicing's services, audited as the platform)."""
+    finalized one to paid or void (billing.invoices.services, audited as the platform)."""
 
     list_display = ["number", "issuer", "bill_to", "period", "status", "total", "finalized_at"]
     list_filter = ["status", "period", ("issuer", admin.EmptyFieldListFilter)]
@@ -241,7 +243,7 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     @admin.display(description="Change status")
     def status_link(self, obj):
-        if obj.status not in invoicing.TRANSITIONS or not invoicing.TRANSITIONS[obj.status]:
+        if obj.status not in invoice_services.TRANSITIONS or not invoice_services.TRANSITIONS[obj.status]:
             return f"{obj.get_status_display()}: final"
         url = reverse("admin:billing_invoice_status", args=[obj.pk])
         return format_html('<a class="button" href="{}">Mark paid or void…</a>', url)
@@ -267,10 +269,10 @@ class InvoiceAdmin(admin.ModelAdmin):
             note = form.cleaned_data["note"]
             try:
                 if form.cleaned_data["status"] == Invoice.Status.PAID:
-                    invoicing.mark_invoice_paid(invoice=invoice, note=note, actor=actor)
+                    invoice_services.mark_invoice_paid(invoice=invoice, note=note, actor=actor)
                 else:
-                    invoicing.void_invoice(invoice=invoice, reason=note, actor=actor)
-            except invoicing.InvoiceStateError as error:
+                    invoice_services.void_invoice(invoice=invoice, reason=note, actor=actor)
+            except invoice_services.InvoiceStateError as error:
                 form.add_error(None, str(error))
             else:
                 self.message_user(request, f"Invoice {invoice.number} is now {invoice.get_status_display().lower()}.")

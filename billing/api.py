@@ -19,12 +19,12 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 
-from billing.invoice_selectors import invoices_of, period_end
-from billing.ledger import has_own_balance
+from billing.invoices.pdf import download_token
+from billing.invoices.selectors import invoices_of, period_end
+from billing.ledger.selectors import has_own_balance
 from billing.models import Balance, Invoice
 from billing.money import to_cents
-from billing.pdf import download_token
-from billing.usage import RowError, UsageRejected, ingest_usage
+from billing.usage.services import RowError, UsageRejected, ingest_usage
 from portal.api import ApiError, actor, api_view, error, invalid, json_body, page
 
 # Nothing is pending until payments exist: a card top-up will be pending between its PaymentIntent
@@ -96,7 +96,7 @@ def invoices(request):
 def invoice(request, invoice_id):
     """One of the key's account's invoices (404 for any other id), in the shape of the SDK's
     `InvoiceRetrieveResponse`. `action=link` adds `download_url`: a signed link to the invoice's PDF
-    that needs no session and expires after 15 minutes (billing.pdf.download_token); it serves the
+    that needs no session and expires after 15 minutes (billing.invoices.pdf.download_token); it serves the
     PDF as the key's account sees it (its pricing rule), and only while that account sees the invoice."""
     action = request.GET.get("action", "json")
     if action not in INVOICE_ACTIONS:

@@ -4,8 +4,8 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from billing.csv_upload import MAX_UPLOAD_BYTES
 from billing.money import format_money
+from billing.usage.csv_upload import MAX_UPLOAD_BYTES
 
 MEGABYTE = 1024 * 1024
 

@@ -275,7 +275,7 @@ class Invoice(models.Model):
     to every account that holds its own balance; a roll-up managed account's usage is a section of
     its manager's invoice. A manager issues a reseller invoice (issuer = the manager) to each of its
     roll-up managed accounts, at its resale prices. A finalized invoice never changes, but for its
-    status: finalized -> paid or void (billing.invoicing.TRANSITIONS)."""
+    status: finalized -> paid or void (billing.invoices.services.TRANSITIONS)."""
 
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"

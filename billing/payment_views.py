@@ -1,7 +1,7 @@
 """Pages for cards, top-ups, payment history and auto-recharge, and Stripe's webhook.
 
 Thin views: reach the account through accounts.access (404 for what is not yours, 403 for a role
-without MANAGE_BILLING or VIEW_BILLING), call one function of billing.payments, redirect. A roll-up
+without MANAGE_BILLING or VIEW_BILLING), call one function of billing.payments.services, redirect. A roll-up
 managed account has no balance or cards: its pages say it is billed to its manager.
 """
 
@@ -21,11 +21,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.access import AccountAccess, account_access
 from accounts.actor import Actor
 from accounts.permissions import MANAGE_BILLING, VIEW_BILLING
-from billing import payments
-from billing import stripe_gateway as gateway
 from billing.forms import AutoRechargeForm, CardSetupForm, SaveCardForm, TopUpForm
 from billing.models import Payment
 from billing.money import format_money
+from billing.payments import gateway
+from billing.payments import selectors as payment_selectors
+from billing.payments import services as payments
 
 GET_AND_POST = ["GET", "POST"]
 PAYMENTS_PER_PAGE = 25
@@ -49,13 +50,13 @@ def _stripe_context() -> dict:
 def payment_methods(request, account_id):
     access = account_access(request, account_id, MANAGE_BILLING)
     account = access.account
-    if payments.refusal(account):
+    if payment_selectors.refusal(account):
         return _rollup(request, access, "Payment methods")
     context = {
         "access": access,
         "account": account,
-        "cards": payments.cards_of(account).select_related("added_by"),
-        "auto_recharge": payments.auto_recharge_of(account),
+        "cards": payment_selectors.cards_of(account).select_related("added_by"),
+        "auto_recharge": payment_selectors.auto_recharge_of(account),
     }
     return render(request, "billing/payment_methods.html", context)
 
@@ -67,7 +68,7 @@ def payment_method_add(request, account_id):
     with Stripe and recorded."""
     access = account_access(request, account_id, MANAGE_BILLING)
     account = access.account
-    if payments.refusal(account):
+    if payment_selectors.refusal(account):
         return _rollup(request, access, "Add a card")
     form = SaveCardForm(request.POST) if request.method == "POST" else SaveCardForm()
     if request.method == "POST" and form.is_valid():
@@ -92,7 +93,7 @@ def payment_method_add(request, account_id):
 def payment_method_setup(request, account_id):
     """The browser asks for a SetupIntent to confirm the typed card with; answers its client secret."""
     access = account_access(request, account_id, MANAGE_BILLING)
-    reason = payments.refusal(access.account)
+    reason = payment_selectors.refusal(access.account)
     form = CardSetupForm(request.POST)
     if reason or not form.is_valid():
         message = reason or form.errors["key"][0]
@@ -108,7 +109,7 @@ def payment_method_setup(request, account_id):
 @login_required
 def payment_method_default(request, account_id, card_id):
     access = account_access(request, account_id, MANAGE_BILLING)
-    card = get_object_or_404(payments.cards_of(access.account), public_id=card_id)
+    card = get_object_or_404(payment_selectors.cards_of(access.account), public_id=card_id)
     payments.make_default(account=access.account, card=card, actor=Actor.from_request(request))
     messages.success(request, f"{card.label} is now your default card.")
     return redirect("payment_methods", access.account.public_id)
@@ -120,14 +121,14 @@ def payment_method_remove(request, account_id, card_id):
     """GET (or a POST without `confirm`): the confirmation step. POST with `confirm`: removed."""
     access = account_access(request, account_id, MANAGE_BILLING)
     account = access.account
-    card = get_object_or_404(payments.cards_of(account), public_id=card_id)
+    card = get_object_or_404(payment_selectors.cards_of(account), public_id=card_id)
     if request.method == "GET" or request.POST.get("confirm") != "1":
-        auto = payments.auto_recharge_of(account)
+        auto = payment_selectors.auto_recharge_of(account)
         context = {
             "access": access,
             "account": account,
             "card": card,
-            "others": payments.cards_of(account).exclude(pk=card.pk).exists(),
+            "others": payment_selectors.cards_of(account).exclude(pk=card.pk).exists(),
             "auto_recharge": auto,
         }
         return render(request, "billing/payment_method_remove.html", context)
@@ -149,9 +150,9 @@ def payment_method_remove(request, account_id, card_id):
 def top_up(request, account_id):
     access = account_access(request, account_id, MANAGE_BILLING)
     account = access.account
-    if payments.refusal(account):
+    if payment_selectors.refusal(account):
         return _rollup(request, access, "Make a payment")
-    cards = list(payments.cards_of(account))
+    cards = list(payment_selectors.cards_of(account))
     if request.method == "GET":
         default = next((c for c in cards if c.is_default), cards[0] if cards else None)
         form = TopUpForm(initial={"key": uuid.uuid4(), "card": default and str(default.public_id)}, cards=cards)
@@ -200,7 +201,7 @@ def _top_up_page(request, access, form, cards, status=200):
         "form": form,
         "cards": cards,
         "max_top_up": format_money(settings.BILLING_MAX_TOP_UP),
-        "balance": payments.balance_facts(access.account),
+        "balance": payment_selectors.balance_facts(access.account),
     }
     return render(request, "billing/payment_new.html", context, status=status)
 
@@ -213,7 +214,7 @@ def payment_detail(request, account_id, payment_id):
     only applies what Stripe already did). A card that needs authentication gets its button here."""
     access = account_access(request, account_id, VIEW_BILLING)
     account = access.account
-    payment = get_object_or_404(payments.payments_of(account), public_id=payment_id)
+    payment = get_object_or_404(payment_selectors.payments_of(account), public_id=payment_id)
     intent, unreachable = None, None
     try:
         payment, intent = payments.refresh(payment)
@@ -228,7 +229,7 @@ def payment_detail(request, account_id, payment_id):
         "payment": payment,
         "unreachable": unreachable,
         "client_secret": intent.client_secret if needs_action else None,
-        "balance": payments.balance_facts(account),
+        "balance": payment_selectors.balance_facts(account),
         **_stripe_context(),
     }
     return render(request, "billing/payment_detail.html", context)
@@ -239,9 +240,9 @@ def payment_detail(request, account_id, payment_id):
 def payment_history(request, account_id):
     access = account_access(request, account_id, VIEW_BILLING)
     account = access.account
-    if payments.refusal(account):
+    if payment_selectors.refusal(account):
         return _rollup(request, access, "Payment history")
-    page = Paginator(payments.payments_of(account), PAYMENTS_PER_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(payment_selectors.payments_of(account), PAYMENTS_PER_PAGE).get_page(request.GET.get("page"))
     context = {"access": access, "account": account, "page": page}
     return render(request, "billing/payment_history.html", context)
 
@@ -254,9 +255,9 @@ def payment_history(request, account_id):
 def auto_recharge(request, account_id):
     access = account_access(request, account_id, MANAGE_BILLING)
     account = access.account
-    if payments.refusal(account):
+    if payment_selectors.refusal(account):
         return _rollup(request, access, "Auto-recharge")
-    row = payments.auto_recharge_of(account)
+    row = payment_selectors.auto_recharge_of(account)
     if request.method == "GET":
         form = AutoRechargeForm(initial={"enabled": row.enabled, "threshold": row.threshold, "amount": row.amount})
         return _auto_recharge_page(request, access, form)
@@ -280,9 +281,9 @@ def _auto_recharge_page(request, access, form, status=200):
         "access": access,
         "account": account,
         "form": form,
-        "default_card": payments.default_card(account),
-        "last_attempt": payments.last_auto_recharge(account),
-        "attempts_today": payments.auto_recharge_attempts(account),
+        "default_card": payment_selectors.default_card(account),
+        "last_attempt": payment_selectors.last_auto_recharge(account),
+        "attempts_today": payment_selectors.auto_recharge_attempts(account),
         "max_per_day": settings.BILLING_AUTO_RECHARGE_MAX_PER_DAY,
         "max_top_up": format_money(settings.BILLING_MAX_TOP_UP),
     }

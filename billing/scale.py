@@ -5,7 +5,7 @@
   custom pricing allowed and a custom rate.
 - Rates in force: the platform list prices, the manager's negotiated rates (with a change in the
   middle of the month for two products) and the custom rates; every record is rated with the rate
-  in force at its start, as `billing.pricing.RateBook` decides.
+  in force at its start, as `billing.usage.rating.RateBook` decides.
 - Traffic: accounts weighted Pareto (alpha 1.2: a few large accounts, a long tail), products by a
   realistic mix, start times uniform over the month.
 - Bulk: records stream into PostgreSQL with COPY in chunks (memory stays flat at any size); daily
@@ -34,7 +34,7 @@ from accounts.actor import Actor
 from accounts.models import Account, Membership, Role, User
 from accounts.services import create_manager_account
 from billing.models import DailyUsage, MonthlyUsage, Product, Rate, UsageBatch, UsageRecord
-from billing.pricing import RateBook
+from billing.usage.rating import RateBook
 
 REFERENCE_MANAGED = 3_000
 REFERENCE_RECORDS = 10_000_000

@@ -6,8 +6,10 @@ from celery import shared_task
 from django.utils import timezone
 
 from accounts.models import Account
-from billing import invoicing, ledger, payments
-from billing.stripe_gateway import ProviderUnavailable
+from billing.invoices import close as invoice_close
+from billing.ledger import services as ledger
+from billing.payments import services as payments
+from billing.payments.gateway import ProviderUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +66,8 @@ def close_month(month: str) -> int:
     """Beat starts this early on the 1st (for the month before); it queues the billed parties not
     done yet, in tasks of up to CLOSE_BATCH_SIZE parties (a manager with roll-up accounts alone),
     and returns how many parties it queued."""
-    run = invoicing.start_close(date.fromisoformat(month))
-    batches, alone = invoicing.close_plan(run)
+    run = invoice_close.start_close(date.fromisoformat(month))
+    batches, alone = invoice_close.close_plan(run)
     for account_id in alone:
         close_party.delay(run.pk, account_id)
     for account_ids in batches:
@@ -77,9 +79,9 @@ def close_month(month: str) -> int:
 def close_party(self, run_id: int, account_id: int) -> str:
     """One billed party's invoice; idempotent, so a redelivered or retried task changes nothing."""
     try:
-        return invoicing.close_item(run_id=run_id, account_id=account_id).number
+        return invoice_close.close_item(run_id=run_id, account_id=account_id).number
     except Exception as failure:
-        invoicing.record_failure(run_id=run_id, account_id=account_id, error=repr(failure))
+        invoice_close.record_failure(run_id=run_id, account_id=account_id, error=repr(failure))
         raise self.retry(exc=failure, countdown=min(2**self.request.retries * 5, 600)) from failure
 
 
@@ -87,7 +89,7 @@ def close_party(self, run_id: int, account_id: int) -> str:
 def close_batch(self, run_id: int, account_ids: list[int]) -> int:
     """A batch of billed parties without roll-up accounts, set-based in one transaction (one by one
     if that fails); idempotent. Only the parties that failed are retried. Returns how many closed."""
-    failures = invoicing.close_items(run_id=run_id, account_ids=account_ids)
+    failures = invoice_close.close_items(run_id=run_id, account_ids=account_ids)
     if failures:
         failed = sorted(failures)
         raise self.retry(

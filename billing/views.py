@@ -18,15 +18,19 @@ from accounts.access import account_access, managed_account_access
 from accounts.actor import Actor
 from accounts.models import Account
 from accounts.permissions import RESELL, SUBMIT_USAGE, VIEW_BILLING, can_see_pricing
-from billing import csv_upload, invoicing, ledger
 from billing.forms import InvoicePaidForm, InvoiceVoidForm, ResaleMarkupForm, TransferForm, UsageUploadForm
-from billing.invoice_selectors import invoices_of, issued_invoices_of, period_end, resale_invoices_visible
+from billing.invoices import resale
+from billing.invoices import services as invoice_services
+from billing.invoices.pdf import BadDownloadToken, invoice_pdf, invoice_view, pdf_filename, read_download_token
+from billing.invoices.selectors import invoices_of, issued_invoices_of, period_end, resale_invoices_visible
+from billing.ledger import selectors as ledger_selectors
+from billing.ledger import services as ledger
 from billing.models import Balance, Invoice, LedgerEntry, Product, Rate, UsageBatch
 from billing.money import format_money, to_cents
-from billing.pdf import BadDownloadToken, invoice_pdf, invoice_view, pdf_filename, read_download_token
-from billing.pricing import rate_card
 from billing.tables import InvoiceTable, IssuedInvoiceTable, LedgerEntryTable
-from billing.usage import MAX_BATCH, OPTIONAL_FIELDS, REQUIRED_FIELDS, IngestResult, UsageRejected
+from billing.usage import csv_upload
+from billing.usage.rating import rate_card
+from billing.usage.services import MAX_BATCH, OPTIONAL_FIELDS, REQUIRED_FIELDS, IngestResult, UsageRejected
 
 GET_AND_POST = ["GET", "POST"]
 SOURCE_LABELS = {"list price": "List price", "negotiated rate": "Negotiated", "custom rate": "Custom"}
@@ -151,7 +155,7 @@ def balance_page(request, account_id):
     access = account_access(request, account_id, VIEW_BILLING)
     account = access.account
     context = {"access": access, "account": account}
-    if not ledger.has_own_balance(account):
+    if not ledger_selectors.has_own_balance(account):
         # Roll-up: its usage is charged to the manager, whose amounts are none of its business.
         return render(request, "billing/balance_rollup.html", context)
     balance = current_balance(account)
@@ -178,7 +182,7 @@ def _money_facts(balance: Balance) -> dict[str, str]:
 def _transfer_refusal(managed: Account) -> str | None:
     """Why no credit can go to `managed`, or None. The ledger refuses roll-up targets too; a cancelled
     account is refused here, before it could strand credit nobody can use."""
-    if not ledger.has_own_balance(managed):
+    if not ledger_selectors.has_own_balance(managed):
         return f"{managed.name} is billed to you (roll-up); it has no balance to transfer to."
     if managed.status == Account.Status.CANCELLED:
         return f"{managed.name} is cancelled; credit cannot be transferred to it."
@@ -372,7 +376,7 @@ def resale_invoices(request, account_id):
     if request.method == "POST":
         form = ResaleMarkupForm(request.POST)
         if form.is_valid():
-            invoicing.set_resale_markup(
+            invoice_services.set_resale_markup(
                 manager=manager, markup_percent=form.cleaned_data["markup_percent"], actor=Actor.from_request(request)
             )
             messages.success(
@@ -380,7 +384,7 @@ def resale_invoices(request, account_id):
             )
             return redirect("resale_invoices", manager.public_id)
     else:
-        form = ResaleMarkupForm(initial={"markup_percent": invoicing.markup_of(manager)})
+        form = ResaleMarkupForm(initial={"markup_percent": resale.markup_of(manager)})
     invoices = issued_invoices_of(manager)
     status = request.GET.get("status", "")
     if status in dict(ISSUED_STATUS_CHOICES) and status:
@@ -432,7 +436,7 @@ def issued_invoice_pdf(request, account_id, invoice_id):
 
 
 def _transitions(invoice: Invoice) -> list[tuple[str, str]]:
-    allowed = invoicing.TRANSITIONS.get(invoice.status, set())
+    allowed = invoice_services.TRANSITIONS.get(invoice.status, set())
     return [(action, label) for action, (target, _, label) in STATUS_ACTIONS.items() if target in allowed]
 
 
@@ -451,10 +455,10 @@ def issued_invoice_status(request, account_id, invoice_id, action):
         actor = Actor.from_request(request)
         try:
             if action == "paid":
-                invoicing.mark_invoice_paid(invoice=invoice, note=form.cleaned_data["note"], actor=actor)
+                invoice_services.mark_invoice_paid(invoice=invoice, note=form.cleaned_data["note"], actor=actor)
             else:
-                invoicing.void_invoice(invoice=invoice, reason=form.cleaned_data["reason"], actor=actor)
-        except invoicing.InvoiceStateError as failure:
+                invoice_services.void_invoice(invoice=invoice, reason=form.cleaned_data["reason"], actor=actor)
+        except invoice_services.InvoiceStateError as failure:
             error = str(failure)
         else:
             messages.success(request, f"Invoice {invoice.number} is now {invoice.get_status_display().lower()}.")

@@ -37,6 +37,7 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import django
+import redis
 from celery.exceptions import AlwaysEagerIgnored
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
@@ -50,7 +51,10 @@ from django.urls import reverse
 from accounts.actor import Actor
 from accounts.models import Account
 from accounts.services import create_api_key
-from billing import invoicing, ledger
+from billing.invoices import builder
+from billing.invoices import close as invoice_close
+from billing.invoices import lines as invoice_lines
+from billing.ledger import services as ledger
 from billing.models import (
     CloseItem,
     CloseRun,
@@ -120,8 +124,6 @@ def check_services() -> None:
 
 
 def machine_facts() -> dict:
-    import redis
-
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
         (pg_version,) = cursor.fetchone()
@@ -197,7 +199,7 @@ def find_or_build_workload(options: Options, month: date, say: Say) -> tuple[Acc
             f"{name} holds {len(ids) - 1:,} managed accounts and {stored:,} records in {month:%Y-%m}, "
             "not what its name says (an interrupted build?). Benchmark another --month or use a fresh database."
         )
-    others = set(invoicing.billed_parties(month).values_list("pk", flat=True)) - set(ids)
+    others = set(builder.billed_parties(month).values_list("pk", flat=True)) - set(ids)
     if others:
         raise RuntimeError(
             f"{month:%Y-%m} has {len(others)} billed part(ies) besides the benchmark's: its close would invoice "
@@ -281,7 +283,7 @@ def reset_close(manager: Account, month: date) -> dict[str, int]:
 def _give_back_numbers(numbers: list[tuple[int | None, str]]) -> None:
     by_issuer: dict[str, list[int]] = {}
     for issuer_id, number in numbers:
-        key = invoicing.PLATFORM_ISSUER if issuer_id is None else f"account:{issuer_id}"
+        key = invoice_lines.PLATFORM_ISSUER if issuer_id is None else f"account:{issuer_id}"
         digits = "".join(ch for ch in number.rsplit("-", 1)[-1] if ch.isdigit())
         if digits:
             by_issuer.setdefault(key, []).append(int(digits))
@@ -338,7 +340,7 @@ def monthly_close(manager: Account, month: date, options: Options, say: Say, log
     invoices = Invoice.objects.filter(period=month, bill_to__in=tree_ids(manager))
     platform = invoices.filter(issuer__isnull=True).count()
     resale = invoices.filter(issuer__isnull=False).count()
-    parties = invoicing.billed_parties(month).count()
+    parties = builder.billed_parties(month).count()
     if platform != parties:
         raise RuntimeError(f"the close did not invoice every billed party once: {progress}, {platform} of {parties}")
     return Figure(
@@ -357,7 +359,7 @@ def _wait_for_close(month: date, *, timeout: float, stuck_after: float = 60) -> 
     deadline = time.monotonic() + timeout
     last, changed = None, time.monotonic()
     while time.monotonic() < deadline:
-        progress = invoicing.close_progress(month)
+        progress = invoice_close.close_progress(month)
         if progress["total"] and progress["done"] == progress["total"]:
             return progress
         if progress != last:

@@ -1,7 +1,7 @@
 """v2 API: usage reports (`GET /usage_reports`, `GET /usage_reports/options`), in the shape of
 Telnyx's usage reports API so that its SDK's `client.usage_reports.list(...)` works unchanged.
 
-The report is the one the usage report page shows: `billing.selectors.usage_summary` over the
+The report is the one the usage report page shows: `billing.usage.selectors.usage_summary` over the
 daily and monthly totals (never the raw records), money only where `can_see_pricing` says so, CSV
 through `reporting.exports` (streamed, formula-escaped).
 
@@ -46,9 +46,9 @@ from django.http import JsonResponse
 from accounts.models import Account
 from accounts.permissions import can_see_pricing
 from accounts.selectors import managed_accounts_for
-from billing import selectors
 from billing.models import Product
-from billing.selectors import GROUP_BY_ACCOUNT, GROUP_BY_DAY, GROUP_BY_MONTH, GROUP_BY_PRODUCT, UsageRow
+from billing.usage import selectors
+from billing.usage.selectors import GROUP_BY_ACCOUNT, GROUP_BY_DAY, GROUP_BY_MONTH, GROUP_BY_PRODUCT, UsageRow
 from portal.api import ApiError, api_view, invalid, page, query_bool
 from reporting import exports
 from reporting.forms import today_utc

@@ -27,7 +27,7 @@ from decimal import Decimal
 from django.http import StreamingHttpResponse
 from django.utils.text import slugify
 
-from billing.selectors import GROUP_BY_ACCOUNT, GROUP_BY_PRODUCT, UsageRow
+from billing.usage.selectors import GROUP_BY_ACCOUNT, GROUP_BY_PRODUCT, UsageRow
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 ROWS_PER_CHUNK = 1000

@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from accounts.models import Account
 from accounts.selectors import managed_accounts_for
-from billing import selectors
 from billing.models import Product
+from billing.usage import selectors
 
 MAX_RANGE_DAYS = 366
 SCOPE_ALL = "all"

@@ -10,7 +10,7 @@ import django_tables2 as tables
 from django.utils.html import format_html
 
 from billing.money import format_money
-from billing.selectors import GROUP_BY_PRODUCT, UsageRow, UsageTotals
+from billing.usage.selectors import GROUP_BY_PRODUCT, UsageRow, UsageTotals
 from reporting.forms import GROUP_LABELS
 
 NUMERIC = {"th": {"class": "num"}, "td": {"class": "num"}, "tf": {"class": "num"}}

@@ -20,8 +20,8 @@ from django_tables2 import RequestConfig
 
 from accounts.access import AccountAccess, account_access
 from accounts.permissions import SUBMIT_USAGE, VIEW_REPORTS, can_see_pricing, role_allows
-from billing import selectors
-from billing.selectors import GROUP_BY_DAY, GROUP_BY_MONTH, GROUP_BY_PRODUCT, UsageRow
+from billing.usage import selectors
+from billing.usage.selectors import GROUP_BY_DAY, GROUP_BY_MONTH, GROUP_BY_PRODUCT, UsageRow
 from reporting import exports
 from reporting.forms import GROUP_LABELS, UsageFilterForm, UsageFilters, UsageReportForm, encode_cursor
 from reporting.tables import UsageRecordTable, UsageSummaryTable

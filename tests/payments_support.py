@@ -16,9 +16,10 @@ from django.conf import settings
 
 from accounts.actor import Actor
 from accounts.models import Account, User
-from billing import ledger, payments
-from billing import stripe_gateway as gateway
+from billing.ledger import services as ledger
 from billing.models import LedgerEntry, PaymentMethod
+from billing.payments import gateway
+from billing.payments import services as payments
 from tests.factories import account_with_owner
 
 GOOD_CARD = "4242424242424242"

@@ -29,8 +29,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from accounts import services
 from accounts.actor import Actor
 from accounts.models import Account, Membership, Role
-from billing import ledger
-from billing.invoicing import invoice_party
+from billing.invoices.builder import invoice_party
+from billing.ledger import services as ledger
 from billing.models import Invoice
 from tests.conftest import PERSONAS, World
 from tests.factories import MembershipFactory, UserFactory

@@ -16,8 +16,11 @@ from django.utils import timezone
 
 from accounts.actor import Actor
 from accounts.models import AuditEvent
-from billing import ledger, payments, tasks
+from billing import tasks
+from billing.ledger import selectors as ledger_selectors
+from billing.ledger import services as ledger
 from billing.models import AutoRecharge, LedgerEntry, MonthlyUsage, Payment, Product
+from billing.payments import services as payments
 from tests.payments_support import DECLINED_ON_CHARGE, GOOD_CARD, add_card, give_credit, top_up_entries
 
 pytestmark = pytest.mark.usefixtures("localstripe")
@@ -50,7 +53,7 @@ def _auto_payments(account):
 
 def _balance(account) -> Decimal:
     balance = ledger.balance_of(account).amount
-    assert balance == ledger.ledger_sum(account)  # the cached balance is always the sum of its entries
+    assert balance == ledger_selectors.ledger_sum(account)  # the cached balance is always the sum of its entries
     return balance
 
 

@@ -18,7 +18,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from accounts.models import Account, AuditEvent, Membership, User
-from billing import ledger
+from billing.ledger import services as ledger
 from billing.models import Balance, DailyUsage, LedgerEntry, MonthlyUsage, UsageBatch, UsageRecord
 
 SQL = "x'); DROP TABLE billing_usagerecord; --"

@@ -16,9 +16,10 @@ from django.urls import reverse
 
 from accounts.actor import Actor
 from accounts.models import Account, AuditEvent, Role
-from billing import ledger
+from billing.ledger import selectors as ledger_selectors
+from billing.ledger import services as ledger
 from billing.models import Balance, LedgerEntry, Product, Rate
-from billing.usage import ingest_usage
+from billing.usage.services import ingest_usage
 from tests.conftest import make_managed_accounts
 from tests.factories import AccountFactory, MembershipFactory, UserFactory
 
@@ -336,8 +337,8 @@ def test_a_manager_transfers_credit_after_a_confirmation_step(funded, persona):
     assert messages_of(done) == ["USD 40.00 transferred to Blue Harbor."]
     assert amount_of(world.manager) == Decimal("60.00")
     assert amount_of(world.sibling) == Decimal("40.00")
-    assert ledger.ledger_sum(world.manager) == Decimal("60.00")
-    assert ledger.ledger_sum(world.sibling) == Decimal("40.00")
+    assert ledger_selectors.ledger_sum(world.manager) == Decimal("60.00")
+    assert ledger_selectors.ledger_sum(world.sibling) == Decimal("40.00")
     event = AuditEvent.objects.get(change_type="balance.transferred")
     assert (event.account, event.related_account, event.user) == (world.manager, world.sibling, world.users["owner"])
     assert "Credit transferred to Blue Harbor" in text(persona("billing").get(balance_url(world.manager)))
@@ -576,7 +577,7 @@ def test_staff_change_the_credit_limit_without_touching_the_amount(world, staff)
     assert response.status_code == 302
     balance.refresh_from_db()
     assert (balance.amount, balance.credit_limit) == (Decimal("15.00"), Decimal("250.00"))
-    assert balance.amount == ledger.ledger_sum(world.standard)
+    assert balance.amount == ledger_selectors.ledger_sum(world.standard)
     log = LogEntry.objects.get(object_id=str(balance.pk))
     assert log.get_change_message() == "Changed credit limit from 0.00 to 250.00."
 

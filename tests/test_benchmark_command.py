@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from accounts.models import Account
-from billing.ledger import ledger_sum
+from billing.ledger.selectors import ledger_sum
 from billing.models import Balance, Invoice, InvoiceSequence, LedgerEntry, UsageRecord
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

@@ -2,8 +2,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from accounts.actor import Actor
 from accounts.models import Account
-from billing.invoicing import billed_parties
-from billing.usage import ingest_usage
+from billing.invoices.builder import billed_parties
+from billing.usage.services import ingest_usage
 
 OCTOBER = date(2026, 10, 1)
 

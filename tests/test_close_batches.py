@@ -18,8 +18,11 @@ from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Account
-from billing import invoicing, ledger
-from billing.invoicing import billed_parties, close_item, close_items, close_plan, close_progress, start_close
+from billing.invoices import builder, resale
+from billing.invoices.builder import billed_parties
+from billing.invoices.close import close_item, close_items, close_plan, close_progress, start_close
+from billing.ledger import selectors as ledger_selectors
+from billing.ledger import services as ledger
 from billing.models import (
     AutoRecharge,
     Balance,
@@ -119,7 +122,7 @@ def test_batches_make_exactly_the_invoices_lines_and_ledger_of_the_one_by_one_cl
     assert_numbers_gap_free()
     for account in crowd:
         balance = Balance.objects.filter(account=account).values_list("amount", flat=True).first()
-        assert (balance or Decimal(0)) == ledger.ledger_sum(account), account
+        assert (balance or Decimal(0)) == ledger_selectors.ledger_sum(account), account
 
 
 def test_the_plan_batches_parties_without_rollups_and_keeps_managers_with_rollups_alone(world, crowd, settings):
@@ -216,11 +219,11 @@ def test_bulk_own_usage_charges_agree_with_one_by_one_and_mix(world, crowd):
     assert ledger.post_own_usage_charges(accounts=some, month=JUNE) == 0
     for account in some:
         assert ledger.post_usage_charges(account=account, month=JUNE) is None  # same keys, nothing new
-        assert Balance.objects.get(account=account).amount == ledger.ledger_sum(account)
+        assert Balance.objects.get(account=account).amount == ledger_selectors.ledger_sum(account)
     # Crowd 00 has no usage and Crowd 01 was charged in full; Crowd 02 only for its later usage.
     assert posted == len(some) - 2
     early = LedgerEntry.objects.filter(account=some[2], kind=LedgerEntry.Kind.USAGE_CHARGE).order_by("pk")
-    assert early.count() == 2 and sum(e.amount for e in early) == ledger.ledger_sum(some[2])
+    assert early.count() == 2 and sum(e.amount for e in early) == ledger_selectors.ledger_sum(some[2])
     with pytest.raises(ledger.LedgerError):
         ledger.post_own_usage_charges(accounts=[world.managed], month=JUNE)  # a roll-up account has no balance
 
@@ -259,7 +262,7 @@ def test_two_batches_racing_over_the_same_parties_make_one_invoice_each(catalogu
     assert_month_closed(JUNE, everyone)
     assert_numbers_gap_free(in_order=False)
     for account in everyone:
-        assert Balance.objects.get(account=account).amount == ledger.ledger_sum(account)
+        assert Balance.objects.get(account=account).amount == ledger_selectors.ledger_sum(account)
         assert LedgerEntry.objects.filter(account=account, kind=LedgerEntry.Kind.USAGE_CHARGE).count() <= (
             1 + Account.objects.filter(manager=account, billing_mode=Account.BillingMode.ROLLUP).count()
         )
@@ -278,9 +281,9 @@ def test_a_managers_rollup_lines_and_resale_invoices_are_the_same_in_sql_and_in_
     def build(sql: bool) -> tuple:
         with transaction.atomic():
             invoice = Invoice.objects.create(bill_to=world.manager, period=JUNE)
-            total = invoicing._add_lines(invoice, world.manager, JUNE, sql=sql)
-            resale = invoicing._issue_resale_invoices(world.manager, JUNE, sql=sql)
-            state = (total, everything()["lines"], everything()["invoices"], [i.number for i in resale])
+            total = builder.add_lines(invoice, world.manager, JUNE, sql=sql)
+            issued = resale.issue_resale_invoices(world.manager, JUNE, sql=sql)
+            state = (total, everything()["lines"], everything()["invoices"], [i.number for i in issued])
             transaction.set_rollback(True)
         return state
 

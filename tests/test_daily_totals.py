@@ -16,9 +16,9 @@ from django.db import connection
 from django.db.models import Count, Sum
 
 from accounts.actor import Actor
-from billing import usage
 from billing.models import DailyUsage, MonthlyUsage, Product, Rate, UsageBatch, UsageRecord
-from billing.usage import ingest_usage
+from billing.usage import services as usage
+from billing.usage.services import ingest_usage
 
 DAY = datetime(2025, 6, 1, tzinfo=UTC)
 
@@ -324,7 +324,7 @@ def test_monthly_totals_split_at_the_utc_month_boundary(world):
 
 @pytest.mark.parametrize("group_by", ["day", "month", "product", "account"])
 def test_reports_over_partial_and_whole_months_equal_the_raw_records(world, group_by):
-    from billing.selectors import usage_summary, usage_totals
+    from billing.usage.selectors import usage_summary, usage_totals
 
     moments = [
         datetime(2026, 1, 14, 23, 0, tzinfo=UTC),  # before the range

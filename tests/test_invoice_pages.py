@@ -33,11 +33,11 @@ from django.urls import reverse
 from accounts import services
 from accounts.actor import Actor
 from accounts.models import Account, Membership, Role, User
-from billing import ledger
-from billing.invoicing import invoice_party
+from billing.invoices.builder import invoice_party
+from billing.ledger import services as ledger
 from billing.models import Invoice, LedgerEntry, Product, Rate
 from billing.money import to_cents
-from billing.usage import ingest_usage
+from billing.usage.services import ingest_usage
 from tests.conftest import log_in_as
 
 MARCH = date(2025, 3, 1)

@@ -25,9 +25,9 @@ from pypdf import PdfReader
 from accounts import services
 from accounts.actor import Actor
 from accounts.models import Account
-from billing.invoicing import invoice_party
+from billing.invoices.builder import invoice_party
+from billing.invoices.pdf import DOWNLOAD_MAX_AGE, DOWNLOAD_SALT, download_token, invoice_pdf
 from billing.models import Invoice
-from billing.pdf import DOWNLOAD_MAX_AGE, DOWNLOAD_SALT, download_token, invoice_pdf
 from tests.test_invoice_pages import (  # noqa: F401
     MARCH,
     _canyon_clients,

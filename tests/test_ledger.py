@@ -16,15 +16,12 @@ from django.db.models import Sum
 
 from accounts.actor import Actor
 from accounts.models import Account, AuditEvent
-from billing import usage as usage_module
-from billing.ledger import (
+from billing.ledger.selectors import billed_party, has_own_balance, ledger_sum
+from billing.ledger.services import (
     InsufficientCredit,
     LedgerError,
     adjust_balance,
     balance_of,
-    billed_party,
-    has_own_balance,
-    ledger_sum,
     post_entry,
     post_usage_charges,
     post_usage_charges_for,
@@ -33,7 +30,8 @@ from billing.ledger import (
 from billing.models import Balance, LedgerEntry, UsageRecord
 from billing.money import to_cents
 from billing.tasks import charge_usage
-from billing.usage import ingest_usage
+from billing.usage import services as usage_module
+from billing.usage.services import ingest_usage
 from tests.factories import AccountFactory, UserFactory
 
 JUNE = date(2025, 6, 1)
@@ -743,7 +741,7 @@ def test_the_charge_task_running_several_times_at_once_posts_once(catalogue, wor
 
 
 def test_staff_credit_limit_changes_are_audited_and_keep_the_amount(world):
-    from billing.ledger import set_credit_limit
+    from billing.ledger.services import set_credit_limit
 
     staff = UserFactory(is_staff=True)
     credit(world.standard, "10.00")
@@ -814,7 +812,7 @@ def test_one_message_charges_many_accounts_set_based_and_a_failing_group_falls_b
     def broken(**kwargs):
         raise RuntimeError("lock timeout")
 
-    monkeypatch.setattr("billing.ledger.post_own_usage_charges", broken)
+    monkeypatch.setattr("billing.ledger.services.post_own_usage_charges", broken)
     assert charge_usage_many(pairs) == 1  # the manager's group; the standard account went one by one
     assert usage_charges(world.standard) == [(JUNE, Decimal("-0.10")), (JUNE, Decimal("-0.10"))]
     assert charged(world.manager, world.managed, JUNE) == Decimal("-0.17")

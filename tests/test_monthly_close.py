@@ -28,9 +28,13 @@ from django.utils import timezone
 
 from accounts.actor import Actor
 from accounts.models import Account
-from billing import invoicing, ledger
-from billing import usage as usage_module
-from billing.invoicing import close_item, close_progress, invoice_party, start_close
+from billing.invoices import builder
+from billing.invoices import close as invoice_close
+from billing.invoices import lines as line_rules
+from billing.invoices.builder import invoice_party
+from billing.invoices.close import close_item, close_progress, start_close
+from billing.ledger import selectors as ledger_selectors
+from billing.ledger import services as ledger
 from billing.models import (
     Balance,
     CloseItem,
@@ -48,7 +52,8 @@ from billing.models import (
 )
 from billing.money import to_cents
 from billing.tasks import close_batch, close_month, close_party
-from billing.usage import UsageRejected, ingest_usage
+from billing.usage import services as usage_module
+from billing.usage.services import UsageRejected, ingest_usage
 from portal.celery import app
 from tests.factories import AccountFactory
 
@@ -369,9 +374,9 @@ def test_the_statement_carries_each_closing_balance_into_the_next_months_opening
     for party in parties:
         assert july[party.pk].opening_balance == june[party.pk].closing_balance, party
         # Nothing was posted after July, so July's closing balance is the balance itself.
-        assert july[party.pk].closing_balance == ledger.ledger_sum(party), party
+        assert july[party.pk].closing_balance == ledger_selectors.ledger_sum(party), party
         if Balance.objects.filter(account=party).exists():
-            assert Balance.objects.get(account=party).amount == ledger.ledger_sum(party), party
+            assert Balance.objects.get(account=party).amount == ledger_selectors.ledger_sum(party), party
     assert june[m].closing_balance == Decimal("150.00") - june[m].total
     assert_numbers_gap_free()
     assert Invoice.objects.filter(period=JULY).order_by("number").first().number == "MC-0000006"
@@ -446,7 +451,7 @@ def building(patch) -> set[int]:
     """The parties whose invoices are being built right now: one alone (`_build`, a manager with
     roll-up accounts or the fallback of a failed batch) or a batch (`_build_batch`)."""
     in_flight: set[int] = set()
-    real_build, real_batch = invoicing._build, invoicing._build_batch
+    real_build, real_batch = builder._build, builder._build_batch
 
     def build(account, month):
         in_flight.add(account.pk)
@@ -462,24 +467,24 @@ def building(patch) -> set[int]:
         finally:
             in_flight.clear()
 
-    patch.setattr(invoicing, "_build", build)
-    patch.setattr(invoicing, "_build_batch", build_batch)
+    patch.setattr(builder, "_build", build)
+    patch.setattr(builder, "_build_batch", build_batch)
     return in_flight
 
 
 def die_while_numbering(patch, victim: Account, error: type[BaseException]) -> None:
     """A build that invoices the victim dies right after drawing the platform numbers: its charges,
     draft, lines (alone) and numbers exist only in the uncommitted transaction."""
-    real = invoicing._next_numbers
+    real = line_rules.next_numbers
     in_flight = building(patch)
 
     def next_numbers(issuer_key, count, *, prefix):
         numbers = real(issuer_key, count, prefix=prefix)
-        if issuer_key == invoicing.PLATFORM_ISSUER and victim.pk in in_flight:
+        if issuer_key == line_rules.PLATFORM_ISSUER and victim.pk in in_flight:
             raise error(f"the worker died after drawing {numbers} for {victim.name}")
         return numbers
 
-    patch.setattr(invoicing, "_next_numbers", next_numbers)
+    patch.setattr(line_rules, "next_numbers", next_numbers)
 
 
 def die_while_charging(patch, victim: Account, error: type[BaseException]) -> None:
@@ -515,7 +520,7 @@ def die_while_charging(patch, victim: Account, error: type[BaseException]) -> No
 def die_after_the_invoice_committed(patch, victim: Account, error: type[BaseException]) -> None:
     """The invoice is committed, the close item not yet marked done (alone), or the victim's whole
     batch committed with its items and the task dies before it returns."""
-    real, real_batch = invoicing.invoice_party, invoicing._close_batch
+    real, real_batch = builder.invoice_party, invoice_close._close_batch
 
     def invoice_party(*, account, month):
         invoice = real(account=account, month=month)
@@ -529,8 +534,8 @@ def die_after_the_invoice_committed(patch, victim: Account, error: type[BaseExce
             raise error(f"the worker died after finalizing {invoices[victim.pk].number} in a batch")
         return invoices
 
-    patch.setattr(invoicing, "invoice_party", invoice_party)
-    patch.setattr(invoicing, "_close_batch", close_batch)
+    patch.setattr(builder, "invoice_party", invoice_party)
+    patch.setattr(invoice_close, "_close_batch", close_batch)
 
 
 CRASHES = {

@@ -11,9 +11,11 @@ from django.urls import reverse
 
 from accounts.actor import Actor
 from accounts.models import AuditEvent
-from billing import ledger, payments
-from billing import stripe_gateway as gateway
+from billing.ledger import selectors as ledger_selectors
+from billing.ledger import services as ledger
 from billing.models import LedgerEntry, Payment, PaymentMethod
+from billing.payments import gateway
+from billing.payments import services as payments
 from tests.conftest import log_in_as
 from tests.payments_support import (
     DECLINED_ON_CHARGE,
@@ -158,7 +160,7 @@ def test_a_top_up_credits_the_balance_once(world, persona, localstripe):
     assert _pay(client, world.manager, "25.00", card, key).status_code == 302
     assert Payment.objects.filter(account=world.manager).count() == 1
     assert top_up_entries(world.manager).count() == 1
-    assert ledger.balance_of(world.manager).amount == Decimal("25.00") == ledger.ledger_sum(world.manager)
+    assert ledger.balance_of(world.manager).amount == Decimal("25.00") == ledger_selectors.ledger_sum(world.manager)
     assert "USD 25.00" in client.get(_url("balance", world.manager)).content.decode()
     event = AuditEvent.objects.get(change_type="top_up.succeeded")
     assert event.user == world.users["billing"] and event.account == world.manager
@@ -317,7 +319,7 @@ def test_return_and_webhook_each_twice_credit_once(world, persona, localstripe):
     payment.refresh_from_db()
     assert payment.status == Payment.Status.SUCCEEDED
     assert top_up_entries(world.manager).count() == 1
-    assert ledger.balance_of(world.manager).amount == Decimal("30.00") == ledger.ledger_sum(world.manager)
+    assert ledger.balance_of(world.manager).amount == Decimal("30.00") == ledger_selectors.ledger_sum(world.manager)
     assert AuditEvent.objects.filter(change_type="top_up.succeeded").count() == 1
     # The audit names the person who paid, whoever delivered the news.
     assert AuditEvent.objects.get(change_type="top_up.succeeded").user == world.users["owner"]

@@ -19,10 +19,10 @@ from django.urls import reverse
 from accounts.actor import Actor
 from accounts.models import Invitation, Role
 from accounts.services import create_api_key, invite_member
-from billing.invoicing import invoice_party
+from billing.invoices.builder import invoice_party
 from billing.models import Product, Rate
 from billing.money import to_cents
-from billing.usage import ingest_usage
+from billing.usage.services import ingest_usage
 from tests.test_authorization_matrix import portal_url_patterns
 
 VOICE_RATE = Decimal("0.013370")

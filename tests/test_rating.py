@@ -13,8 +13,8 @@ from accounts.models import Account
 from billing import money
 from billing.models import Product, Rate, UsageRecord
 from billing.money import to_cents
-from billing.pricing import RateBook, rate_card, rate_for
-from billing.usage import ingest_usage
+from billing.usage.rating import RateBook, rate_card, rate_for
+from billing.usage.services import ingest_usage
 
 LIST_SMS = Decimal("0.004")  # billing/migrations/0002_catalogue.py
 LIST_VOICE = Decimal("0.01")

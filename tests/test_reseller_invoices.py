@@ -16,10 +16,11 @@ from django.urls import reverse
 
 from accounts.actor import Actor
 from accounts.models import Account, AuditEvent, Membership, Role
-from billing import invoicing
-from billing.invoicing import InvoiceStateError, invoice_party
+from billing.invoices import services as invoice_services
+from billing.invoices.builder import invoice_party
+from billing.invoices.services import InvoiceStateError
 from billing.models import Invoice, InvoiceLine, InvoiceSequence, ResaleTerms, UsageRecord
-from billing.usage import ingest_usage
+from billing.usage.services import ingest_usage
 from tests.conftest import make_managed_accounts
 
 MARCH, APRIL = date(2025, 3, 1), date(2025, 4, 1)
@@ -85,7 +86,7 @@ def march(world):
 
 def test_the_close_issues_one_reseller_invoice_per_roll_up_account_at_cost_plus_markup(march):
     world = march
-    invoicing.set_resale_markup(
+    invoice_services.set_resale_markup(
         manager=world.manager, markup_percent=Decimal("17.50"), actor=Actor(user=world.users["owner"])
     )
 
@@ -205,7 +206,7 @@ def test_the_list_filters_by_status_and_account_and_is_paginated_with_constant_q
     sibling_only = text(client.get(resale_url(world), {"account": str(world.sibling.public_id)}))
     assert sibling_only.count("R-00") == 2  # March and April, Blue Harbor only
     paid = Invoice.objects.filter(issuer=world.manager, bill_to=world.sibling, period=MARCH).get()
-    invoicing.mark_invoice_paid(invoice=paid, note="", actor=Actor(user=world.users["owner"]))
+    invoice_services.mark_invoice_paid(invoice=paid, note="", actor=Actor(user=world.users["owner"]))
     only_paid = text(client.get(resale_url(world), {"status": "paid"}))
     assert paid.number in only_paid and only_paid.count("R-00") == 1
 
@@ -280,15 +281,15 @@ def test_the_state_rules_hold_in_the_service_too(march):
     invoice = Invoice.objects.get(issuer=world.manager, bill_to=world.managed)
     actor = Actor(user=world.users["owner"])
     with pytest.raises(InvoiceStateError, match="reason"):
-        invoicing.void_invoice(invoice=invoice, reason="", actor=actor)
-    invoicing.void_invoice(invoice=invoice, reason="Wrong month", actor=actor)
+        invoice_services.void_invoice(invoice=invoice, reason="", actor=actor)
+    invoice_services.void_invoice(invoice=invoice, reason="Wrong month", actor=actor)
     with pytest.raises(InvoiceStateError, match="is void"):
-        invoicing.mark_invoice_paid(invoice=invoice, note="", actor=actor)
+        invoice_services.mark_invoice_paid(invoice=invoice, note="", actor=actor)
 
 
 def test_the_issued_invoice_page_and_pdf_show_the_issuer_the_markup_and_the_actions(march, persona):
     world = march
-    invoicing.set_resale_markup(
+    invoice_services.set_resale_markup(
         manager=world.manager, markup_percent=Decimal("10"), actor=Actor(user=world.users["owner"])
     )
     invoice_party(account=world.manager, month=MARCH)

@@ -15,7 +15,7 @@ from django.db.models import Max, Min, Sum
 from accounts.models import Account
 from billing import scale
 from billing.models import DailyUsage, MonthlyUsage, Product, Rate, UsageRecord
-from billing.pricing import RateBook
+from billing.usage.rating import RateBook
 
 MONTH = date(2025, 3, 1)
 

@@ -13,8 +13,8 @@ from django.db.models import Count, Max, Min, Sum
 from django.utils import timezone
 
 from billing.models import DailyUsage, UsageBatch, UsageRecord
-from billing.simulator import account_profile, account_usage
-from billing.usage import MAX_BATCH
+from billing.usage.services import MAX_BATCH
+from billing.usage.simulator import account_profile, account_usage
 from tests.factories import AccountFactory
 
 # A fixed end in the past, so that two runs see the same range whatever the clock does between them.
@@ -195,9 +195,9 @@ def test_the_simulator_leaves_invoiced_months_alone_so_a_second_run_after_a_clos
     the closed month (which ingestion refuses) but still fill the open days."""
     from datetime import UTC, datetime
 
-    from billing.invoicing import invoice_party
+    from billing.invoices.builder import invoice_party
     from billing.models import UsageRecord
-    from billing.simulator import simulate_usage
+    from billing.usage.simulator import simulate_usage
 
     start, end = datetime(2025, 5, 20, tzinfo=UTC), datetime(2025, 6, 10, tzinfo=UTC)
     simulate_usage(accounts=[world.standard], start=start, end=end, records_per_day=5)

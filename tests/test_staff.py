@@ -358,7 +358,7 @@ def test_the_printed_demo_logins_work(db):
 def test_staff_read_invoices_and_mark_a_platform_invoice_paid_or_void_once(world, staff_client):
     from datetime import date
 
-    from billing.invoicing import invoice_party
+    from billing.invoices.builder import invoice_party
     from billing.models import Invoice
 
     client, superuser = staff_client

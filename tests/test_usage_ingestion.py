@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.actor import Actor
 from accounts.models import Account, AuditEvent
 from billing.models import DailyUsage, Product, Rate, UsageBatch, UsageRecord
-from billing.usage import MAX_BATCH, RowError, UsageRejected, ingest_usage
+from billing.usage.services import MAX_BATCH, RowError, UsageRejected, ingest_usage
 
 AT = datetime(2025, 6, 1, 10, 0, tzinfo=UTC)
 MISSING = object()
@@ -440,7 +440,7 @@ def test_usage_sent_by_a_manager_acting_as_a_managed_account_is_audited_as_the_m
 def test_a_disabled_submitter_cannot_submit_for_its_managed_accounts(world):
     from accounts.models import Account
     from billing.models import UsageRecord
-    from billing.usage import UsageRejected, ingest_usage
+    from billing.usage.services import UsageRejected, ingest_usage
 
     Account.objects.filter(pk=world.manager.pk).update(status=Account.Status.DISABLED)
     world.manager.refresh_from_db()

@@ -27,9 +27,9 @@ from django.urls import reverse
 
 from accounts.actor import Actor
 from accounts.models import Account, Membership, Role
-from billing import selectors
 from billing.models import Product, UsageRecord
-from billing.usage import ingest_usage
+from billing.usage import selectors
+from billing.usage.services import ingest_usage
 from reporting.exports import escape_cell
 from reporting.forms import UsageFilters, today_utc
 from reporting.views import chart_data

@@ -10,8 +10,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from accounts.models import Account, AuditEvent
-from billing import csv_upload
 from billing.models import DailyUsage, Product, Rate, UsageBatch, UsageRecord
+from billing.usage import csv_upload
 
 HEADER = "product,quantity,started_at,idempotency_key,direction,country,destination"
 GOOD_ROWS = [

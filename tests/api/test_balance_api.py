@@ -33,9 +33,10 @@ from telnyx.types.managed_account_balance import ManagedAccountBalance
 from accounts import services
 from accounts.actor import Actor
 from accounts.models import Account
-from billing.ledger import balance_of, ledger_sum, post_entry, post_usage_charges, transfer_credit
+from billing.ledger.selectors import ledger_sum
+from billing.ledger.services import balance_of, post_entry, post_usage_charges, transfer_credit
 from billing.models import Balance, LedgerEntry
-from billing.usage import ingest_usage
+from billing.usage.services import ingest_usage
 from tests.api.conftest import assert_error, owner_of
 from tests.factories import account_with_owner
 

@@ -2,7 +2,7 @@
 validation: every response must parse into the SDK's own models), and raw HTTP for what the SDK
 would refuse to send.
 
-Invoices are made as the monthly close makes them (billing.invoicing.invoice_party): world.manager
+Invoices are made as the monthly close makes them (billing.invoices.builder.invoice_party): world.manager
 for January, February and March 2025 (March: Alpine Voice's roll-up voice 250 = 2.50 and its own
 sms 7 = 0.028 -> 0.03, total 2.53); Canyon Lines, a separately billed hidden-pricing managed
 account, for March (voice 30.5 = 0.305 -> 0.31).
@@ -27,9 +27,9 @@ from telnyx.types import InvoiceListResponse, InvoiceRetrieveResponse
 from accounts import services
 from accounts.actor import Actor
 from accounts.models import Account
-from billing.invoicing import invoice_party
+from billing.invoices.builder import invoice_party
 from billing.models import Invoice
-from billing.usage import ingest_usage
+from billing.usage.services import ingest_usage
 from tests.api.conftest import assert_error, owner_of
 
 JANUARY, FEBRUARY, MARCH = date(2025, 1, 1), date(2025, 2, 1), date(2025, 3, 1)

@@ -32,7 +32,7 @@ from accounts.actor import Actor
 from accounts.models import Account, AuditEvent
 from accounts.services import create_api_key
 from billing.models import DailyUsage, MonthlyUsage, UsageBatch, UsageRecord
-from billing.usage import MAX_BATCH, ingest_usage
+from billing.usage.services import MAX_BATCH, ingest_usage
 from reporting.forms import today_utc
 from tests.api.conftest import owner_of
 

@@ -16,10 +16,11 @@ from playwright.sync_api import Page, expect
 
 from accounts.actor import Actor
 from accounts.models import Account, Role, User
-from billing import invoicing, ledger
+from billing.invoices import close as invoice_close
+from billing.ledger import services as ledger
 from billing.models import Invoice, Payment, PaymentMethod
 from billing.money import format_money
-from billing.usage import ingest_usage
+from billing.usage.services import ingest_usage
 from tests.factories import PASSWORD, MembershipFactory, UserFactory, account_with_owner
 from tests.payments_support import DECLINED_ON_CHARGE, DECLINED_ON_SAVE, GOOD_CARD
 
@@ -43,9 +44,9 @@ def billed_last_month(transactional_db) -> tuple[Account, User, Invoice]:
         for n in range(4)
     ]
     ingest_usage(submitter=account, rows=rows, source="api", actor=Actor(user=owner))  # 1,000 min: USD 10.00
-    run = invoicing.start_close(month)
+    run = invoice_close.start_close(month)
     for account_id in run.items.values_list("account_id", flat=True):
-        invoicing.close_item(run_id=run.pk, account_id=account_id)
+        invoice_close.close_item(run_id=run.pk, account_id=account_id)
     invoice = Invoice.objects.get(bill_to=account, period=month)
     assert invoice.total == Decimal("10.00")
     return account, user, invoice

@@ -15,9 +15,10 @@ from playwright.sync_api import Page, expect
 
 from accounts.actor import Actor
 from accounts.models import Account, AuditEvent
-from billing import invoicing
+from billing.invoices import builder
+from billing.invoices import services as invoice_services
 from billing.models import Invoice, ResaleTerms
-from billing.usage import ingest_usage
+from billing.usage.services import ingest_usage
 from tests.browser.test_billing_flow import sign_in
 from tests.factories import account_with_owner
 
@@ -40,8 +41,8 @@ def closed_month(transactional_db):
         for n in range(4)
     ]  # fmt: skip
     ingest_usage(submitter=manager, rows=rows, source="api", actor=Actor(user=manager_owner))
-    invoicing.set_resale_markup(manager=manager, markup_percent=Decimal("20"), actor=Actor(user=manager_owner))
-    invoicing.invoice_party(account=manager, month=month)
+    invoice_services.set_resale_markup(manager=manager, markup_percent=Decimal("20"), actor=Actor(user=manager_owner))
+    builder.invoice_party(account=manager, month=month)
     invoice = Invoice.objects.get(issuer=manager, bill_to=managed)
     assert invoice.total == Decimal("12.00")  # USD 10.00 at the platform's price, plus 20 %
     return manager, manager_owner, managed, managed_owner, invoice

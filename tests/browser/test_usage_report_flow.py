@@ -24,7 +24,7 @@ from playwright.sync_api import ConsoleMessage, Error, Page, expect
 from accounts.actor import Actor
 from accounts.models import Account, Role, User
 from billing.money import format_money
-from billing.usage import ingest_usage
+from billing.usage.services import ingest_usage
 from reporting.forms import today_utc
 from reporting.tables import format_quantity
 from tests.factories import PASSWORD, MembershipFactory, UserFactory, account_with_owner

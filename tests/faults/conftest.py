@@ -4,7 +4,7 @@ hold after every fault.
 
 After every fault (`assert_reconciled`):
 - exactly one invoice per (issuer, bill-to, period); a finalized platform invoice for every billed
-  party of the month, counted with billing.invoicing's own `billed_parties` and `close_progress`;
+  party of the month, counted with billing.invoices' own `billed_parties` and `close_progress`;
 - every platform invoice's lines equal the month's rated usage to the cent, recomputed here with a
   GROUP BY over the raw usage records (never from the totals tables the close reads), and every
   (account, product) used in the month is on exactly one invoice;
@@ -45,7 +45,8 @@ from django.db.models.functions import TruncDate
 
 from accounts.actor import Actor
 from accounts.models import Account
-from billing.invoicing import billed_parties, close_progress
+from billing.invoices.builder import billed_parties
+from billing.invoices.close import close_progress
 from billing.models import (
     Balance,
     CloseItem,
@@ -58,7 +59,7 @@ from billing.models import (
     UsageRecord,
 )
 from billing.money import to_cents
-from billing.usage import ingest_usage
+from billing.usage.services import ingest_usage
 from tests.factories import account_with_owner
 
 BASE_DIR = Path(__file__).resolve().parents[2]

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from billing.invoicing import billed_parties, close_progress
+from billing.invoices.builder import billed_parties
+from billing.invoices.close import close_progress
 from billing.models import Invoice
 from tests.faults.conftest import (
     FAULT_BATCH_SIZE,

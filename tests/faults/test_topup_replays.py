@@ -14,7 +14,8 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import AuditEvent
-from billing import ledger
+from billing.ledger import selectors as ledger_selectors
+from billing.ledger import services as ledger
 from billing.models import Payment
 from tests.payments_support import add_card, confirmed_but_unsettled, signed_event, top_up_entries
 
@@ -45,7 +46,7 @@ def _assert_credited_once(account, payment) -> None:
     assert top_up_entries(account).count() == 1
     assert top_up_entries(account).get().amount == Decimal("42.42")
     assert AuditEvent.objects.filter(change_type="top_up.succeeded", account=account).count() == 1
-    assert ledger.balance_of(account).amount == ledger.ledger_sum(account) == Decimal("42.42")
+    assert ledger.balance_of(account).amount == ledger_selectors.ledger_sum(account) == Decimal("42.42")
 
 
 @pytest.mark.django_db

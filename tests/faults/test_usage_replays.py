@@ -22,7 +22,7 @@ from django.test import Client
 from accounts.models import AuditEvent
 from accounts.services import create_api_key
 from billing.models import Balance, DailyUsage, LedgerEntry, MonthlyUsage, UsageBatch, UsageRecord
-from billing.usage import ingest_usage
+from billing.usage.services import ingest_usage
 from tests.faults.conftest import MONTH, assert_reconciled, build_workload
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

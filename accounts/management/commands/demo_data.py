@@ -1,3 +1,4 @@
+from allauth.account.models import EmailAddress
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -30,8 +31,6 @@ class Command(BaseCommand):
 
     def _user(self, email: str, *, staff: bool = False) -> User:
         user = User.objects.create_user(email=email, password=DEMO_PASSWORD, is_staff=staff, is_superuser=staff)
-        from allauth.account.models import EmailAddress
-
         EmailAddress.objects.create(user=user, email=email, primary=True, verified=True)
         return user
 

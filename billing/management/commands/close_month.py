@@ -4,7 +4,7 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from billing import invoicing
+from billing.invoices import close as invoice_close
 from billing.tasks import close_month
 
 
@@ -27,21 +27,21 @@ class Command(BaseCommand):
             raise CommandError(f"{period:%Y-%m} is not over yet; only past months can be closed.")
         began = time.monotonic()
         if inline:
-            run = invoicing.start_close(period)
-            batches, alone = invoicing.close_plan(run)
+            run = invoice_close.start_close(period)
+            batches, alone = invoice_close.close_plan(run)
             for account_id in alone:
                 try:
-                    invoicing.close_item(run_id=run.pk, account_id=account_id)
+                    invoice_close.close_item(run_id=run.pk, account_id=account_id)
                 except Exception as failure:  # one party's failure must not stop the others
-                    invoicing.record_failure(run_id=run.pk, account_id=account_id, error=repr(failure))
+                    invoice_close.record_failure(run_id=run.pk, account_id=account_id, error=repr(failure))
                     self.stderr.write(f"Account {account_id} failed: {failure!r}")
             for account_ids in batches:  # a failing party is closed alone and recorded, the others done
-                for account_id, failure in invoicing.close_items(run_id=run.pk, account_ids=account_ids).items():
+                for account_id, failure in invoice_close.close_items(run_id=run.pk, account_ids=account_ids).items():
                     self.stderr.write(f"Account {account_id} failed: {failure!r}")
         else:
             queued = close_month(period.isoformat())
             self.stdout.write(f"Queued {queued} billed part(ies); progress is in the close-run table.")
-        progress = invoicing.close_progress(period)
+        progress = invoice_close.close_progress(period)
         self.stdout.write(
             f"Close of {period:%Y-%m}: {progress['done']} of {progress['total']} done, "
             f"{progress['failed']} failed, {time.monotonic() - began:.1f} s"

@@ -5,8 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from accounts.models import Account
-from billing.simulator import simulate_usage
-from billing.usage import UsageRejected
+from billing.usage.services import UsageRejected
+from billing.usage.simulator import simulate_usage
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 """An invoice as a PDF (DESIGN section 5: "HTML page and PDF download"), and the invoice as shown,
 which the HTML page (billing.views.invoice_detail) and the PDF both print: header, statement, the
-lines in a section per account (billing.invoice_selectors' layout), section subtotals and the
+lines in a section per account (billing.invoices.selectors' layout), section subtotals and the
 check that the sections add up to the total.
 
 Hidden pricing (DESIGN section 3) is decided by the caller (`pricing`, from
@@ -31,7 +31,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from accounts.models import Account
-from billing.invoice_selectors import Section, SectionPage, invoice_layout, issuer_name, period_end
+from billing.invoices.selectors import Section, SectionPage, invoice_layout, issuer_name, period_end
 from billing.models import Invoice, InvoiceLine
 from billing.money import format_money
 

@@ -1,4 +1,4 @@
-"""Cards, top-ups and auto-recharge through Stripe (billing.stripe_gateway).
+"""Cards, top-ups and auto-recharge through Stripe (billing.payments.gateway).
 
 The rules, each in one place:
 - Only an account that holds its own balance has cards and payments; a roll-up managed account is
@@ -12,36 +12,38 @@ The rules, each in one place:
 - Auto-recharge: a debit that takes the balance from at or above the threshold to below it queues
   one attempt (billing.tasks.auto_recharge), claimed under the settings row's lock, at most
   settings.BILLING_AUTO_RECHARGE_MAX_PER_DAY attempts in 24 hours. A declined charge is recorded
-  and shown, never retried: the next attempt needs the next crossing.
-"""
+  and shown, never retried: the next attempt needs the next crossing."""
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
 from decimal import Decimal
-from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts import audit
 from accounts.actor import Actor
 from accounts.models import Account
-from billing import ledger
-from billing import stripe_gateway as gateway
+from billing.ledger import services as ledger_services
 from billing.models import AutoRecharge, Balance, LedgerEntry, Payment, PaymentMethod, StripeCustomer
 from billing.money import format_money, to_cents
+from billing.payments import gateway
+from billing.payments.selectors import DAY, cards_of, default_card, refusal
 
 logger = logging.getLogger(__name__)
 
+
 # A pending payment with no PaymentIntent after this long was never sent: no money moved.
 ABANDONED_AFTER = timedelta(minutes=15)
+
+
 # An auto-recharge still pending after this long no longer blocks the next one (it still counts).
 IN_FLIGHT = timedelta(hours=1)
-DAY = timedelta(hours=24)
+
+
 SETTLING_EVENTS = ("payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled")
 
 
@@ -50,55 +52,6 @@ class PaymentRefused(Exception):
         super().__init__(message)
         self.message = message
         self.field = field
-
-
-# --- Selectors -------------------------------------------------------------------------------------
-
-
-def cards_of(account: Account) -> QuerySet[PaymentMethod]:
-    return PaymentMethod.objects.filter(account=account).order_by("-is_default", "-created_at", "-id")
-
-
-def default_card(account: Account) -> PaymentMethod | None:
-    return PaymentMethod.objects.filter(account=account, is_default=True).first()
-
-
-def payments_of(account: Account) -> QuerySet[Payment]:
-    return (
-        Payment.objects.filter(account=account).select_related("created_by", "acting_as").order_by("-created_at", "-id")
-    )
-
-
-def auto_recharge_of(account: Account) -> AutoRecharge:
-    """The account's settings; an unsaved, disabled row with the defaults when it never set any."""
-    return AutoRecharge.objects.filter(account=account).first() or AutoRecharge(account=account)
-
-
-def last_auto_recharge(account: Account) -> Payment | None:
-    return (
-        Payment.objects.filter(account=account, kind=Payment.Kind.AUTO_RECHARGE).order_by("-created_at", "-id").first()
-    )
-
-
-def auto_recharge_attempts(account: Account) -> int:
-    """Auto-recharge attempts in the last 24 hours, whatever became of them: what the cap counts."""
-    since = timezone.now() - DAY
-    return Payment.objects.filter(account=account, kind=Payment.Kind.AUTO_RECHARGE, created_at__gte=since).count()
-
-
-def balance_facts(account: Account) -> dict[str, str]:
-    balance = Balance.objects.filter(account=account).first() or Balance(account=account)
-    return {
-        "amount": format_money(balance.amount, balance.currency),
-        "available": format_money(balance.available_credit, balance.currency),
-    }
-
-
-def refusal(account: Account) -> str | None:
-    """Why `account` can have no cards or payments, or None."""
-    if not account.has_own_balance:
-        return f"{account.name} is billed to {account.manager.name} (roll-up billing): it has no balance or cards."
-    return None
 
 
 def _require_own_balance(account: Account) -> None:
@@ -117,9 +70,6 @@ def validate_amount(amount: Decimal, *, label: str = "A payment") -> Decimal:
     if amount > settings.BILLING_MAX_TOP_UP:
         raise PaymentRefused(f"{label} is at most {format_money(settings.BILLING_MAX_TOP_UP)}.", field="amount")
     return amount
-
-
-# --- The Stripe customer and cards ------------------------------------------------------------------------
 
 
 def _customer_id(account: Account) -> str:
@@ -248,9 +198,6 @@ def remove_card(*, account: Account, card: PaymentMethod, actor: Actor) -> Payme
     return new_default or default_card(account)
 
 
-# --- Top-ups -----------------------------------------------------------------------------------------
-
-
 def top_up(*, account: Account, amount: Decimal, card: PaymentMethod, key: str, actor: Actor) -> Payment:
     """A person's payment with a saved card: claimed, charged, settled. A repeated key (a double
     submit) returns the first payment as it stands, and charges nothing."""
@@ -354,9 +301,6 @@ def refresh(payment: Payment) -> tuple[Payment, gateway.IntentResult | None]:
     return payment, intent
 
 
-# --- Settling: the one way a Stripe answer reaches the ledger ------------------------------------------
-
-
 def settle(intent: gateway.IntentResult) -> Payment | None:
     """Applies a PaymentIntent's state to its payment: succeeded credits the ledger once, a decline
     or cancellation marks it failed; anything else (processing, requires_action) waits."""
@@ -394,7 +338,7 @@ def _credit(payment: Payment, intent: gateway.IntentResult) -> None:
         return  # already credited by whoever came first
     actor = _actor_of(payment)
     label = "Auto-recharge" if payment.kind == Payment.Kind.AUTO_RECHARGE else "Top-up"
-    posted = ledger.post_entry(
+    posted = ledger_services.post_entry(
         account=payment.account,
         kind=LedgerEntry.Kind.TOP_UP,
         amount=payment.amount,
@@ -456,9 +400,6 @@ def _currency(account: Account) -> str:
     return Balance.objects.filter(account=account).values_list("currency", flat=True).first() or "USD"
 
 
-# --- Auto-recharge ------------------------------------------------------------------------------------
-
-
 @transaction.atomic
 def update_auto_recharge(
     *, account: Account, enabled: bool, threshold: Decimal, amount: Decimal, actor: Actor
@@ -478,22 +419,6 @@ def update_auto_recharge(
     if changes:
         audit.record(account=account, actor=actor, change_type="auto_recharge.changed", resource=row, changes=changes)
     return row
-
-
-def after_debit(*, account_id: int, entry_id: int, before: Decimal, after: Decimal) -> None:
-    """Called by the ledger inside the transaction of every debit: if it took the balance from at or
-    above an enabled threshold to below it, an attempt is queued once the transaction commits."""
-    crossed = AutoRecharge.objects.filter(
-        account_id=account_id, enabled=True, threshold__gt=after, threshold__lte=before
-    )
-    if crossed.exists():
-        transaction.on_commit(partial(_queue_attempt, account_id, f"entry:{entry_id}"))
-
-
-def _queue_attempt(account_id: int, trigger: str) -> None:
-    from billing.tasks import auto_recharge  # the tasks module builds on this one
-
-    auto_recharge.delay(account_id, trigger)
 
 
 @transaction.atomic

@@ -3,8 +3,7 @@ its entries. The cached `Balance.amount` changes only in the transaction that ad
 the balance row's lock, so it always equals that sum.
 
 Who holds money: every standard, manager and separately billed managed account; a roll-up managed
-account's charges land on its manager (`billed_party`).
-"""
+account's charges land on its manager (`billed_party`)."""
 
 from __future__ import annotations
 
@@ -20,6 +19,8 @@ from django.utils import timezone
 from accounts import audit
 from accounts.actor import Actor
 from accounts.models import Account
+from billing.ledger.selectors import billed_party, has_own_balance
+from billing.ledger.signals import debit_posted
 from billing.models import Balance, LedgerEntry, MonthlyUsage
 from billing.money import to_cents
 
@@ -33,15 +34,6 @@ class LedgerError(Exception):
 
 class InsufficientCredit(LedgerError):
     pass
-
-
-def billed_party(account: Account) -> Account:
-    """The account whose balance pays for `account`'s usage."""
-    return account if account.has_own_balance else account.manager
-
-
-def has_own_balance(account: Account) -> bool:
-    return account.has_own_balance
 
 
 def balance_of(account: Account) -> Balance:
@@ -119,11 +111,9 @@ def _post(
 
 
 def _after_debit(entry: LedgerEntry, *, before: Decimal, after: Decimal) -> None:
-    """A debit may take the balance below the account's auto-recharge threshold: billing.payments
-    queues the charge once this transaction commits (it builds on the ledger, hence the late import)."""
-    from billing import payments
-
-    payments.after_debit(account_id=entry.account_id, entry_id=entry.pk, before=before, after=after)
+    """A debit may take the balance below the account's auto-recharge threshold: the ledger says so
+    (`debit_posted`), and payments, which builds on the ledger, answers (billing.payments.receivers)."""
+    debit_posted.send(sender=LedgerEntry, account_id=entry.account_id, entry_id=entry.pk, before=before, after=after)
 
 
 @transaction.atomic
@@ -389,9 +379,3 @@ def set_credit_limit(*, account: Account, limit: Decimal, actor: Actor) -> Balan
         audit.record(account=account, actor=actor, change_type="balance.credit_limit_changed", resource=balance,
                      changes=[{"field": "credit_limit", "from": str(before), "to": str(limit)}])  # fmt: skip
     return balance
-
-
-def ledger_sum(account: Account) -> Decimal:
-    """The balance recomputed from the entries: what the cached amount must always equal."""
-    total = LedgerEntry.objects.filter(account=account).aggregate(total=Sum("amount"))["total"]
-    return to_cents(total or Decimal(0))

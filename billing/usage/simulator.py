@@ -23,10 +23,10 @@ from django.utils import timezone
 
 from accounts.actor import Actor
 from accounts.models import Account
-from billing.invoicing import month_start, next_month
-from billing.ledger import billed_party
+from billing.ledger.selectors import billed_party
 from billing.models import Invoice
-from billing.usage import MAX_BATCH, ingest_usage
+from billing.periods import month_start, next_month
+from billing.usage.services import MAX_BATCH, ingest_usage
 
 # Products drawn per event, and their mix per kind of business (relative weights).
 EVENT_PRODUCTS = (

@@ -17,7 +17,7 @@ from django.core.files.uploadedfile import UploadedFile
 
 from accounts.actor import Actor
 from accounts.models import Account
-from billing.usage import (
+from billing.usage.services import (
     MAX_BATCH,
     OPTIONAL_FIELDS,
     REQUIRED_FIELDS,

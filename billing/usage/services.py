@@ -29,9 +29,10 @@ from accounts import audit
 from accounts.actor import Actor
 from accounts.models import Account
 from billing import period_lock
-from billing.ledger import billed_party
+from billing.ledger.selectors import billed_party
 from billing.models import DailyUsage, Invoice, MonthlyUsage, Product, UsageBatch, UsageRecord
-from billing.pricing import RateBook
+from billing.tasks import charge_usage_many
+from billing.usage.rating import RateBook
 
 MAX_BATCH = 10_000
 MAX_ERRORS_SHOWN = 100
@@ -294,7 +295,7 @@ def _rate_errors(records: list[_Record]) -> list[RowError]:
 
 def _closed_month_errors(records: list[_Record]) -> list[RowError]:
     """Usage for a month its payer has already been invoiced for is refused: a finalized invoice
-    never changes (billing.invoicing)."""
+    never changes (billing.invoices)."""
     payer_months = {r.payer_month for r in records}
     closed = set(
         Invoice.objects.filter(
@@ -425,8 +426,6 @@ def _charge_after_commit(records: list[_Record]) -> None:
     manager's balance lock, and the charge is idempotent (billing.ledger.post_usage_charges).
     A batch touches up to thousands of (account, month) pairs: they go out as a few messages of
     CHARGES_PER_MESSAGE pairs each, each posted set-based (billing.tasks.charge_usage_many)."""
-    from billing.tasks import charge_usage_many
-
     months = sorted({(r.account_id, r.started_at.date().replace(day=1).isoformat()) for r in records})
     chunks = [months[i : i + CHARGES_PER_MESSAGE] for i in range(0, len(months), CHARGES_PER_MESSAGE)]
 

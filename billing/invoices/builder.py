@@ -1,0 +1,186 @@
+"""Platform invoices and the monthly close.
+
+One invoice per billed party (an account that holds its own balance) and UTC calendar month. Its
+lines are the party's rated usage of the month from the monthly totals, one per account and
+product (on a manager's invoice, a section per roll-up managed account), each rounded to cents
+half up; a section whose rounded lines do not add up to its rounded total gets a rounding line, so
+every section equals the usage charge the ledger posted for that account and month, and the invoice
+total equals the party's usage charges of the month.
+
+The statement: every ledger entry belongs to one month (a usage charge to the month of its usage,
+any other entry to the month it was posted in). Opening balance = all entries of earlier months;
+credits = the month's other entries (top-ups, transfers, adjustments); charges = the month's usage
+charges; closing = opening + credits - charges, which is the next month's opening balance.
+
+Once a party's month is invoiced it is closed: usage for it is refused (billing.usage.services), so a
+finalized invoice stays complete and never changes."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from accounts.models import Account
+from billing import period_lock, periods
+from billing.invoices import lines as invoice_lines
+from billing.invoices import resale
+from billing.invoices import sql as invoice_sql
+from billing.ledger import services as ledger_services
+from billing.models import (
+    Invoice,
+    InvoiceLine,
+    MonthlyUsage,
+    Product,
+)
+
+
+def billed_parties(month: date):
+    """Every account that holds its own balance and either existed in the month (and is not
+    cancelled) or had usage in it, its own or its roll-up managed accounts'."""
+    own_balance = ~Q(kind=Account.Kind.MANAGED) | Q(billing_mode=Account.BillingMode.SEPARATE)
+    existed = Q(created_at__lt=periods.month_start(periods.next_month(month))) & ~Q(status=Account.Status.CANCELLED)
+    usage = MonthlyUsage.objects.filter(month=month)
+    rolled_up = usage.filter(account__billing_mode=Account.BillingMode.ROLLUP).values("account__manager_id")
+    used = Q(pk__in=usage.values("account_id")) | Q(pk__in=rolled_up)
+    return Account.objects.filter(own_balance & (existed | used)).order_by("pk")
+
+
+def is_closed(*, payer_id: int, month: date) -> bool:
+    return (
+        Invoice.objects.filter(bill_to_id=payer_id, period=month, issuer__isnull=True)
+        .exclude(status=Invoice.Status.DRAFT)
+        .exists()
+    )
+
+
+def invoice_party(*, account: Account, month: date) -> Invoice:
+    """The party's finalized invoice for the month, made if it does not exist yet. Safe to run
+    again, twice at once, or after a worker died half-way: the charges are idempotent, the invoice
+    is built and finalized in one transaction, and the unique constraint on (bill-to, period)
+    turns a second, concurrent build into a read of the first."""
+    existing = Invoice.objects.filter(bill_to=account, period=month, issuer__isnull=True).first()
+    if existing is not None and existing.status != Invoice.Status.DRAFT:
+        return existing
+    try:
+        return _build(account, month)
+    except IntegrityError:
+        return Invoice.objects.get(bill_to=account, period=month, issuer__isnull=True)
+
+
+def _sources(account: Account) -> list[Account]:
+    """The accounts whose usage the party pays: itself and, for a manager, its roll-up accounts."""
+    rollups = []
+    if account.is_manager:
+        rollups = list(account.managed_accounts.filter(billing_mode=Account.BillingMode.ROLLUP).order_by("name", "pk"))
+    return [account, *rollups]
+
+
+@transaction.atomic
+def _build(account: Account, month: date) -> Invoice:
+    # Exclusive over the payer's month: batches in flight commit first, later ones are refused.
+    period_lock.hold_exclusive(account.pk, month)
+    existing = Invoice.objects.filter(bill_to=account, period=month, issuer__isnull=True).first()
+    if existing is not None and existing.status != Invoice.Status.DRAFT:
+        return existing
+    sources = _sources(account)
+    ledger_services.post_usage_charges(account=account, month=month)
+    if len(sources) > 1:
+        ledger_services.post_usage_charges_for(payer=account, accounts=sources[1:], month=month)
+    Invoice.objects.filter(bill_to=account, period=month, issuer__isnull=True, status=Invoice.Status.DRAFT).delete()
+    invoice = Invoice.objects.create(bill_to=account, period=month, currency="USD")
+    total = add_lines(invoice, account, month, sources)
+    invoice_lines.finalize(
+        invoice,
+        total,
+        invoice_lines.statement(account, month),
+        invoice_lines.next_number(invoice_lines.PLATFORM_ISSUER),
+        timezone.now(),
+    )
+    invoice.save()
+    if account.is_manager:
+        resale.issue_resale_invoices(account, month)
+    return invoice
+
+
+def add_lines(
+    invoice: Invoice, payer: Account, month: date, sources: list[Account] | None = None, *, sql: bool | None = None
+) -> Decimal:
+    """The invoice's lines, section by section; returns its total. A manager's roll-up invoice is
+    written by one statement on PostgreSQL (`sql`, by default there), any other built here."""
+    sources_by_pk = {a.pk: a for a in (sources or _sources(payer))}
+    if sql is None:
+        sql = connection.vendor == "postgresql" and len(sources_by_pk) > 1
+    if sql:
+        return invoice_sql.add_lines_sql(invoice, payer, month, list(sources_by_pk))
+    by_account = invoice_lines.usage_rows(list(sources_by_pk), month)
+    products = Product.objects.in_bulk()
+    lines, total = [], Decimal("0.00")
+    for account_id in sorted(by_account, key=lambda pk: (pk != payer.pk, sources_by_pk[pk].name, pk)):
+        section, section_total = invoice_lines.section_lines(
+            account_id, sources_by_pk[account_id].name, by_account[account_id], products, len(lines)
+        )
+        lines += section
+        total += section_total
+    for line in lines:
+        line.invoice = invoice
+    InvoiceLine.objects.bulk_create(lines, batch_size=5000)
+    return total
+
+
+def has_rollups() -> Exists:
+    """Annotation: the account is a manager with roll-up managed accounts (its party is closed alone)."""
+    return Exists(Account.objects.filter(manager=OuterRef("pk"), billing_mode=Account.BillingMode.ROLLUP))
+
+
+def invoice_parties(*, accounts: list[Account], month: date) -> dict[int, Invoice]:
+    """`invoice_party` for a batch of parties without roll-up accounts, set-based in one
+    transaction: {account id: its finalized invoice}. The same invoices as one by one, and the
+    same guarantees: parties already invoiced are skipped, the charges are idempotent (same keys),
+    the exclusive period locks make a concurrent close of the same parties wait and then skip
+    them, and the unique constraint on (bill-to, period) refuses the whole batch rather than bill
+    a party twice (the caller then closes its parties one by one)."""
+    return _build_batch(sorted(accounts, key=lambda a: a.pk), month)
+
+
+@transaction.atomic
+def _build_batch(accounts: list[Account], month: date) -> dict[int, Invoice]:
+    ids = [account.pk for account in accounts]
+    if Account.objects.filter(pk__in=ids).filter(has_rollups()).exists():
+        raise ValueError("A manager with roll-up accounts is closed alone (invoice_party).")
+    period_lock.hold_exclusive_many(ids, month)
+    existing = {
+        invoice.bill_to_id: invoice
+        for invoice in Invoice.objects.filter(bill_to_id__in=ids, period=month, issuer__isnull=True)
+    }
+    invoices = {pk: invoice for pk, invoice in existing.items() if invoice.status != Invoice.Status.DRAFT}
+    todo = [account for account in accounts if account.pk not in invoices]
+    if not todo:
+        return invoices
+    todo_ids = [account.pk for account in todo]
+    ledger_services.post_own_usage_charges(accounts=todo, month=month)
+    drafts = [invoice.pk for pk, invoice in existing.items() if pk not in invoices]
+    if drafts:
+        Invoice.objects.filter(pk__in=drafts, status=Invoice.Status.DRAFT).delete()
+    usage = invoice_lines.usage_rows(todo_ids, month)
+    statements = invoice_lines.statements(todo_ids, month)
+    products = Product.objects.in_bulk()
+    numbers = invoice_lines.next_numbers(invoice_lines.PLATFORM_ISSUER, len(todo), prefix="MC")
+    now = timezone.now()
+    built, lines_of = [], []
+    for account, number in zip(todo, numbers, strict=True):
+        lines, total = invoice_lines.section_lines(account.pk, account.name, usage.get(account.pk, []), products, 0)
+        invoice = Invoice(bill_to=account, period=month, currency="USD")
+        invoice_lines.finalize(invoice, total, statements[account.pk], number, now)
+        built.append(invoice)
+        lines_of.append(lines)
+    Invoice.objects.bulk_create(built)  # returns the pks (PostgreSQL, SQLite)
+    for invoice, lines in zip(built, lines_of, strict=True):
+        for line in lines:
+            line.invoice_id = invoice.pk
+    InvoiceLine.objects.bulk_create([line for lines in lines_of for line in lines], batch_size=5000)
+    invoices.update({invoice.bill_to_id: invoice for invoice in built})
+    return invoices

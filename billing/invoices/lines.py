@@ -1,0 +1,150 @@
+"""The parts every invoice is made of, in one place for the platform's and the reseller's invoices:
+the month's usage rows, a section's lines and its rounding, the statement figures, and the
+gap-free numbers."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from decimal import Decimal
+
+from django.db.models import F, Q, Sum
+
+from accounts.models import Account
+from billing import periods
+from billing.models import (
+    Invoice,
+    InvoiceLine,
+    InvoiceSequence,
+    LedgerEntry,
+    MonthlyUsage,
+)
+from billing.money import to_cents
+
+PLATFORM_ISSUER = "platform"
+
+
+def usage_rows(account_ids: list[int], month: date) -> dict[int, list[tuple[int, Decimal, Decimal]]]:
+    """The month's usage of the accounts, {account id: [(product id, quantity, exact cost)]}, from
+    one grouped query over the monthly totals."""
+    rows = (
+        MonthlyUsage.objects.filter(account_id__in=account_ids, month=month)
+        .values("account_id", "product_id")
+        .annotate(quantity=Sum("quantity"), cost=Sum("cost"))
+        .values_list("account_id", "product_id", "quantity", "cost")
+        .order_by()
+    )
+    by_account: dict[int, list[tuple[int, Decimal, Decimal]]] = defaultdict(list)
+    for account_id, product_id, quantity, cost in rows:
+        by_account[account_id].append((product_id, quantity, cost))
+    return by_account
+
+
+def section_lines(
+    account_id: int, name: str, rows: list, products: dict, position: int, *, markup: Decimal | None = None
+) -> tuple[list[InvoiceLine], Decimal]:
+    """One section of an invoice: a line per product (by SKU) rounded to cents half up. On a
+    platform invoice (no `markup`), a rounding line when those do not add up to the section's
+    rounded total; on a reseller invoice, each line is at the manager's resale price
+    (`resale_amount`) and the section is the sum of its lines. Returns the lines (positions after
+    `position`, no invoice yet) and the section total. The one place the rule lives for every
+    Python path (the PostgreSQL statements of `add_lines_sql` and `add_resale_lines_sql` mirror it)."""
+    lines, rounded, exact = [], Decimal("0.00"), Decimal(0)
+    for product_id, quantity, cost in sorted(rows, key=lambda r: products[r[0]].sku):
+        product = products[product_id]
+        amount = to_cents(cost) if markup is None else resale_amount(cost, markup)
+        rounded += amount
+        exact += cost
+        position += 1
+        lines.append(
+            InvoiceLine(
+                account_id=account_id,
+                account_name=name,
+                product=product,
+                position=position,
+                description=f"{product.name} ({product.unit})",
+                quantity=quantity,
+                amount=amount,
+            )
+        )
+    section_total = to_cents(exact) if markup is None else rounded
+    if rounded != section_total:
+        lines.append(
+            InvoiceLine(
+                account_id=account_id,
+                account_name=name,
+                position=position + 1,
+                description="Rounding to the section total",
+                amount=section_total - rounded,
+            )
+        )
+    return lines, section_total
+
+
+def resale_amount(cost: Decimal, markup_percent: Decimal) -> Decimal:
+    """The manager's resale price of a line: the platform's exact rated cost plus the markup,
+    rounded to cents once (half up)."""
+    return to_cents(cost * (1 + markup_percent / 100))
+
+
+def statement(account: Account, month: date) -> tuple[Decimal, Decimal, Decimal]:
+    return statements([account.pk], month)[account.pk]
+
+
+def statements(account_ids: list[int], month: date) -> dict[int, tuple[Decimal, Decimal, Decimal]]:
+    """(opening, credits, charges) of each account for the month, from one grouped aggregate."""
+    usage = Q(kind=LedgerEntry.Kind.USAGE_CHARGE)
+    start, end = periods.month_start(month), periods.month_start(periods.next_month(month))
+    rows = (
+        LedgerEntry.objects.filter(account_id__in=account_ids)
+        .values("account_id")
+        .annotate(
+            opening=Sum("amount", filter=(usage & Q(period__lt=month)) | (~usage & Q(created_at__lt=start))),
+            credits=Sum("amount", filter=~usage & Q(created_at__gte=start, created_at__lt=end)),
+            charges=Sum("amount", filter=usage & Q(period=month)),
+        )
+        .values_list("account_id", "opening", "credits", "charges")
+        .order_by()
+    )
+
+    def cents(amount: Decimal | None) -> Decimal:
+        return to_cents(amount or Decimal(0))
+
+    zero = Decimal("0.00")
+    figures = dict.fromkeys(account_ids, (zero, zero, zero))
+    for account_id, opening, credits, charges in rows:
+        figures[account_id] = (cents(opening), cents(credits), -cents(charges))
+    return figures
+
+
+def finalize(invoice: Invoice, total: Decimal, statement: tuple[Decimal, Decimal, Decimal], number: str, now) -> None:
+    """A platform invoice's figures, number and finalized state (not saved). Its lines' total must
+    be the ledger's usage charges of the month: it cannot differ while charges come only from the
+    ledger's usage charges, so refuse rather than issue it."""
+    opening, credits, charges = statement
+    if charges != total:
+        raise AssertionError(
+            f"invoice lines {total} of {invoice.bill_to_id} differ from the ledger's usage charges {charges}"
+        )
+    invoice.opening_balance, invoice.credits, invoice.charges = opening, credits, charges
+    invoice.closing_balance = opening + credits - charges
+    invoice.total = total
+    invoice.number = number
+    invoice.status = Invoice.Status.FINALIZED
+    invoice.finalized_at = now
+
+
+def next_number(issuer_key: str) -> str:
+    return next_numbers(issuer_key, 1, prefix="MC")[0]
+
+
+def next_numbers(issuer_key: str, count: int, *, prefix: str) -> list[str]:
+    """`count` consecutive numbers of the issuer, drawn under its sequence row's lock in the
+    transaction that finalizes the invoices: a rolled-back close gives them back, so no gaps."""
+    sequences = InvoiceSequence.objects.filter(issuer_key=issuer_key)
+    # One UPDATE takes the row lock and the numbers; the first invoice of an issuer makes its row.
+    if not sequences.update(last_number=F("last_number") + count):
+        InvoiceSequence.objects.get_or_create(issuer_key=issuer_key)
+        sequences.update(last_number=F("last_number") + count)
+    last = sequences.values_list("last_number", flat=True).get()
+    return [f"{prefix}-{n:07d}" for n in range(last - count + 1, last + 1)]

@@ -1,0 +1,94 @@
+"""Reseller invoices: a manager's invoices to its roll-up managed accounts, issued with its own
+platform invoice at the close."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Account
+from billing import periods
+from billing.invoices import lines as invoice_lines
+from billing.invoices import sql as invoice_sql
+from billing.models import (
+    Invoice,
+    InvoiceLine,
+    Product,
+    ResaleTerms,
+)
+
+
+def resale_issuer_key(manager: Account) -> str:
+    return f"account:{manager.pk}"
+
+
+def markup_of(manager: Account) -> Decimal:
+    terms = ResaleTerms.objects.filter(manager=manager).first()
+    return terms.markup_percent if terms else Decimal("0.00")
+
+
+def _resale_recipients(manager: Account, month: date, used: set[int]) -> list[Account]:
+    """The roll-up managed accounts billed by the manager for the month: those that existed in it
+    (and are not cancelled) or had usage in it, by name."""
+    existed = Q(created_at__lt=periods.month_start(periods.next_month(month))) & ~Q(status=Account.Status.CANCELLED)
+    return list(
+        manager.managed_accounts.filter(billing_mode=Account.BillingMode.ROLLUP)
+        .filter(existed | Q(pk__in=used))
+        .order_by("name", "pk")
+    )
+
+
+def issue_resale_invoices(manager: Account, month: date, *, sql: bool | None = None) -> list[Invoice]:
+    """The manager's invoices to its roll-up managed accounts for the month, at its resale prices
+    (the rated cost plus the markup in force now), finalized, numbered gap-free in the manager's own
+    sequence. Written in bulk inside the transaction that issues the manager's platform invoice, so
+    the two exist together or not at all; the unique constraint on (issuer, bill-to, period) is the
+    last line of defence. On PostgreSQL the totals come from one grouped query and the lines are
+    written by one INSERT ... SELECT (no line objects in Python); elsewhere they are built here."""
+    markup = markup_of(manager)
+    in_sql = connection.vendor == "postgresql" if sql is None else sql
+    sections: dict[int, list[InvoiceLine]] = {}
+    if in_sql:
+        totals = invoice_sql.resale_totals_sql(manager, month, 1 + markup / 100)
+    else:
+        rollups = manager.managed_accounts.filter(billing_mode=Account.BillingMode.ROLLUP)
+        names = dict(rollups.values_list("pk", "name"))
+        products = Product.objects.in_bulk()
+        totals = {}
+        for pk, rows in invoice_lines.usage_rows(list(names), month).items():
+            sections[pk], totals[pk] = invoice_lines.section_lines(pk, names[pk], rows, products, 0, markup=markup)
+    recipients = _resale_recipients(manager, month, set(totals))
+    if not recipients:
+        return []
+    now = timezone.now()
+    numbers = invoice_lines.next_numbers(resale_issuer_key(manager), len(recipients), prefix="R")
+    invoices = [
+        Invoice(
+            issuer=manager,
+            bill_to=recipient,
+            period=month,
+            number=number,
+            status=Invoice.Status.FINALIZED,
+            currency="USD",
+            charges=totals.get(recipient.pk, Decimal("0.00")),
+            total=totals.get(recipient.pk, Decimal("0.00")),
+            markup_percent=markup,
+            finalized_at=now,
+        )
+        for recipient, number in zip(recipients, numbers, strict=True)
+    ]
+    Invoice.objects.bulk_create(invoices)  # returns the pks (PostgreSQL, SQLite)
+    if in_sql:
+        invoice_sql.add_resale_lines_sql(invoices, month, 1 + markup / 100)
+        return invoices
+    lines = []
+    for invoice in invoices:
+        for line in sections.get(invoice.bill_to_id, []):
+            line.invoice_id = invoice.pk
+            lines.append(line)
+    InvoiceLine.objects.bulk_create(lines, batch_size=5000)
+    return invoices
