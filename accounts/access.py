@@ -10,13 +10,20 @@ from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 
 from accounts.models import Account, Membership
-from accounts.permissions import MANAGE_MANAGED_ACCOUNTS, permission_applies, role_allows
+from accounts.permissions import (
+    MANAGE_MANAGED_ACCOUNTS,
+    Permissions,
+    permission_applies,
+    permissions_for,
+    role_allows,
+)
 
 
 @dataclass(frozen=True)
 class AccountAccess:
     account: Account
     membership: Membership
+    can: Permissions  # what the person may do here: templates and views read these flags, not the role
 
     @property
     def role(self) -> str:
@@ -38,7 +45,7 @@ def account_access(request: HttpRequest, account_id, permission: str) -> Account
         raise PermissionDenied(f"{account.name} is {account.get_status_display().lower()}.")
     if not role_allows(membership.role, permission):
         raise PermissionDenied(f"Your role ({membership.get_role_display()}) does not allow this.")
-    return AccountAccess(account=account, membership=membership)
+    return AccountAccess(account=account, membership=membership, can=permissions_for(membership=membership))
 
 
 def managed_account_access(request: HttpRequest, account_id, managed_id) -> tuple[AccountAccess, Account]:

@@ -75,7 +75,7 @@ def begin(request: HttpRequest, *, real_user: User, managed: Account) -> None:
         account=managed.manager,
         related_account=managed,
         actor=Actor(user=real_user, acting_as=request.user, ip_address=request.META.get("REMOTE_ADDR")),
-        change_type="log_in_as.started",
+        change_type=audit.ChangeType.LOG_IN_AS_STARTED,
         resource=managed,
     )
 
@@ -99,7 +99,7 @@ def end(request: HttpRequest, *, reason: str) -> ActingSession:
         account=managed.manager,
         related_account=managed,
         actor=Actor(user=real_user, acting_as=acted_as, ip_address=request.META.get("REMOTE_ADDR")),
-        change_type="log_in_as.ended",
+        change_type=audit.ChangeType.LOG_IN_AS_ENDED,
         resource=managed,
         changes=[{"field": "reason", "from": None, "to": reason}],
     )

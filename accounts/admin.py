@@ -108,7 +108,9 @@ class AccountAdmin(admin.ModelAdmin):
         changes = audit.field_changes(obj, before, before.keys())
         obj.save()
         if changes:
-            audit.record(account=obj, actor=actor, change_type="account.updated", resource=obj, changes=changes)
+            audit.record(
+                account=obj, actor=actor, change_type=audit.ChangeType.ACCOUNT_UPDATED, resource=obj, changes=changes
+            )
 
     def has_delete_permission(self, request, obj=None):
         return False  # accounts are disabled or cancelled, never deleted

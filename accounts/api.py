@@ -1,15 +1,14 @@
 """v2 API: managed accounts (manager keys only) and audit events. Every rule is the one the pages
 use: the services write, accounts.access-style scoping reads, 404 for what the key may not see."""
 
-import uuid
-
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import OuterRef, QuerySet, Subquery
-from django.http import Http404, JsonResponse
-from django.shortcuts import get_object_or_404
+from django.http import JsonResponse
 
 from accounts import audit, services
+from accounts.api_access import key_account, key_permission, managed_account_of
 from accounts.models import Account, ApiKey, AuditEvent
+from accounts.permissions import MANAGE_MANAGED_ACCOUNTS
 from accounts.selectors import managed_accounts_for
 from portal.api import actor, api_view, bool_field, invalid, iso, json_body, page, query_bool, query_time, string_field
 
@@ -74,32 +73,16 @@ def _records(manager: Account) -> QuerySet[Account]:
     )
 
 
-def _manager(request) -> Account:
-    account = request.api_key.account
-    if not account.is_manager:
-        raise PermissionDenied("Only a manager account's key can manage managed accounts.")
-    return account
-
-
 def _managed(request, managed_id, *, with_balance: bool = False) -> Account:
-    """One of the key's manager's managed accounts; any other id (or a non-manager key) is a 404."""
-    account = request.api_key.account
-    if not account.is_manager:
-        raise Http404
-    records = _records(account).select_related("balance") if with_balance else _records(account)
-    return get_object_or_404(records, public_id=_uuid(managed_id))
-
-
-def _uuid(value: str) -> str:
-    try:
-        return str(uuid.UUID(str(value)))
-    except ValueError:
-        raise Http404 from None
+    """One of the key's manager's managed accounts as the contract shows it; any other id is a 404."""
+    manager = key_account(request)
+    records = _records(manager).select_related("balance") if with_balance else _records(manager)
+    return managed_account_of(request, public_id=managed_id, accounts=records)
 
 
 @api_view("GET", "POST")
 def managed_accounts(request):
-    manager = _manager(request)
+    manager = key_permission(request, permission=MANAGE_MANAGED_ACCOUNTS)
     if request.method == "POST":
         return _create(request, manager)
     accounts = _filtered(request, _records(manager))
@@ -181,10 +164,7 @@ def managed_account_action(request, managed_id, action):
     if request.body:
         # Connections are not ours to re-enable (there are none here); the flag is checked and ignored.
         bool_field(json_body(request, allowed=("reenable_all_connections",)), "reenable_all_connections")
-    try:
-        services.change_managed_account_status(managed=managed, action=action, actor=actor(request))
-    except services.InvalidTransition as refused:
-        raise invalid("status", refused.message) from None
+    services.change_managed_account_status(managed=managed, action=action, actor=actor(request))
     return JsonResponse({"data": managed_account_json(_managed(request, managed_id))})
 
 
@@ -205,7 +185,7 @@ def audit_event_json(event: AuditEvent) -> dict:
 
 @api_view("GET")
 def audit_events(request):
-    events = audit.events_for_account(request.api_key.account).select_related("account", "related_account")
+    events = audit.events_for_account(key_account(request)).select_related("account", "related_account")
     after = query_time(request, "filter[created_after]")
     before = query_time(request, "filter[created_before]")
     if after:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from enum import StrEnum
 
 from django.db.models import Model, Q, QuerySet
 
@@ -10,43 +11,47 @@ from accounts.actor import Actor
 from accounts.models import Account, AuditEvent, Membership, Role
 from accounts.permissions import can_see_pricing
 
-# Every change_type this portal writes; the audit page offers them as a filter.
-CHANGE_TYPES = (
-    "account.created",
-    "account.updated",
-    "account.limit_changed",
-    "user.signed_in",
-    "invitation.created",
-    "invitation.revoked",
-    "membership.created",
-    "membership.role_changed",
-    "membership.removed",
-    "managed_account.created",
-    "managed_account.updated",
-    "managed_account.disabled",
-    "managed_account.enabled",
-    "managed_account.cancelled",
-    "log_in_as.started",
-    "log_in_as.ended",
-    "usage.ingested",
-    "api_key.created",
-    "api_key.revoked",
-    "balance.transferred",
-    "balance.adjusted",
-    "balance.credit_limit_changed",
-    "rate.changed",
-    "payment_method.added",
-    "payment_method.removed",
-    "payment_method.made_default",
-    "top_up.succeeded",
-    "top_up.failed",
-    "auto_recharge.changed",
-    "auto_recharge.charged",
-    "auto_recharge.failed",
-    "invoice.marked_paid",
-    "invoice.voided",
-    "resale_markup.changed",
-)
+
+class ChangeType(StrEnum):
+    """Every change this portal records; the audit page offers them as a filter."""
+
+    ACCOUNT_CREATED = "account.created"
+    ACCOUNT_UPDATED = "account.updated"
+    ACCOUNT_LIMIT_CHANGED = "account.limit_changed"
+    USER_SIGNED_IN = "user.signed_in"
+    INVITATION_CREATED = "invitation.created"
+    INVITATION_REVOKED = "invitation.revoked"
+    MEMBERSHIP_CREATED = "membership.created"
+    MEMBERSHIP_ROLE_CHANGED = "membership.role_changed"
+    MEMBERSHIP_REMOVED = "membership.removed"
+    MANAGED_ACCOUNT_CREATED = "managed_account.created"
+    MANAGED_ACCOUNT_UPDATED = "managed_account.updated"
+    MANAGED_ACCOUNT_DISABLED = "managed_account.disabled"
+    MANAGED_ACCOUNT_ENABLED = "managed_account.enabled"
+    MANAGED_ACCOUNT_CANCELLED = "managed_account.cancelled"
+    LOG_IN_AS_STARTED = "log_in_as.started"
+    LOG_IN_AS_ENDED = "log_in_as.ended"
+    USAGE_INGESTED = "usage.ingested"
+    API_KEY_CREATED = "api_key.created"
+    API_KEY_REVOKED = "api_key.revoked"
+    BALANCE_TRANSFERRED = "balance.transferred"
+    BALANCE_ADJUSTED = "balance.adjusted"
+    BALANCE_CREDIT_LIMIT_CHANGED = "balance.credit_limit_changed"
+    RATE_CHANGED = "rate.changed"
+    PAYMENT_METHOD_ADDED = "payment_method.added"
+    PAYMENT_METHOD_REMOVED = "payment_method.removed"
+    PAYMENT_METHOD_MADE_DEFAULT = "payment_method.made_default"
+    TOP_UP_SUCCEEDED = "top_up.succeeded"
+    TOP_UP_FAILED = "top_up.failed"
+    AUTO_RECHARGE_CHANGED = "auto_recharge.changed"
+    AUTO_RECHARGE_CHARGED = "auto_recharge.charged"
+    AUTO_RECHARGE_FAILED = "auto_recharge.failed"
+    INVOICE_MARKED_PAID = "invoice.marked_paid"
+    INVOICE_VOIDED = "invoice.voided"
+    RESALE_MARKUP_CHANGED = "resale_markup.changed"
+
+
+CHANGE_TYPES = tuple(ChangeType)
 
 
 def field_changes(instance: Model, before: dict, fields: Iterable[str]) -> list[dict]:
@@ -78,12 +83,11 @@ def record(
     *,
     account: Account,
     actor: Actor,
-    change_type: str,
+    change_type: ChangeType,
     resource: Model,
     changes: list[dict] | None = None,
     related_account: Account | None = None,
 ) -> AuditEvent:
-    assert change_type in CHANGE_TYPES, f"unknown audit change_type {change_type!r}"
     resource_id = getattr(resource, "public_id", None) or resource.pk
     return AuditEvent.objects.create(
         account=account,
@@ -101,7 +105,7 @@ def record(
 
 
 # Events whose changes carry prices: left out of the log of an account whose pricing is hidden.
-PRICED_CHANGE_TYPES = ("rate.changed",)
+PRICED_CHANGE_TYPES = (ChangeType.RATE_CHANGED,)
 
 
 def events_for_account(account: Account) -> QuerySet[AuditEvent]:

@@ -1,8 +1,9 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
+from accounts.errors import Refusal
 from accounts.models import Account, Role
-from accounts.services import EMAIL_TAKEN_MESSAGE, ServiceError, create_standard_account, email_in_use
+from accounts.services import EMAIL_TAKEN_MESSAGE, create_standard_account, email_in_use
 
 
 def sent_as_utf8(value: str) -> None:
@@ -12,9 +13,10 @@ def sent_as_utf8(value: str) -> None:
         raise ValidationError("This has characters that were not sent as UTF-8 (shown as \ufffd); type it again.")
 
 
-def apply_service_error(form: forms.Form, error: ServiceError) -> None:
-    """Show a refused change on the form, next to the field it concerns when there is one."""
-    form.add_error(error.field if error.field in form.fields else None, error.message)
+def apply_refusal(*, form: forms.Form, refusal: Refusal) -> None:
+    """Every page shows a service's refusal the same way: next to the field it concerns when the
+    form has that field, at the top of the form otherwise."""
+    form.add_error(refusal.field if refusal.field in form.fields else None, refusal.message)
 
 
 class SignupForm(forms.Form):

@@ -1,4 +1,8 @@
+from __future__ import annotations
+
 import uuid
+from datetime import datetime
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
@@ -8,10 +12,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 
-class UserManager(BaseUserManager):
+class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
-    def _create_user(self, email, password, **extra):
+    def _create_user(self, email: str, password: str | None, **extra: Any) -> User:
         if not email:
             raise ValueError("An e-mail address is required.")
         user = self.model(email=self.normalize_email(email).lower(), **extra)
@@ -22,12 +26,12 @@ class UserManager(BaseUserManager):
         user.save(using=self._db)
         return user
 
-    def create_user(self, email, password=None, **extra):
+    def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
         extra.setdefault("is_staff", False)
         extra.setdefault("is_superuser", False)
         return self._create_user(email, password, **extra)
 
-    def create_superuser(self, email, password=None, **extra):
+    def create_superuser(self, email: str, password: str | None = None, **extra: Any) -> User:
         extra.update(is_staff=True, is_superuser=True)
         return self._create_user(email, password, **extra)
 
@@ -35,20 +39,42 @@ class UserManager(BaseUserManager):
 class User(AbstractUser):
     """A person. Signs in with e-mail and password; belongs to accounts through memberships."""
 
-    username = None
+    # The stubs cannot express a subclass removing an inherited field (sign-in is by e-mail).
+    username = None  # type: ignore[assignment]
     email = models.EmailField("e-mail address", unique=True)
 
     USERNAME_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
 
-    objects = UserManager()
+    # AbstractUser's stubs fix `objects` to the username-based UserManager; ours creates by e-mail.
+    objects: ClassVar[UserManager] = UserManager()  # type: ignore[assignment]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.email
 
     @property
     def display_name(self) -> str:
         return self.get_full_name() or self.email
+
+
+class AccountQuerySet(models.QuerySet["Account"]):
+    """The recurring rules about which accounts, named once (pages, tasks and the close use them)."""
+
+    def rollups_of(self, manager: Account | int) -> AccountQuerySet:
+        """The managed accounts whose usage `manager` pays (roll-up billing)."""
+        return self.filter(manager=manager, billing_mode=Account.BillingMode.ROLLUP)
+
+    def rolled_up(self) -> AccountQuerySet:
+        """Every roll-up managed account, whichever its manager."""
+        return self.filter(kind=Account.Kind.MANAGED, billing_mode=Account.BillingMode.ROLLUP)
+
+    def paying_own_usage(self) -> AccountQuerySet:
+        """Accounts that hold a balance of their own (the SQL form of `Account.has_own_balance`)."""
+        return self.filter(Account.pays_own_usage())
+
+    def open_before(self, instant: datetime) -> AccountQuerySet:
+        """Accounts created before `instant` and not cancelled: those a month ending then bills."""
+        return self.filter(created_at__lt=instant).exclude(status=Account.Status.CANCELLED)
 
 
 class Account(models.Model):
@@ -93,6 +119,8 @@ class Account(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = AccountQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.CheckConstraint(
@@ -113,14 +141,14 @@ class Account(models.Model):
             models.Index(fields=["manager", "status", "-created_at"], name="account_manager_list"),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.name
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         self._refuse_structural_change()
         super().save(*args, **kwargs)
 
-    def _refuse_structural_change(self):
+    def _refuse_structural_change(self) -> None:
         """An account's kind and manager are fixed at creation: a standard account never becomes a
         manager or moves under one, and a managed account never changes manager."""
         if self._state.adding or self.pk is None:
@@ -146,6 +174,11 @@ class Account(models.Model):
         """Roll-up managed accounts are billed to their manager; every other account holds money."""
         return not (self.is_managed and self.billing_mode == self.BillingMode.ROLLUP)
 
+    @staticmethod
+    def pays_own_usage() -> Q:
+        """`has_own_balance` as a condition, for filters and annotations."""
+        return ~Q(kind=Account.Kind.MANAGED) | Q(billing_mode=Account.BillingMode.SEPARATE)
+
 
 class Role(models.TextChoices):
     OWNER = "owner", "Owner"
@@ -164,7 +197,7 @@ class Membership(models.Model):
         constraints = [models.UniqueConstraint(fields=["user", "account"], name="membership_user_account_unique")]
         ordering = ["created_at", "id"]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.user} in {self.account} as {self.role}"
 
 
@@ -193,7 +226,7 @@ class Invitation(models.Model):
         ]
         ordering = ["-created_at"]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.email} to {self.account}"
 
     @property
@@ -239,7 +272,7 @@ class AuditEvent(models.Model):
             models.Index(fields=["related_account", "-created_at"], name="audit_related_created"),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.change_type} on {self.resource_type} {self.resource_id}"
 
 
@@ -261,7 +294,7 @@ class ApiKey(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
 
     @property

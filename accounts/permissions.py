@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from accounts.models import Account, Membership, Role, User
 
 VIEW_ACCOUNT = "view_account"
@@ -35,6 +37,54 @@ def permission_applies(account: Account, permission: str) -> bool:
     return permission not in (MANAGE_MANAGED_ACCOUNTS, RESELL) or account.is_manager
 
 
+def key_allows(*, account: Account, permission: str) -> bool:
+    """An API key acts with its account's whole rights (only owners and admins create keys), so only
+    what the account's kind offers limits it: managed accounts and reselling on manager accounts."""
+    return permission_applies(account, permission)
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """What one member may do in one account, as flags: pages and templates read these, never the
+    role, so each rule stays here (`access.can.view_billing`, not `role == "owner" or ...`)."""
+
+    view_account: bool
+    manage_account: bool
+    manage_managed_accounts: bool
+    view_billing: bool
+    manage_billing: bool
+    resell: bool
+    view_reports: bool
+    submit_usage: bool
+    see_pricing: bool  # any rate, cost or priced amount (can_see_pricing)
+    view_rates: bool  # the rate card: billing's page, shown only where pricing is seen
+    log_in_as: bool  # may log in as this manager's managed accounts (log_in_as_denial decides per account)
+
+
+def permissions_for(*, membership: Membership) -> Permissions:
+    """The flags of `membership` in its account, from ROLE_PERMISSIONS and permission_applies: the
+    same two checks `accounts.access.account_access` makes before it opens a page."""
+    account, role = membership.account, membership.role
+
+    def may(permission: str) -> bool:
+        return permission_applies(account, permission) and role_allows(role, permission)
+
+    pricing = can_see_pricing(account)
+    return Permissions(
+        view_account=may(VIEW_ACCOUNT),
+        manage_account=may(MANAGE_ACCOUNT),
+        manage_managed_accounts=may(MANAGE_MANAGED_ACCOUNTS),
+        view_billing=may(VIEW_BILLING),
+        manage_billing=may(MANAGE_BILLING),
+        resell=may(RESELL),
+        view_reports=may(VIEW_REPORTS),
+        submit_usage=may(SUBMIT_USAGE),
+        see_pricing=pricing,
+        view_rates=may(VIEW_BILLING) and pricing,
+        log_in_as=account.is_manager and account.is_enabled and _role_may_log_in_as(role=role, manager=account),
+    )
+
+
 def can_assign_role(*, actor_role: str, role: str) -> bool:
     """Admins manage members but cannot create, change or remove owners."""
     return actor_role == Role.OWNER or (actor_role == Role.ADMIN and role != Role.OWNER)
@@ -66,7 +116,7 @@ def log_in_as_denial(*, user: User, managed_account: Account, already_acting: bo
         return "This managed account is not yours."
     if not manager.is_enabled:
         return "Your account is disabled."
-    if membership.role != Role.OWNER and not (membership.role == Role.ADMIN and manager.admins_can_log_in_as):
+    if not _role_may_log_in_as(role=membership.role, manager=manager):
         return "Only the manager account's owners (or admins the owner allows) can log in as a managed account."
     if not managed_account.is_enabled:
         return f"{managed_account.name} is {managed_account.get_status_display().lower()}; enable it first."
@@ -76,6 +126,11 @@ def log_in_as_denial(*, user: User, managed_account: Account, already_acting: bo
     if owner.is_staff or owner.memberships.exclude(account=managed_account).exists():
         return f"{managed_account.name}'s owner also belongs to other accounts, so it cannot be logged in as."
     return None
+
+
+def _role_may_log_in_as(*, role: str, manager: Account) -> bool:
+    """Owners of a manager may log in as its managed accounts; its admins when the owner allows it."""
+    return role == Role.OWNER or (role == Role.ADMIN and manager.admins_can_log_in_as)
 
 
 def log_in_as_target(managed_account: Account) -> User | None:

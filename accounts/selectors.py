@@ -48,7 +48,7 @@ def with_balances(accounts: QuerySet[Account]) -> QuerySet[Account]:
     return accounts.annotate(
         balance_amount=Case(
             When(
-                billing_mode=Account.BillingMode.SEPARATE,
+                Account.pays_own_usage(),
                 then=Coalesce(F("balance__amount"), Value(Decimal(0)), output_field=_BALANCE_AMOUNT),
             ),
             default=None,

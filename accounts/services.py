@@ -17,18 +17,15 @@ from django.utils import timezone
 
 from accounts import audit
 from accounts.actor import Actor
+from accounts.errors import Refusal
+from accounts.locks import lock_row
 from accounts.models import Account, ApiKey, Invitation, Membership, Role, User
 from accounts.permissions import can_assign_role
 from accounts.tasks import send_invitation_email
 
 
-class ServiceError(Exception):
-    """A refused change; the message is fit to show to the person who asked for it."""
-
-    def __init__(self, message: str, *, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
+class ServiceError(Refusal):
+    """A refused change to accounts, memberships, invitations or keys."""
 
 
 class ManagedAccountLimitReached(ServiceError):
@@ -80,7 +77,9 @@ def _new_owner(*, email: str, password: str | None) -> User:
 def create_standard_account(*, owner: User, name: str) -> Account:
     account = Account.objects.create(name=name.strip(), email=owner.email, kind=Account.Kind.STANDARD)
     Membership.objects.create(user=owner, account=account, role=Role.OWNER)
-    audit.record(account=account, actor=Actor(user=owner), change_type="account.created", resource=account)
+    audit.record(
+        account=account, actor=Actor(user=owner), change_type=audit.ChangeType.ACCOUNT_CREATED, resource=account
+    )
     return account
 
 
@@ -111,7 +110,7 @@ def create_manager_account(
         managed_account_limit=settings.MANAGED_ACCOUNT_LIMIT_DEFAULT if limit is None else limit,
     )
     Membership.objects.create(user=owner, account=account, role=Role.OWNER)
-    audit.record(account=account, actor=actor, change_type="account.created", resource=account)
+    audit.record(account=account, actor=actor, change_type=audit.ChangeType.ACCOUNT_CREATED, resource=account)
     return account
 
 
@@ -135,7 +134,7 @@ def create_managed_account(
     if not manager.is_manager:
         raise ServiceError("Only manager accounts can create managed accounts.")
     # The row lock serialises creations for one manager, so the limit holds when requests race.
-    manager = Account.objects.select_for_update().get(pk=manager.pk)
+    manager = lock_row(Account.objects, pk=manager.pk)
     if active_managed_count(manager) >= manager.managed_account_limit:
         raise ManagedAccountLimitReached(
             f"You have reached your limit of {manager.managed_account_limit:,} managed accounts. "
@@ -156,7 +155,7 @@ def create_managed_account(
         account=manager,
         related_account=managed,
         actor=actor,
-        change_type="managed_account.created",
+        change_type=audit.ChangeType.MANAGED_ACCOUNT_CREATED,
         resource=managed,
         changes=[
             {"field": f, "from": None, "to": getattr(managed, f)}
@@ -174,7 +173,7 @@ def update_managed_account(*, managed: Account, actor: Actor, **values) -> Accou
     unknown = set(values) - set(MANAGED_SETTINGS_FIELDS)
     if unknown:
         raise ServiceError(f"Cannot change {', '.join(sorted(unknown))}.")
-    managed = Account.objects.select_for_update().get(pk=managed.pk)
+    managed = lock_row(Account.objects, pk=managed.pk)
     if managed.status == Account.Status.CANCELLED:
         raise InvalidTransition("A cancelled account cannot be changed.")
     before = {f: getattr(managed, f) for f in MANAGED_SETTINGS_FIELDS}
@@ -187,7 +186,7 @@ def update_managed_account(*, managed: Account, actor: Actor, **values) -> Accou
             account=managed.manager,
             related_account=managed,
             actor=actor,
-            change_type="managed_account.updated",
+            change_type=audit.ChangeType.MANAGED_ACCOUNT_UPDATED,
             resource=managed,
             changes=changes,
         )
@@ -196,12 +195,12 @@ def update_managed_account(*, managed: Account, actor: Actor, **values) -> Accou
 
 # The status changes a manager can make, and the statuses each one starts from.
 STATUS_ACTIONS = {
-    "disable": (Account.Status.DISABLED, {Account.Status.ENABLED}, "managed_account.disabled"),
-    "enable": (Account.Status.ENABLED, {Account.Status.DISABLED}, "managed_account.enabled"),
+    "disable": (Account.Status.DISABLED, {Account.Status.ENABLED}, audit.ChangeType.MANAGED_ACCOUNT_DISABLED),
+    "enable": (Account.Status.ENABLED, {Account.Status.DISABLED}, audit.ChangeType.MANAGED_ACCOUNT_ENABLED),
     "cancel": (
         Account.Status.CANCELLED,
         {Account.Status.ENABLED, Account.Status.DISABLED},
-        "managed_account.cancelled",
+        audit.ChangeType.MANAGED_ACCOUNT_CANCELLED,
     ),
 }
 
@@ -209,20 +208,23 @@ STATUS_ACTIONS = {
 @transaction.atomic
 def change_managed_account_status(*, managed: Account, action: str, actor: Actor) -> Account:
     target, allowed_from, change_type = STATUS_ACTIONS[action]
-    current = Account.objects.select_for_update().get(pk=managed.pk)
+    current = lock_row(Account.objects, pk=managed.pk)
     previous = current.status
     if previous not in allowed_from:
         if previous == target:
-            raise InvalidTransition(f"{current.name} is already {target.label.lower()}; nothing changed.")
+            raise InvalidTransition(
+                f"{current.name} is already {target.label.lower()}; nothing changed.", field="status"
+            )
         raise InvalidTransition(
-            f"{current.name} is {current.get_status_display().lower()}, so it cannot be {target.label.lower()}."
+            f"{current.name} is {current.get_status_display().lower()}, so it cannot be {target.label.lower()}.",
+            field="status",
         )
     # Conditional update: only from an allowed status, so a concurrent change cannot be overwritten.
     updated = Account.objects.filter(pk=current.pk, status__in=allowed_from).update(
         status=target, updated_at=timezone.now()
     )
     if not updated:
-        raise InvalidTransition("The account changed meanwhile; reload and try again.")
+        raise InvalidTransition("The account changed meanwhile; reload and try again.", field="status")
     current.refresh_from_db()
     audit.record(
         account=current.manager,
@@ -237,7 +239,7 @@ def change_managed_account_status(*, managed: Account, action: str, actor: Actor
 
 @transaction.atomic
 def update_account_settings(*, account: Account, actor: Actor, name: str, admins_can_log_in_as: bool) -> Account:
-    account = Account.objects.select_for_update().get(pk=account.pk)
+    account = lock_row(Account.objects, pk=account.pk)
     before = {"name": account.name, "admins_can_log_in_as": account.admins_can_log_in_as}
     account.name = name.strip()
     if account.is_manager:
@@ -245,21 +247,27 @@ def update_account_settings(*, account: Account, actor: Actor, name: str, admins
     changes = audit.field_changes(account, before, before.keys())
     if changes:
         account.save()
-        audit.record(account=account, actor=actor, change_type="account.updated", resource=account, changes=changes)
+        audit.record(
+            account=account,
+            actor=actor,
+            change_type=audit.ChangeType.ACCOUNT_UPDATED,
+            resource=account,
+            changes=changes,
+        )
     return account
 
 
 @transaction.atomic
 def set_managed_account_limit(*, manager: Account, limit: int, actor: Actor) -> Account:
     """Platform staff raise (or lower) a manager's limit; existing managed accounts stay."""
-    manager = Account.objects.select_for_update().get(pk=manager.pk, kind=Account.Kind.MANAGER)
+    manager = lock_row(Account.objects, pk=manager.pk, kind=Account.Kind.MANAGER)
     before = {"managed_account_limit": manager.managed_account_limit}
     manager.managed_account_limit = limit
     manager.save(update_fields=["managed_account_limit", "updated_at"])
     audit.record(
         account=manager,
         actor=actor,
-        change_type="account.limit_changed",
+        change_type=audit.ChangeType.ACCOUNT_LIMIT_CHANGED,
         resource=manager,
         changes=audit.field_changes(manager, before, before.keys()),
     )
@@ -300,7 +308,7 @@ def invite_member(*, account: Account, email: str, role: str, actor: Actor) -> I
     audit.record(
         account=account,
         actor=actor,
-        change_type="invitation.created",
+        change_type=audit.ChangeType.INVITATION_CREATED,
         resource=invitation,
         changes=[{"field": "email", "from": None, "to": email}, {"field": "role", "from": None, "to": role}],
     )
@@ -314,7 +322,7 @@ def _send_invitation(invitation_pk: int) -> None:
 
 @transaction.atomic
 def accept_invitation(*, invitation: Invitation, user: User) -> Membership:
-    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    invitation = lock_row(Invitation.objects, pk=invitation.pk)
     if invitation.status != Invitation.Status.PENDING or invitation.expires_at <= timezone.now():
         raise ServiceError("This invitation is no longer valid. Ask for a new one.")
     if invitation.email.lower() != user.email.lower():
@@ -329,7 +337,7 @@ def accept_invitation(*, invitation: Invitation, user: User) -> Membership:
     audit.record(
         account=invitation.account,
         actor=Actor(user=user),
-        change_type="membership.created",
+        change_type=audit.ChangeType.MEMBERSHIP_CREATED,
         resource=membership,
         changes=[
             {"field": "role", "from": None, "to": invitation.role},
@@ -349,7 +357,7 @@ def revoke_invitation(*, invitation: Invitation, actor: Actor) -> None:
     audit.record(
         account=invitation.account,
         actor=actor,
-        change_type="invitation.revoked",
+        change_type=audit.ChangeType.INVITATION_REVOKED,
         resource=invitation,
         changes=[{"field": "status", "from": "pending", "to": "revoked"}],
     )
@@ -361,7 +369,7 @@ def _other_owners_exist(membership: Membership) -> bool:
 
 @transaction.atomic
 def change_member_role(*, membership: Membership, role: str, actor: Actor) -> Membership:
-    membership = Membership.objects.select_for_update().select_related("account", "user").get(pk=membership.pk)
+    membership = lock_row(Membership.objects.select_related("account", "user"), pk=membership.pk)
     if membership.role == role:
         raise InvalidTransition(f"{membership.user.email} is already {membership.get_role_display().lower()}.")
     _check_can_assign(account=membership.account, actor=actor, role=membership.role)
@@ -374,7 +382,7 @@ def change_member_role(*, membership: Membership, role: str, actor: Actor) -> Me
     audit.record(
         account=membership.account,
         actor=actor,
-        change_type="membership.role_changed",
+        change_type=audit.ChangeType.MEMBERSHIP_ROLE_CHANGED,
         resource=membership,
         changes=[
             {"field": "role", "from": before, "to": role},
@@ -386,14 +394,14 @@ def change_member_role(*, membership: Membership, role: str, actor: Actor) -> Me
 
 @transaction.atomic
 def remove_member(*, membership: Membership, actor: Actor) -> None:
-    membership = Membership.objects.select_for_update().select_related("account", "user").get(pk=membership.pk)
+    membership = lock_row(Membership.objects.select_related("account", "user"), pk=membership.pk)
     _check_can_assign(account=membership.account, actor=actor, role=membership.role)
     if membership.role == Role.OWNER and not _other_owners_exist(membership):
         raise ServiceError("The last owner cannot be removed.")
     audit.record(
         account=membership.account,
         actor=actor,
-        change_type="membership.removed",
+        change_type=audit.ChangeType.MEMBERSHIP_REMOVED,
         resource=membership,
         changes=[
             {"field": "user", "from": membership.user.email, "to": None},
@@ -429,7 +437,7 @@ def create_api_key(*, account: Account, name: str, actor: Actor) -> tuple[ApiKey
     audit.record(
         account=account,
         actor=actor,
-        change_type="api_key.created",
+        change_type=audit.ChangeType.API_KEY_CREATED,
         resource=key,
         changes=[{"field": "name", "from": None, "to": name}, {"field": "prefix", "from": None, "to": prefix}],
         related_account=account.manager if account.is_managed else None,
@@ -446,7 +454,7 @@ def revoke_api_key(*, key: ApiKey, actor: Actor) -> ApiKey:
     audit.record(
         account=key.account,
         actor=actor,
-        change_type="api_key.revoked",
+        change_type=audit.ChangeType.API_KEY_REVOKED,
         resource=key,
         related_account=key.account.manager if key.account.is_managed else None,
         changes=[{"field": "revoked_at", "from": None, "to": key.revoked_at.isoformat()}],
@@ -468,4 +476,6 @@ def record_sign_in(*, user: User, ip_address: str | None) -> None:
     """A real sign-in (not a log-in-as switch) is written to the log of each account of the user."""
     actor = Actor(user=user, ip_address=ip_address)
     for membership in user.memberships.select_related("account"):
-        audit.record(account=membership.account, actor=actor, change_type="user.signed_in", resource=user)
+        audit.record(
+            account=membership.account, actor=actor, change_type=audit.ChangeType.USER_SIGNED_IN, resource=user
+        )

@@ -24,7 +24,7 @@ from accounts.forms import (
     ManagedAccountCreateForm,
     ManagedAccountSettingsForm,
     RoleForm,
-    apply_service_error,
+    apply_refusal,
 )
 from accounts.models import Account, ApiKey, Invitation, Membership
 from accounts.permissions import (
@@ -123,7 +123,7 @@ def member_invite(request, account_id):
                 account=access.account, actor=Actor.from_request(request), **form.cleaned_data
             )
         except services.ServiceError as error:
-            apply_service_error(form, error)
+            apply_refusal(form=form, refusal=error)
         else:
             messages.success(request, f"Invitation sent to {invitation.email}.")
             return redirect("members", access.account.public_id)
@@ -146,7 +146,7 @@ def member_role(request, account_id, membership_id):
                 membership=membership, role=form.cleaned_data["role"], actor=Actor.from_request(request)
             )
         except services.ServiceError as error:
-            apply_service_error(form, error)
+            apply_refusal(form=form, refusal=error)
         else:
             messages.success(request, f"{membership.user.email} is now {form.cleaned_data['role']}.")
             return redirect("members", access.account.public_id)
@@ -279,7 +279,7 @@ def managed_create(request, account_id):
                 actor=Actor.from_request(request),
             )
         except services.ServiceError as error:
-            apply_service_error(form, error)
+            apply_refusal(form=form, refusal=error)
         else:
             messages.success(request, f"Managed account {managed.name} created.")
             return redirect("managed_detail", access.account.public_id, managed.public_id)
@@ -325,7 +325,7 @@ def managed_settings(request, account_id, managed_id):
         try:
             services.update_managed_account(managed=managed, actor=Actor.from_request(request), **form.cleaned_data)
         except services.ServiceError as error:
-            apply_service_error(form, error)
+            apply_refusal(form=form, refusal=error)
         else:
             messages.success(request, "Settings saved.")
             return redirect("managed_detail", access.account.public_id, managed.public_id)
@@ -392,7 +392,7 @@ def _create_api_key(request, account: Account, form: ApiKeyForm) -> tuple[ApiKey
             account=account, name=form.cleaned_data["name"], actor=Actor.from_request(request)
         )
     except services.ServiceError as error:
-        apply_service_error(form, error)
+        apply_refusal(form=form, refusal=error)
         return None
 
 

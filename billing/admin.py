@@ -13,6 +13,7 @@ from django.utils.html import format_html
 
 from accounts import audit
 from accounts.actor import Actor
+from accounts.forms import apply_refusal
 from billing.forms import AdjustBalanceForm
 from billing.invoices import services as invoice_services
 from billing.ledger import selectors as ledger_selectors
@@ -51,7 +52,7 @@ class RateAdmin(admin.ModelAdmin):
             audit.record(
                 account=obj.account,
                 actor=Actor.platform_staff(request.user),
-                change_type="rate.changed",
+                change_type=audit.ChangeType.RATE_CHANGED,
                 resource=obj,
                 changes=[
                     {"field": "product", "from": None, "to": obj.product.sku},
@@ -164,7 +165,7 @@ class BalanceAdmin(admin.ModelAdmin):
                     actor=Actor.platform_staff(request.user),
                 )
             except ledger.LedgerError as error:
-                form.add_error(error.field if error.field in form.fields else None, error.message)
+                apply_refusal(form=form, refusal=error)
             else:
                 amount = format_money(posted.entry.amount, posted.entry.currency)
                 done = "adjusted by" if posted.created else "was already adjusted by"
@@ -273,7 +274,7 @@ class InvoiceAdmin(admin.ModelAdmin):
                 else:
                     invoice_services.void_invoice(invoice=invoice, reason=note, actor=actor)
             except invoice_services.InvoiceStateError as error:
-                form.add_error(None, str(error))
+                apply_refusal(form=form, refusal=error)
             else:
                 self.message_user(request, f"Invoice {invoice.number} is now {invoice.get_status_display().lower()}.")
                 return redirect("admin:billing_invoice_change", invoice.pk)

@@ -3,9 +3,9 @@ ingestion (`POST /usage_records`, our own extension of the contract).
 
 Usage ingestion is a thin skin over `billing.usage.ingest_usage`, the one way usage gets in: the batch is validated
 whole, stored atomically, idempotent per (account, idempotency key), and a manager key may name its
-managed accounts in `account`. This view only maps the request onto it and its `RowError`s onto
-the contract's errors: one error per bad row and field, with the JSON pointer of that field
-(`/records/<0-based index>/<field>`) and the 1-based row number in the detail.
+managed accounts in `account`. This view only maps the request onto it; its refusal (`UsageRejected`)
+answers in the contract's errors through `api_view`: one error per bad row and field, with the JSON
+pointer of that field (`/records/<0-based index>/<field>`) and the 1-based row number in the detail.
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 
+from accounts.api_access import key_account
 from billing.invoices.pdf import download_token
 from billing.invoices.selectors import invoices_of, period_end
-from billing.ledger.selectors import has_own_balance
+from billing.ledger.selectors import current_balance, has_own_balance
 from billing.models import Balance, Invoice
 from billing.money import to_cents
-from billing.usage.services import RowError, UsageRejected, ingest_usage
-from portal.api import ApiError, actor, api_view, error, invalid, json_body, page
+from billing.usage.services import ingest_usage
+from portal.api import ApiError, actor, api_view, invalid, json_body, page
 
 # Nothing is pending until payments exist: a card top-up will be pending between its PaymentIntent
 # and the ledger entry its confirmation posts. Until then every movement is posted at once.
@@ -43,7 +44,7 @@ def balance(request):
     its movements would reveal the priced amounts the account may not see. A separately billed
     managed account, hidden pricing or not, sees its own balance: that is money it holds.
     """
-    account = request.api_key.account
+    account = key_account(request)
     if not has_own_balance(account):
         raise ApiError(
             403,
@@ -52,9 +53,7 @@ def balance(request):
             f"{account.name} is billed to its manager (roll-up billing) and has no balance of its own; "
             "ask the manager for its statement.",
         )
-    # A read writes nothing: an account with no entries yet has no row, and reads as the model's
-    # defaults (zero, USD) until the ledger creates it with its first entry.
-    row = Balance.objects.filter(account=account).first() or Balance(account=account)
+    row = current_balance(account)  # a read writes nothing
     return JsonResponse({"data": balance_json(row)})
 
 
@@ -88,7 +87,7 @@ def invoices(request):
     sort = request.GET.get("sort", "-period_start")
     if sort not in INVOICE_SORTS:
         raise invalid("sort", f"Must be one of {', '.join(INVOICE_SORTS)}.", query=True)
-    records = invoices_of(request.api_key.account).order_by(*INVOICE_SORTS[sort])
+    records = invoices_of(key_account(request)).order_by(*INVOICE_SORTS[sort])
     return page(request, records, lambda invoice: invoice_json(request, invoice))
 
 
@@ -101,7 +100,7 @@ def invoice(request, invoice_id):
     action = request.GET.get("action", "json")
     if action not in INVOICE_ACTIONS:
         raise invalid("action", f"Must be one of {', '.join(INVOICE_ACTIONS)}.", query=True)
-    account = request.api_key.account
+    account = key_account(request)
     record = get_object_or_404(invoices_of(account), public_id=_uuid(invoice_id))
     data = invoice_json(request, record)
     if action == "link":
@@ -159,10 +158,8 @@ def usage_records(request):
         raise invalid("records", "records is required: a list of usage records.")
     if not isinstance(records, list):
         raise invalid("records", "records must be a list of usage records.")
-    try:
-        result = ingest_usage(submitter=request.api_key.account, rows=records, source="api", actor=actor(request))
-    except UsageRejected as rejected:
-        raise _rejection(rejected) from None
+    # A rejected batch is a UsageRejected: api_view answers its row errors, one per bad row and field.
+    result = ingest_usage(submitter=key_account(request), rows=records, source="api", actor=actor(request))
     return JsonResponse(
         {
             "data": {
@@ -175,36 +172,3 @@ def usage_records(request):
         },
         status=201 if result.accepted else 200,
     )
-
-
-def _rejection(rejected: UsageRejected) -> ApiError:
-    errors = [_row_error(e) for e in rejected.errors]
-    hidden = rejected.total - len(rejected.errors)
-    if hidden:
-        errors.append(
-            error(
-                "too_many_errors",
-                "More errors",
-                f"{hidden:,} more error(s) not shown; fix these and send again.",
-                pointer="/records",
-            )
-        )
-    refused = ApiError(422, "invalid_records", "Invalid records")
-    refused.errors = errors
-    return refused
-
-
-def _row_error(row_error: RowError) -> dict:
-    """A row's error at `/records/<index>/<field>`; batch-wide ones (row 0) at `/records`."""
-    if row_error.row == 0:
-        pointer = "/records" if row_error.field == "records" else None
-        return error("invalid_batch", "Invalid batch", str(row_error), pointer=pointer)
-    index = row_error.row - 1
-    # "record" is the whole row (not an object); any other field is a field of the row.
-    pointer = f"/records/{index}" if row_error.field == "record" else f"/records/{index}/{_escape(row_error.field)}"
-    return error("invalid_record", "Invalid record", str(row_error), pointer=pointer)
-
-
-def _escape(token: str) -> str:
-    """A JSON pointer token (RFC 6901): an unknown field's name may hold ~ or /."""
-    return token.replace("~", "~0").replace("/", "~1")

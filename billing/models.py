@@ -1,19 +1,44 @@
+from __future__ import annotations
+
 import uuid
+from collections.abc import Iterable
+from datetime import date
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.db.models.expressions import Combinable, Expression
+from django.db.models.fields import NOT_PROVIDED
 
 from accounts.models import Account
+
+if TYPE_CHECKING:
+    DecimalColumn: TypeAlias = models.DecimalField[str | float | Decimal | Combinable, Decimal]
+
 
 # Unit prices carry up to 6 decimal places (USD 0.004 per message is normal); a record's cost is
 # quantity x rate, kept exact (6 + 6 = 12 places). Rounding to cents happens only on invoice and
 # ledger lines (billing.money.to_cents).
-RATE_FIELD = {"max_digits": 14, "decimal_places": 6}
-QUANTITY_FIELD = {"max_digits": 20, "decimal_places": 6}
-COST_FIELD = {"max_digits": 30, "decimal_places": 12}
+def rate_field() -> DecimalColumn:
+    return models.DecimalField(max_digits=14, decimal_places=6)
+
+
+def quantity_field() -> DecimalColumn:
+    return models.DecimalField(max_digits=20, decimal_places=6)
+
+
+def cost_field() -> DecimalColumn:
+    return models.DecimalField(max_digits=30, decimal_places=12)
+
+
+def money_field(*, default: Decimal | None = None, help_text: str = "") -> DecimalColumn:
+    """Ledger, balance and invoice amounts: cents. With no default the field has none (as Django's)."""
+    return models.DecimalField(
+        max_digits=20, decimal_places=2, default=NOT_PROVIDED if default is None else default, help_text=help_text
+    )
 
 
 class Product(models.Model):
@@ -26,7 +51,7 @@ class Product(models.Model):
     class Meta:
         ordering = ["sku"]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.name} ({self.sku})"
 
 
@@ -37,7 +62,7 @@ class Rate(models.Model):
 
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="rates")
     account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.CASCADE, related_name="rates")
-    unit_price = models.DecimalField(**RATE_FIELD)
+    unit_price = rate_field()
     effective_from = models.DateTimeField(help_text="UTC; applies to usage that starts at or after this instant.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -59,12 +84,13 @@ class Rate(models.Model):
         ]
         indexes = [models.Index(fields=["account", "product", "effective_from"], name="rate_lookup")]
 
-    def __str__(self):
+    def __str__(self) -> str:
         whom = self.account or "list price"
         return f"{self.product.sku} {self.unit_price} for {whom} from {self.effective_from:%Y-%m-%d %H:%M}"
 
-    def clean(self):
-        if self.account_id and self.account.is_managed and not self.account.allow_custom_pricing:
+    def clean(self) -> None:
+        account = self.account if self.account_id else None
+        if account is not None and account.is_managed and not account.allow_custom_pricing:
             raise ValidationError("This managed account may not have custom pricing; it uses its manager's rates.")
 
 
@@ -85,7 +111,7 @@ class UsageBatch(models.Model):
     duplicates = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.get_source_display()} batch {self.public_id} ({self.accepted} records)"
 
 
@@ -100,14 +126,14 @@ class UsageRecord(models.Model):
     # account, and products are never deleted; each index is a cost on every ingested record.
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="usage_records", db_index=False)
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+", db_index=False)
-    quantity = models.DecimalField(**QUANTITY_FIELD)
+    quantity = quantity_field()
     started_at = models.DateTimeField()
     idempotency_key = models.CharField(max_length=100)
     direction = models.CharField(max_length=8, choices=Direction.choices, blank=True)
     country = models.CharField(max_length=2, blank=True)
     destination = models.CharField(max_length=32, blank=True)
-    rate = models.DecimalField(**RATE_FIELD)
-    cost = models.DecimalField(**COST_FIELD)
+    rate = rate_field()
+    cost = cost_field()
     batch = models.ForeignKey(UsageBatch, on_delete=models.PROTECT, related_name="records")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -122,7 +148,7 @@ class UsageRecord(models.Model):
             models.Index(fields=["-started_at", "-id"], name="usage_time"),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.quantity} {self.product_id} at {self.started_at:%Y-%m-%d %H:%M:%S}"
 
 
@@ -143,7 +169,7 @@ class DailyUsage(models.Model):
         ]
         indexes = [models.Index(fields=["account", "day"], name="daily_usage_account_day")]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.account_id} {self.product_id} {self.day}: {self.quantity}"
 
 
@@ -165,11 +191,8 @@ class MonthlyUsage(models.Model):
         ]
         indexes = [models.Index(fields=["account", "month"], name="monthly_usage_account_month")]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.account_id} {self.product_id} {self.month:%Y-%m}: {self.quantity}"
-
-
-MONEY_FIELD = {"max_digits": 20, "decimal_places": 2}
 
 
 class Balance(models.Model):
@@ -177,8 +200,8 @@ class Balance(models.Model):
     this row's lock. Roll-up managed accounts have none: their charges land on their manager's."""
 
     account = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="balance")
-    amount = models.DecimalField(**MONEY_FIELD, default=Decimal("0.00"))
-    credit_limit = models.DecimalField(**MONEY_FIELD, default=Decimal("0.00"))
+    amount = money_field(default=Decimal("0.00"))
+    credit_limit = money_field(default=Decimal("0.00"))
     currency = models.CharField(max_length=3, default="USD")
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -187,21 +210,21 @@ class Balance(models.Model):
             models.CheckConstraint(name="balance_credit_limit_not_negative", condition=Q(credit_limit__gte=0))
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.account} {self.currency} {self.amount}"
 
     @property
-    def available_credit(self):
+    def available_credit(self) -> Decimal:
         return self.amount + self.credit_limit
 
 
-class LedgerQuerySet(models.QuerySet):
+class LedgerQuerySet(models.QuerySet["LedgerEntry"]):
     """No bulk update or delete either: the balance must always equal the sum of the entries."""
 
-    def update(self, **kwargs):
+    def update(self, **kwargs: Any) -> NoReturn:
         raise ValidationError("Ledger entries never change; post a correcting entry instead.")
 
-    def delete(self):
+    def delete(self) -> NoReturn:
         raise ValidationError("Ledger entries are never deleted; post a correcting entry instead.")
 
 
@@ -222,7 +245,7 @@ class LedgerEntry(models.Model):
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="ledger_entries")
     kind = models.CharField(max_length=20, choices=Kind.choices)
-    amount = models.DecimalField(**MONEY_FIELD)
+    amount = money_field()
     currency = models.CharField(max_length=3, default="USD")
     idempotency_key = models.CharField(max_length=200)
     description = models.CharField(max_length=255)
@@ -247,15 +270,15 @@ class LedgerEntry(models.Model):
             models.Index(fields=["account", "kind", "related_account", "period"], name="ledger_usage_charges"),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.amount} on {self.account_id}"
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             raise ValidationError("Ledger entries never change; post a correcting entry instead.")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise ValidationError("Ledger entries are never deleted; post a correcting entry instead.")
 
 
@@ -266,8 +289,32 @@ class InvoiceSequence(models.Model):
     issuer_key = models.CharField(max_length=40, unique=True, help_text='"platform" or "account:<id>"')
     last_number = models.PositiveIntegerField(default=0)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.issuer_key}: {self.last_number}"
+
+
+class InvoiceQuerySet(models.QuerySet["Invoice"]):
+    """The recurring rules about invoices, named once."""
+
+    def platform(self) -> InvoiceQuerySet:
+        """Issued by the platform (a reseller invoice's issuer is the manager)."""
+        return self.filter(issuer__isnull=True)
+
+    def resale(self) -> InvoiceQuerySet:
+        """Issued by a manager to one of its roll-up managed accounts."""
+        return self.filter(issuer__isnull=False)
+
+    def issued(self) -> InvoiceQuerySet:
+        """Past draft: what people see (a draft exists only inside the transaction building it)."""
+        return self.exclude(status=Invoice.Status.DRAFT)
+
+    def closed_for(
+        self, *, payers: Iterable[int] | Expression, months: Iterable[date] | None = None
+    ) -> InvoiceQuerySet:
+        """The issued platform invoices of these payers (and months): a payer's month is closed once
+        it has one, and its usage is refused from then on."""
+        closed = self.platform().issued().filter(bill_to_id__in=payers)
+        return closed if months is None else closed.filter(period__in=months)
 
 
 class Invoice(models.Model):
@@ -290,11 +337,11 @@ class Invoice(models.Model):
     number = models.CharField(max_length=40, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     currency = models.CharField(max_length=3, default="USD")
-    opening_balance = models.DecimalField(**MONEY_FIELD, default=Decimal("0.00"))
-    credits = models.DecimalField(**MONEY_FIELD, default=Decimal("0.00"), help_text="Top-ups, transfers, adjustments")
-    charges = models.DecimalField(**MONEY_FIELD, default=Decimal("0.00"), help_text="Usage charges of the period")
-    closing_balance = models.DecimalField(**MONEY_FIELD, default=Decimal("0.00"))
-    total = models.DecimalField(**MONEY_FIELD, default=Decimal("0.00"))
+    opening_balance = money_field(default=Decimal("0.00"))
+    credits = money_field(default=Decimal("0.00"), help_text="Top-ups, transfers, adjustments")
+    charges = money_field(default=Decimal("0.00"), help_text="Usage charges of the period")
+    closing_balance = money_field(default=Decimal("0.00"))
+    total = money_field(default=Decimal("0.00"))
     created_at = models.DateTimeField(auto_now_add=True)
     finalized_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
@@ -303,6 +350,8 @@ class Invoice(models.Model):
     markup_percent = models.DecimalField(
         max_digits=6, decimal_places=2, null=True, blank=True, help_text="On a reseller invoice: the markup applied"
     )
+
+    objects = InvoiceQuerySet.as_manager()
 
     class Meta:
         ordering = ["-period", "-id"]
@@ -319,7 +368,7 @@ class Invoice(models.Model):
             models.CheckConstraint(name="invoice_period_is_first_day", condition=Q(period__day=1)),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"Invoice {self.number or '(draft)'} to {self.bill_to_id} for {self.period:%Y-%m}"
 
 
@@ -334,13 +383,13 @@ class InvoiceLine(models.Model):
     product = models.ForeignKey(Product, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     description = models.CharField(max_length=255)
     quantity = models.DecimalField(max_digits=24, decimal_places=6, default=Decimal("0"))
-    amount = models.DecimalField(**MONEY_FIELD)
+    amount = money_field()
     position = models.PositiveIntegerField()
 
     class Meta:
         ordering = ["invoice", "position"]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.description}: {self.amount}"
 
 
@@ -361,7 +410,7 @@ class ResaleTerms(models.Model):
             )
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"Markup {self.markup_percent}% of {self.manager_id}"
 
 
@@ -373,7 +422,7 @@ class CloseRun(models.Model):
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"Close of {self.period:%Y-%m}"
 
 
@@ -393,7 +442,7 @@ class CloseItem(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "account"], name="close_item_once_per_run")]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.run} / {self.account_id}: {self.status}"
 
 
@@ -407,7 +456,7 @@ class StripeCustomer(models.Model):
     stripe_id = models.CharField(max_length=255, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.stripe_id} for {self.account_id}"
 
 
@@ -434,7 +483,7 @@ class PaymentMethod(models.Model):
             )
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.label
 
     @property
@@ -465,7 +514,7 @@ class Payment(models.Model):
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="payments")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    amount = models.DecimalField(**MONEY_FIELD)
+    amount = money_field()
     currency = models.CharField(max_length=3, default="USD")
     idempotency_key = models.CharField(max_length=200)
     stripe_payment_intent_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
@@ -495,7 +544,7 @@ class Payment(models.Model):
         ]
         indexes = [models.Index(fields=["account", "kind", "-created_at"], name="payment_account_kind_created")]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.currency} {self.amount} on {self.account_id}: {self.status}"
 
 
@@ -505,8 +554,8 @@ class AutoRecharge(models.Model):
 
     account = models.OneToOneField(Account, on_delete=models.PROTECT, related_name="auto_recharge")
     enabled = models.BooleanField(default=False)
-    threshold = models.DecimalField(**MONEY_FIELD, default=Decimal("10.00"))
-    amount = models.DecimalField(**MONEY_FIELD, default=Decimal("50.00"))
+    threshold = money_field(default=Decimal("10.00"))
+    amount = money_field(default=Decimal("50.00"))
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -516,5 +565,5 @@ class AutoRecharge(models.Model):
             models.CheckConstraint(name="auto_recharge_threshold_not_negative", condition=Q(threshold__gte=0)),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"Auto-recharge of {self.account_id}: {self.enabled}"

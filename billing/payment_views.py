@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.access import AccountAccess, account_access
 from accounts.actor import Actor
+from accounts.forms import apply_refusal
 from accounts.permissions import MANAGE_BILLING, VIEW_BILLING
 from billing.forms import AutoRechargeForm, CardSetupForm, SaveCardForm, TopUpForm
 from billing.models import Payment
@@ -76,7 +77,9 @@ def payment_method_add(request, account_id):
             card, created = payments.save_card(
                 account=account, setup_intent_id=form.cleaned_data["setup_intent"], actor=Actor.from_request(request)
             )
-        except (payments.PaymentRefused, gateway.GatewayError) as error:
+        except payments.PaymentRefused as refused:
+            apply_refusal(form=form, refusal=refused)
+        except gateway.GatewayError as error:  # Stripe's answer, not a refusal of ours: no field
             form.add_error(None, error.message)
         else:
             default = " It is your default card." if card.is_default else ""
@@ -169,11 +172,15 @@ def top_up(request, account_id):
             key=str(data["key"]),
             actor=Actor.from_request(request),
         )
-    except (payments.PaymentRefused, gateway.GatewayError) as error:
-        form.add_error(
-            getattr(error, "field", None) if getattr(error, "field", None) in form.fields else None, error.message
-        )
-        return _top_up_page(request, access, _with_new_key(form, cards), cards, status=422)
+    except payments.PaymentRefused as refused:
+        # On the form shown again with its new key: errors added to `form` would not be on it.
+        retry = _with_new_key(form, cards)
+        apply_refusal(form=retry, refusal=refused)
+        return _top_up_page(request, access, retry, cards, status=422)
+    except gateway.GatewayError as error:
+        retry = _with_new_key(form, cards)
+        retry.add_error(None, error.message)
+        return _top_up_page(request, access, retry, cards, status=422)
     if payment.status == Payment.Status.FAILED:
         failed = _with_new_key(form, cards)
         failed.add_error(
@@ -266,8 +273,8 @@ def auto_recharge(request, account_id):
         data = form.cleaned_data
         try:
             payments.update_auto_recharge(account=account, **data, actor=Actor.from_request(request))
-        except payments.PaymentRefused as error:
-            form.add_error(error.field if error.field in form.fields else None, error.message)
+        except payments.PaymentRefused as refused:
+            apply_refusal(form=form, refusal=refused)
         else:
             state = "on" if data["enabled"] else "off"
             messages.success(request, f"Auto-recharge is {state}.")

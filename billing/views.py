@@ -16,6 +16,7 @@ from django_tables2 import RequestConfig
 
 from accounts.access import account_access, managed_account_access
 from accounts.actor import Actor
+from accounts.forms import apply_refusal
 from accounts.models import Account
 from accounts.permissions import RESELL, SUBMIT_USAGE, VIEW_BILLING, can_see_pricing
 from billing.forms import InvoicePaidForm, InvoiceVoidForm, ResaleMarkupForm, TransferForm, UsageUploadForm
@@ -25,11 +26,11 @@ from billing.invoices.pdf import BadDownloadToken, invoice_pdf, invoice_view, pd
 from billing.invoices.selectors import invoices_of, issued_invoices_of, period_end, resale_invoices_visible
 from billing.ledger import selectors as ledger_selectors
 from billing.ledger import services as ledger
-from billing.models import Balance, Invoice, LedgerEntry, Product, Rate, UsageBatch
+from billing.models import Balance, Invoice, LedgerEntry, Product, UsageBatch
 from billing.money import format_money, to_cents
 from billing.tables import InvoiceTable, IssuedInvoiceTable, LedgerEntryTable
 from billing.usage import csv_upload
-from billing.usage.rating import rate_card
+from billing.usage.rating import RateBook, rate_card
 from billing.usage.services import MAX_BATCH, OPTIONAL_FIELDS, REQUIRED_FIELDS, IngestResult, UsageRejected
 
 GET_AND_POST = ["GET", "POST"]
@@ -98,7 +99,7 @@ class RateLine:
 def rate_card_page(request, account_id):
     access = account_access(request, account_id, VIEW_BILLING)
     account = access.account
-    if not can_see_pricing(account):
+    if not access.can.view_rates:  # the flag the Rates link reads too
         raise Http404("This account has no such page.")  # hidden pricing: no rate reaches its users
     now = timezone.now()
     card = rate_card(account, at=now)
@@ -122,31 +123,23 @@ def _managed_custom_lines(manager: Account, card, at: datetime) -> list[RateLine
     """The custom rates in force for the manager's managed accounts that may have them, beside
     the manager's own rate, which every other managed account inherits."""
     own = {product.pk: _price(price, product) for product, price, _ in card}
-    rates = (
-        Rate.objects.filter(account__manager=manager, account__allow_custom_pricing=True, effective_from__lte=at)
-        .exclude(account__status=Account.Status.CANCELLED)
-        .select_related("account", "product")
-        .order_by("account__name", "account_id", "product__sku", "effective_from")
-    )
-    latest: dict[tuple[int, int], Rate] = {}
-    for rate in rates:
-        latest[(rate.account_id, rate.product_id)] = rate  # the last one started is in force
+    custom = manager.managed_accounts.filter(allow_custom_pricing=True).exclude(status=Account.Status.CANCELLED)
+    accounts = list(custom.select_related("manager").order_by("name", "pk"))
+    book = RateBook(accounts)
+    in_force = {account.pk: book.rates_set_by(account.pk, at) for account in accounts}
+    products = Product.objects.in_bulk({pk for rates in in_force.values() for pk in rates})
     return [
-        RateLine(
-            r.product, _price(r.unit_price, r.product), "Custom", account=r.account, inherited=own.get(r.product_id, "")
+        RateLine(product, _price(price, product), "Custom", account=account, inherited=own.get(product.pk, ""))
+        for account in accounts
+        for product, price in sorted(
+            ((products[pk], price) for pk, price in in_force[account.pk].items()), key=lambda pair: pair[0].sku
         )
-        for r in latest.values()
     ]
 
 
 # --- Balance ---------------------------------------------------------------------------------------------
 
 ENTRIES_PER_PAGE = 25
-
-
-def current_balance(account: Account) -> Balance:
-    """The account's balance as it stands, read without creating a row: none yet is zero."""
-    return Balance.objects.filter(account=account).first() or Balance(account=account)
 
 
 @login_required
@@ -158,7 +151,7 @@ def balance_page(request, account_id):
     if not ledger_selectors.has_own_balance(account):
         # Roll-up: its usage is charged to the manager, whose amounts are none of its business.
         return render(request, "billing/balance_rollup.html", context)
-    balance = current_balance(account)
+    balance = ledger_selectors.current_balance(account)
     table = LedgerEntryTable(LedgerEntry.objects.filter(account=account).order_by("-created_at", "-id"))
     RequestConfig(request, paginate={"per_page": ENTRIES_PER_PAGE}).configure(table)
     context |= {"balance": _money_facts(balance), "table": table}
@@ -179,24 +172,14 @@ def _money_facts(balance: Balance) -> dict[str, str]:
 # --- Credit transfer to a managed account --------------------------------------------------------------------
 
 
-def _transfer_refusal(managed: Account) -> str | None:
-    """Why no credit can go to `managed`, or None. The ledger refuses roll-up targets too; a cancelled
-    account is refused here, before it could strand credit nobody can use."""
-    if not ledger_selectors.has_own_balance(managed):
-        return f"{managed.name} is billed to you (roll-up); it has no balance to transfer to."
-    if managed.status == Account.Status.CANCELLED:
-        return f"{managed.name} is cancelled; credit cannot be transferred to it."
-    return None
-
-
 @login_required
 @require_http_methods(GET_AND_POST)
 def managed_transfer(request, account_id, managed_id):
     """GET: the form. POST: the confirmation step. POST with `confirm`: the transfer, made once per key."""
     access, managed = managed_account_access(request, account_id, managed_id)
     manager = access.account
-    available = current_balance(manager).available_credit
-    refusal = _transfer_refusal(managed)
+    available = ledger_selectors.current_balance(manager).available_credit
+    refusal = ledger_selectors.transfer_refusal(managed)
     if request.method == "GET":
         form = TransferForm(initial={"key": uuid.uuid4()}, available=available)
         return _transfer_form(request, access, managed, form, available, refusal)
@@ -214,7 +197,7 @@ def managed_transfer(request, account_id, managed_id):
             manager=manager, managed=managed, amount=amount, key=str(key), actor=Actor.from_request(request)
         )
     except ledger.LedgerError as error:
-        form.add_error(error.field if error.field in form.fields else None, error.message)
+        apply_refusal(form=form, refusal=error)
         return _transfer_form(request, access, managed, form, available, refusal, status=422)
     moved = format_money(-posted.entry.amount, posted.entry.currency)
     if posted.created:
@@ -232,7 +215,7 @@ def _transfer_form(request, access, managed, form, available, refusal, status=20
         "form": form,
         "refusal": refusal,
         "available": format_money(available),
-        "managed_balance": None if refusal else format_money(current_balance(managed).amount),
+        "managed_balance": None if refusal else format_money(ledger_selectors.current_balance(managed).amount),
         "max_transfer": format_money(settings.BILLING_MAX_TRANSFER),
     }
     return render(request, "billing/transfer.html", context, status=status)
@@ -403,7 +386,7 @@ def resale_invoices(request, account_id):
         "status": status,
         "status_choices": ISSUED_STATUS_CHOICES,
         "bill_to": bill_to,
-        "has_rollup": manager.managed_accounts.filter(billing_mode=Account.BillingMode.ROLLUP).exists(),
+        "has_rollup": Account.objects.rollups_of(manager).exists(),
     }
     return render(request, "billing/resale_invoices.html", context, status=422 if form.errors else 200)
 
@@ -450,7 +433,7 @@ def issued_invoice_status(request, account_id, invoice_id, action):
         raise Http404("No such action.")
     _target, form_class, label = STATUS_ACTIONS[action]
     form = form_class(request.POST if request.method == "POST" else None)
-    error = None
+    refused = None
     if request.method == "POST" and form.is_valid():
         actor = Actor.from_request(request)
         try:
@@ -459,7 +442,7 @@ def issued_invoice_status(request, account_id, invoice_id, action):
             else:
                 invoice_services.void_invoice(invoice=invoice, reason=form.cleaned_data["reason"], actor=actor)
         except invoice_services.InvoiceStateError as failure:
-            error = str(failure)
+            refused = failure  # shown above the form (the invoice's state, not a field), with its 409
         else:
             messages.success(request, f"Invoice {invoice.number} is now {invoice.get_status_display().lower()}.")
             return redirect("issued_invoice_detail", access.account.public_id, invoice.public_id)
@@ -470,14 +453,12 @@ def issued_invoice_status(request, account_id, invoice_id, action):
         "action": action,
         "label": label,
         "form": form,
-        "error": error,
+        "error": refused.message if refused else None,
         "allowed": action in dict(_transitions(invoice)),
         "total": format_money(invoice.total, invoice.currency),
     }
-    failed = error or form.errors
-    return render(
-        request, "billing/invoice_status_confirm.html", context, status=409 if error else 422 if failed else 200
-    )
+    status = refused.status if refused else 422 if form.errors else 200
+    return render(request, "billing/invoice_status_confirm.html", context, status=status)
 
 
 def pdf_response(invoice: Invoice, *, pricing: bool) -> HttpResponse:

@@ -20,8 +20,9 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.actor import Actor
+from accounts.errors import Refusal
 from accounts.models import ApiKey
-from accounts.services import ServiceError, api_key_for
+from accounts.services import api_key_for
 
 MAX_PAGE_SIZE = 250
 MAX_PAGE_NUMBER = 1_000_000  # keeps the row offset far inside what databases accept
@@ -46,6 +47,13 @@ def error(code: str, title: str, detail: str = "", *, pointer: str | None = None
     elif parameter is not None:
         item["source"] = {"parameter": parameter}
     return item
+
+
+def refusal_error(refusal: Refusal) -> ApiError:
+    """A service's refusal in the contract's shape: its status, and one error per problem it names."""
+    first, *rest = refusal.problems() or Refusal.problems(refusal)  # never an empty `errors` list
+    more = [error(p.code, p.title, p.detail, pointer=p.pointer) for p in rest]
+    return ApiError(refusal.status, first.code, first.title, first.detail, pointer=first.pointer, more=more)
 
 
 def invalid(field: str, detail: str, *, query: bool = False) -> ApiError:
@@ -81,8 +89,8 @@ def api_view(*methods: str) -> Callable:
                 return ApiError(404, "not_found", "Not found", "No such resource.").response()
             except PermissionDenied as denied:
                 return ApiError(403, "forbidden", "Forbidden", str(denied) or "This key may not do that.").response()
-            except ServiceError as refused:
-                return invalid(refused.field or "data", refused.message).response()
+            except Refusal as refused:  # every domain refusal, mapped here once
+                return refusal_error(refused).response()
 
         return wrapper
 

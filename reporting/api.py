@@ -40,18 +40,18 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 
+from accounts.api_access import key_account
 from accounts.models import Account
 from accounts.permissions import can_see_pricing
-from accounts.selectors import managed_accounts_for
 from billing.models import Product
 from billing.usage import selectors
 from billing.usage.selectors import GROUP_BY_ACCOUNT, GROUP_BY_DAY, GROUP_BY_MONTH, GROUP_BY_PRODUCT, UsageRow
 from portal.api import ApiError, api_view, invalid, page, query_bool
 from reporting import exports
 from reporting.forms import today_utc
+from reporting.selectors import report_accounts
 
 MAX_RANGE_DAYS = 31
 ALL_PRODUCTS = "all"
@@ -80,7 +80,7 @@ HIDDEN_PRICING = (
 
 @api_view("GET")
 def usage_reports(request):
-    account = request.api_key.account
+    account = key_account(request)
     _refuse_unknown_parameters(request)
     product = _product(request.GET.get("product"), required=True)
     dimension = _dimension(request)
@@ -91,7 +91,11 @@ def usage_reports(request):
         raise invalid("format", "format must be json or csv.", query=True)
     first, last = _days(request)
     rows = selectors.usage_summary(
-        accounts=_scope(request, account), start=first, end=last, product=product, group_by=DIMENSIONS[dimension]
+        accounts=report_accounts(account=account, managed=query_bool(request, "managed_accounts")),
+        start=first,
+        end=last,
+        product=product,
+        group_by=DIMENSIONS[dimension],
     )
     for key, descending in reversed(order):
         rows.sort(key=_SORT_KEYS[key], reverse=descending)
@@ -117,7 +121,7 @@ def usage_report_options(request):
     if unknown:
         raise invalid(sorted(unknown)[0], f"{sorted(unknown)[0]} is not a parameter of this request.", query=True)
     product = _product(request.GET.get("product"), required=False)
-    metrics = [m for m in METRICS if m not in PRICED_METRICS or can_see_pricing(request.api_key.account)]
+    metrics = [m for m in METRICS if m not in PRICED_METRICS or can_see_pricing(key_account(request))]
     products = [product] if product is not None else selectors.report_products()
     return JsonResponse(
         {
@@ -274,15 +278,6 @@ def _date_range(literal: str) -> tuple[date, date]:
         "date_range must be today, yesterday, this_month, last_month, last_<N>_days or last_<N>_weeks.",
         query=True,
     )
-
-
-def _scope(request, account: Account):
-    if not query_bool(request, "managed_accounts"):
-        return [account.pk]
-    if not account.is_manager:
-        raise PermissionDenied("Only a manager account's key can ask for managed_accounts=true.")
-    # A subquery, not 3,000 ids (as the report page's "all my managed accounts").
-    return managed_accounts_for(account).order_by().values("pk")
 
 
 # --- Rows ---------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET
 from django_tables2 import RequestConfig
 
 from accounts.access import AccountAccess, account_access
-from accounts.permissions import SUBMIT_USAGE, VIEW_REPORTS, can_see_pricing, role_allows
+from accounts.permissions import VIEW_REPORTS, can_see_pricing
 from billing.usage import selectors
 from billing.usage.selectors import GROUP_BY_DAY, GROUP_BY_MONTH, GROUP_BY_PRODUCT, UsageRow
 from reporting import exports
@@ -38,7 +38,6 @@ def _context(access: AccountAccess, form) -> dict:
         "account": access.account,
         "form": form,
         "pricing": can_see_pricing(access.account),
-        "can_submit_usage": role_allows(access.role, SUBMIT_USAGE),
     }
 
 

@@ -41,20 +41,15 @@ from billing.models import (
 def billed_parties(month: date):
     """Every account that holds its own balance and either existed in the month (and is not
     cancelled) or had usage in it, its own or its roll-up managed accounts'."""
-    own_balance = ~Q(kind=Account.Kind.MANAGED) | Q(billing_mode=Account.BillingMode.SEPARATE)
-    existed = Q(created_at__lt=periods.month_start(periods.next_month(month))) & ~Q(status=Account.Status.CANCELLED)
+    existed = Account.objects.open_before(periods.month_start(periods.next_month(month)))
     usage = MonthlyUsage.objects.filter(month=month)
-    rolled_up = usage.filter(account__billing_mode=Account.BillingMode.ROLLUP).values("account__manager_id")
+    rolled_up = usage.filter(account__in=Account.objects.rolled_up()).values("account__manager_id")
     used = Q(pk__in=usage.values("account_id")) | Q(pk__in=rolled_up)
-    return Account.objects.filter(own_balance & (existed | used)).order_by("pk")
+    return Account.objects.paying_own_usage().filter(Q(pk__in=existed.values("pk")) | used).order_by("pk")
 
 
 def is_closed(*, payer_id: int, month: date) -> bool:
-    return (
-        Invoice.objects.filter(bill_to_id=payer_id, period=month, issuer__isnull=True)
-        .exclude(status=Invoice.Status.DRAFT)
-        .exists()
-    )
+    return Invoice.objects.closed_for(payers=[payer_id], months=[month]).exists()
 
 
 def invoice_party(*, account: Account, month: date) -> Invoice:
@@ -62,20 +57,20 @@ def invoice_party(*, account: Account, month: date) -> Invoice:
     again, twice at once, or after a worker died half-way: the charges are idempotent, the invoice
     is built and finalized in one transaction, and the unique constraint on (bill-to, period)
     turns a second, concurrent build into a read of the first."""
-    existing = Invoice.objects.filter(bill_to=account, period=month, issuer__isnull=True).first()
+    existing = Invoice.objects.platform().filter(bill_to=account, period=month).first()
     if existing is not None and existing.status != Invoice.Status.DRAFT:
         return existing
     try:
         return _build(account, month)
     except IntegrityError:
-        return Invoice.objects.get(bill_to=account, period=month, issuer__isnull=True)
+        return Invoice.objects.platform().get(bill_to=account, period=month)
 
 
 def _sources(account: Account) -> list[Account]:
     """The accounts whose usage the party pays: itself and, for a manager, its roll-up accounts."""
     rollups = []
     if account.is_manager:
-        rollups = list(account.managed_accounts.filter(billing_mode=Account.BillingMode.ROLLUP).order_by("name", "pk"))
+        rollups = list(Account.objects.rollups_of(account).order_by("name", "pk"))
     return [account, *rollups]
 
 
@@ -83,14 +78,14 @@ def _sources(account: Account) -> list[Account]:
 def _build(account: Account, month: date) -> Invoice:
     # Exclusive over the payer's month: batches in flight commit first, later ones are refused.
     period_lock.hold_exclusive(account.pk, month)
-    existing = Invoice.objects.filter(bill_to=account, period=month, issuer__isnull=True).first()
+    existing = Invoice.objects.platform().filter(bill_to=account, period=month).first()
     if existing is not None and existing.status != Invoice.Status.DRAFT:
         return existing
     sources = _sources(account)
     ledger_services.post_usage_charges(account=account, month=month)
     if len(sources) > 1:
         ledger_services.post_usage_charges_for(payer=account, accounts=sources[1:], month=month)
-    Invoice.objects.filter(bill_to=account, period=month, issuer__isnull=True, status=Invoice.Status.DRAFT).delete()
+    Invoice.objects.platform().filter(bill_to=account, period=month, status=Invoice.Status.DRAFT).delete()
     invoice = Invoice.objects.create(bill_to=account, period=month, currency="USD")
     total = add_lines(invoice, account, month, sources)
     invoice_lines.finalize(
@@ -133,7 +128,7 @@ def add_lines(
 
 def has_rollups() -> Exists:
     """Annotation: the account is a manager with roll-up managed accounts (its party is closed alone)."""
-    return Exists(Account.objects.filter(manager=OuterRef("pk"), billing_mode=Account.BillingMode.ROLLUP))
+    return Exists(Account.objects.rollups_of(OuterRef("pk")))
 
 
 def invoice_parties(*, accounts: list[Account], month: date) -> dict[int, Invoice]:
@@ -153,8 +148,7 @@ def _build_batch(accounts: list[Account], month: date) -> dict[int, Invoice]:
         raise ValueError("A manager with roll-up accounts is closed alone (invoice_party).")
     period_lock.hold_exclusive_many(ids, month)
     existing = {
-        invoice.bill_to_id: invoice
-        for invoice in Invoice.objects.filter(bill_to_id__in=ids, period=month, issuer__isnull=True)
+        invoice.bill_to_id: invoice for invoice in Invoice.objects.platform().filter(bill_to_id__in=ids, period=month)
     }
     invoices = {pk: invoice for pk, invoice in existing.items() if invoice.status != Invoice.Status.DRAFT}
     todo = [account for account in accounts if account.pk not in invoices]

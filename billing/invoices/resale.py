@@ -34,12 +34,9 @@ def markup_of(manager: Account) -> Decimal:
 def _resale_recipients(manager: Account, month: date, used: set[int]) -> list[Account]:
     """The roll-up managed accounts billed by the manager for the month: those that existed in it
     (and are not cancelled) or had usage in it, by name."""
-    existed = Q(created_at__lt=periods.month_start(periods.next_month(month))) & ~Q(status=Account.Status.CANCELLED)
-    return list(
-        manager.managed_accounts.filter(billing_mode=Account.BillingMode.ROLLUP)
-        .filter(existed | Q(pk__in=used))
-        .order_by("name", "pk")
-    )
+    existed = Account.objects.open_before(periods.month_start(periods.next_month(month)))
+    rollups = Account.objects.rollups_of(manager)
+    return list(rollups.filter(Q(pk__in=existed.values("pk")) | Q(pk__in=used)).order_by("name", "pk"))
 
 
 def issue_resale_invoices(manager: Account, month: date, *, sql: bool | None = None) -> list[Invoice]:
@@ -53,10 +50,10 @@ def issue_resale_invoices(manager: Account, month: date, *, sql: bool | None = N
     in_sql = connection.vendor == "postgresql" if sql is None else sql
     sections: dict[int, list[InvoiceLine]] = {}
     if in_sql:
-        totals = invoice_sql.resale_totals_sql(manager, month, 1 + markup / 100)
+        rollup_ids = list(Account.objects.rollups_of(manager).values_list("pk", flat=True))
+        totals = invoice_sql.resale_totals_sql(rollup_ids, month, 1 + markup / 100)
     else:
-        rollups = manager.managed_accounts.filter(billing_mode=Account.BillingMode.ROLLUP)
-        names = dict(rollups.values_list("pk", "name"))
+        names = dict(Account.objects.rollups_of(manager).values_list("pk", "name"))
         products = Product.objects.in_bulk()
         totals = {}
         for pk, rows in invoice_lines.usage_rows(list(names), month).items():

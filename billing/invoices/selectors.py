@@ -26,9 +26,9 @@ def invoices_of(account: Account) -> QuerySet[Invoice]:
     whose manager hides pricing sees no reseller invoice: at the manager's resale prices, it would
     tell the account the manager's own cost (and at 0 % markup, exactly). The manager sends those
     itself (it has the page and the PDF)."""
-    invoices = Invoice.objects.filter(bill_to=account).exclude(status=Invoice.Status.DRAFT)
+    invoices = Invoice.objects.filter(bill_to=account).issued()
     if not resale_invoices_visible(account):
-        invoices = invoices.filter(issuer__isnull=True)
+        invoices = invoices.platform()
     return invoices.select_related("issuer").order_by("-period", "-id")
 
 
@@ -40,7 +40,7 @@ def issued_invoices_of(manager: Account) -> QuerySet[Invoice]:
     """The reseller invoices `manager` issued to its roll-up managed accounts, newest first."""
     return (
         Invoice.objects.filter(issuer=manager)
-        .exclude(status=Invoice.Status.DRAFT)
+        .issued()
         .select_related("bill_to", "issuer")
         .order_by("-period", "bill_to__name", "-id")
     )

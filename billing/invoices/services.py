@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts import audit
+from accounts.actor import Actor
+from accounts.errors import Refusal
+from accounts.locks import lock_or_create
 from accounts.models import Account
+from billing.invoices.lines import PLATFORM_ISSUER
+from billing.invoices.resale import resale_issuer_key
 from billing.models import (
+    CloseRun,
     Invoice,
+    InvoiceSequence,
     ResaleTerms,
 )
 
@@ -22,8 +32,13 @@ TRANSITIONS = {
 }
 
 
-class InvoiceStateError(Exception):
-    """A status change the invoice's current state does not allow (already paid, already void)."""
+class InvoiceStateError(Refusal):
+    """A status change the invoice's current state does not allow (already paid, already void):
+    a conflict with the state, not bad input, so a 409 as the invoice status page answers it."""
+
+    status = 409
+    code = "invalid_state"
+    title = "Invalid state"
 
 
 def _move(invoice: Invoice, to: str, *, note: str, stamp: str) -> Invoice:
@@ -48,7 +63,7 @@ def mark_invoice_paid(*, invoice: Invoice, note: str, actor) -> Invoice:
     its manager outside the platform). Audited on the issuer and the bill-to."""
     before = invoice.status
     invoice = _move(invoice, Invoice.Status.PAID, note=note.strip()[:255], stamp="paid_at")
-    _audit_status(invoice, "invoice.marked_paid", before, actor)
+    _audit_status(invoice, audit.ChangeType.INVOICE_MARKED_PAID, before, actor)
     return invoice
 
 
@@ -60,11 +75,11 @@ def void_invoice(*, invoice: Invoice, reason: str, actor) -> Invoice:
         raise InvoiceStateError("Give the reason for voiding the invoice.")
     before = invoice.status
     invoice = _move(invoice, Invoice.Status.VOID, note=reason.strip()[:255], stamp="voided_at")
-    _audit_status(invoice, "invoice.voided", before, actor)
+    _audit_status(invoice, audit.ChangeType.INVOICE_VOIDED, before, actor)
     return invoice
 
 
-def _audit_status(invoice: Invoice, change_type: str, before: str, actor) -> None:
+def _audit_status(invoice: Invoice, change_type: audit.ChangeType, before: str, actor: Actor) -> None:
     account = invoice.issuer or invoice.bill_to
     audit.record(
         account=account,
@@ -83,7 +98,7 @@ def _audit_status(invoice: Invoice, change_type: str, before: str, actor) -> Non
 def set_resale_markup(*, manager: Account, markup_percent: Decimal, actor) -> ResaleTerms:
     """The manager's markup over the platform's cost on its reseller invoices (from the next close)."""
     markup_percent = Decimal(markup_percent).quantize(Decimal("0.01"))
-    terms, _ = ResaleTerms.objects.select_for_update().get_or_create(manager=manager)
+    terms = lock_or_create(ResaleTerms.objects, manager=manager)
     before = terms.markup_percent
     if before == markup_percent:
         return terms
@@ -91,9 +106,51 @@ def set_resale_markup(*, manager: Account, markup_percent: Decimal, actor) -> Re
     terms.save(update_fields=["markup_percent", "updated_at"])
     audit.record(
         account=manager,
-        change_type="resale_markup.changed",
+        change_type=audit.ChangeType.RESALE_MARKUP_CHANGED,
         resource=manager,
         changes=[{"field": "markup_percent", "from": str(before), "to": str(markup_percent)}],
         actor=actor,
     )
     return terms
+
+
+# --- Benchmark and scale workloads only -------------------------------------------------------------------
+
+
+@transaction.atomic
+def discard_close(*, month: date, account_ids: list[int]) -> int:
+    """For benchmark and scale workloads only (`manage.py benchmark` closes the same month again on
+    every run); refused when MC_ENV=production, where a finalized invoice never goes. Deletes the
+    close of `month` for `account_ids`: the month's platform invoices to them and the reseller
+    invoices they issued or received, with their lines, and the month's close run (refused when it
+    covers other accounts too); the numbers those invoices took go back to their sequences when
+    they are the latest contiguous block of it. The month's usage charges are the ledger's to
+    discard (billing.ledger.services.discard_usage_charges). Returns how many invoices it deleted."""
+    if settings.MC_ENV == "production":
+        raise InvoiceStateError("A close is discarded on benchmark and scale databases only, never in production.")
+    ids = set(account_ids)
+    run = CloseRun.objects.filter(period=month).first()
+    if run is not None and run.items.exclude(account_id__in=ids).exists():
+        raise InvoiceStateError(f"The close of {month:%Y-%m} covers other accounts too: it is not discarded.")
+    invoices = Invoice.objects.filter(period=month).filter(Q(bill_to_id__in=ids) | Q(issuer_id__in=ids))
+    numbers: list[tuple[int | None, str]] = list(invoices.exclude(number="").values_list("issuer_id", "number"))
+    _, deleted = invoices.delete()
+    CloseRun.objects.filter(period=month).delete()
+    _give_back_numbers(numbers)
+    return deleted.get(Invoice._meta.label, 0)
+
+
+def _give_back_numbers(numbers: list[tuple[int | None, str]]) -> None:
+    """Each sequence steps back over the numbers taken, when they are a contiguous block at its top:
+    anything else would leave a gap or give a number out twice."""
+    issuers = Account.objects.in_bulk({issuer_id for issuer_id, _ in numbers if issuer_id is not None})
+    taken_by: dict[str, list[int]] = {}
+    for issuer_id, number in numbers:
+        key = PLATFORM_ISSUER if issuer_id is None else resale_issuer_key(issuers[issuer_id])
+        digits = "".join(ch for ch in number.rsplit("-", 1)[-1] if ch.isdigit())
+        if digits:
+            taken_by.setdefault(key, []).append(int(digits))
+    for key, taken in taken_by.items():
+        low, high = min(taken), max(taken)
+        if len(set(taken)) == high - low + 1:
+            InvoiceSequence.objects.filter(issuer_key=key, last_number=high).update(last_number=low - 1)

@@ -63,18 +63,18 @@ def add_lines_sql(invoice: Invoice, payer: Account, month: date, account_ids: li
     return to_cents(Decimal(total))
 
 
-def resale_totals_sql(manager: Account, month: date, factor: Decimal) -> dict[int, Decimal]:
+def resale_totals_sql(rollup_ids: list[int], month: date, factor: Decimal) -> dict[int, Decimal]:
     """{roll-up account id: the sum of its resale lines}, each line round(cost * factor, 2): numeric
     is exact and rounds half away from zero, which is `resale_amount` (half up) for these costs."""
     sql = f"""
         SELECT g.account_id, sum(round(g.cost * %(factor)s, 2)) FROM (
             SELECT mu.account_id, mu.product_id, sum(mu.cost) AS cost
-            FROM {MonthlyUsage._meta.db_table} mu JOIN {Account._meta.db_table} a ON a.id = mu.account_id
-            WHERE a.manager_id = %(manager)s AND a.billing_mode = %(rollup)s AND mu.month = %(month)s
+            FROM {MonthlyUsage._meta.db_table} mu
+            WHERE mu.account_id = ANY(%(accounts)s) AND mu.month = %(month)s
             GROUP BY mu.account_id, mu.product_id
         ) g GROUP BY g.account_id
     """  # noqa: S608 (table names from the models; values are parameters)
-    params = {"factor": factor, "manager": manager.pk, "rollup": Account.BillingMode.ROLLUP.value, "month": month}
+    params = {"factor": factor, "accounts": rollup_ids, "month": month}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return {account_id: to_cents(Decimal(total)) for account_id, total in cursor.fetchall()}

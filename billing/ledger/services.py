@@ -13,27 +13,26 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
 
 from accounts import audit
 from accounts.actor import Actor
+from accounts.errors import Refusal
+from accounts.locks import lock_rows
 from accounts.models import Account
-from billing.ledger.selectors import billed_party, has_own_balance
+from billing.ledger.selectors import billed_party, has_own_balance, transfer_refusal
 from billing.ledger.signals import debit_posted
 from billing.models import Balance, LedgerEntry, MonthlyUsage
 from billing.money import to_cents
 
 
-class LedgerError(Exception):
-    def __init__(self, message: str, *, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
+class LedgerError(Refusal):
+    """A ledger movement the rules refuse (no balance of its own, a bad amount, a bad transfer)."""
 
 
 class InsufficientCredit(LedgerError):
-    pass
+    """A debit beyond the available credit; told apart so callers can retry or explain it."""
 
 
 def balance_of(account: Account) -> Balance:
@@ -49,8 +48,7 @@ def _lock(accounts: list[Account]) -> dict[int, Balance]:
     in opposite orders (a transfer and a reverse transfer at once cannot deadlock)."""
     for account in accounts:
         balance_of(account)
-    ids = sorted({a.pk for a in accounts})
-    return {b.account_id: b for b in Balance.objects.select_for_update().filter(account_id__in=ids).order_by("pk")}
+    return {b.account_id: b for b in lock_rows(Balance.objects.filter(account_id__in={a.pk for a in accounts}))}
 
 
 POSTABLE_KINDS = (
@@ -150,10 +148,9 @@ def transfer_credit(*, manager: Account, managed: Account, amount: Decimal, key:
     amount = Decimal(amount)
     if managed.manager_id != manager.pk:
         raise LedgerError("That is not one of your managed accounts.")
-    if not has_own_balance(managed):
-        raise LedgerError(f"{managed.name} is billed to you (roll-up); it has no balance to transfer to.")
-    if managed.status == Account.Status.CANCELLED:
-        raise LedgerError(f"{managed.name} is cancelled; credit cannot be transferred to it.")
+    refusal = transfer_refusal(managed)
+    if refusal is not None:
+        raise LedgerError(refusal)
     if not amount.is_finite() or amount <= 0 or amount != to_cents(amount):
         raise LedgerError("Transfer a positive amount in cents.", field="amount")
     if amount > settings.BILLING_MAX_TRANSFER:
@@ -185,7 +182,7 @@ def transfer_credit(*, manager: Account, managed: Account, amount: Decimal, key:
         account=manager,
         related_account=managed,
         actor=actor,
-        change_type="balance.transferred",
+        change_type=audit.ChangeType.BALANCE_TRANSFERRED,
         resource=out.entry,
         changes=[{"field": "amount", "from": None, "to": str(amount)}],
     )
@@ -201,20 +198,19 @@ def post_usage_charges(*, account: Account, month: date) -> Posted | None:
     take the balance below the credit limit."""
     payer = billed_party(account)
     balance = _lock([payer])[payer.pk]
-    exact = MonthlyUsage.objects.filter(account=account, month=month).aggregate(total=Sum("cost"))["total"]
-    target = to_cents(exact or Decimal(0))
-    charged = LedgerEntry.objects.filter(
-        account=payer, kind=LedgerEntry.Kind.USAGE_CHARGE, related_account=account, period=month
-    ).aggregate(total=Sum("amount"))["total"] or Decimal(0)
-    delta = target + charged  # charges are negative
-    if delta == 0:
+    charged = _charged(
+        LedgerEntry.objects.filter(account=payer, related_account=account), group_by="related_account_id", month=month
+    )
+    entries = _usage_charge_entries([account], month, payer_of=lambda account: balance, charged=charged)
+    if not entries:
         return None
+    (entry,) = entries
     return _post(
         balance,
-        kind=LedgerEntry.Kind.USAGE_CHARGE,
-        amount=-delta,
-        key=f"usage:{account.pk}:{month:%Y-%m}:{target}",
-        description=f"Usage of {account.name}, {month:%B %Y}",
+        kind=entry.kind,
+        amount=entry.amount,
+        key=entry.idempotency_key,
+        description=entry.description,
         allow_overdraft=True,
         related_account=account,
         period=month,
@@ -255,7 +251,7 @@ def post_own_usage_charges(*, accounts: list[Account], month: date) -> int:
     present = set(Balance.objects.filter(account_id__in=ids).values_list("account_id", flat=True))
     if len(present) < len(ids):
         Balance.objects.bulk_create([Balance(account_id=pk) for pk in ids if pk not in present], ignore_conflicts=True)
-    balances = {b.account_id: b for b in Balance.objects.select_for_update().filter(account_id__in=ids).order_by("pk")}
+    balances = {b.account_id: b for b in lock_rows(Balance.objects.filter(account_id__in=ids))}
     charged = _charged(
         LedgerEntry.objects.filter(account_id__in=ids, related_account_id=F("account_id")),
         group_by="account_id",
@@ -277,8 +273,9 @@ def _charged(entries, *, group_by: str, month: date) -> dict[int, Decimal]:
 
 
 def _usage_charge_entries(accounts, month: date, *, payer_of, charged: dict[int, Decimal]) -> list[LedgerEntry]:
-    """Each account's missing usage charge (the month's cost to date, rounded to cents once, less
-    what was charged), unsaved, on its payer's balance, keyed as `post_usage_charges` keys it."""
+    """Each account's missing usage charge, unsaved, on its payer's balance: the one place a usage
+    charge's amount (the month's cost to date, rounded to cents once, less what was charged) and
+    its idempotency key (that cumulative amount) are decided, one account or thousands."""
     exact = dict(
         MonthlyUsage.objects.filter(account_id__in=[a.pk for a in accounts], month=month)
         .values("account_id")
@@ -354,7 +351,7 @@ def adjust_balance(*, account: Account, amount: Decimal, reason: str, key: str, 
         audit.record(
             account=account,
             actor=actor,
-            change_type="balance.adjusted",
+            change_type=audit.ChangeType.BALANCE_ADJUSTED,
             resource=posted.entry,
             changes=[
                 {"field": "amount", "from": None, "to": str(posted.entry.amount)},
@@ -376,6 +373,37 @@ def set_credit_limit(*, account: Account, limit: Decimal, actor: Actor) -> Balan
     if before != limit:
         balance.credit_limit = limit
         balance.save(update_fields=["credit_limit", "updated_at"])
-        audit.record(account=account, actor=actor, change_type="balance.credit_limit_changed", resource=balance,
-                     changes=[{"field": "credit_limit", "from": str(before), "to": str(limit)}])  # fmt: skip
+        audit.record(
+            account=account,
+            actor=actor,
+            change_type=audit.ChangeType.BALANCE_CREDIT_LIMIT_CHANGED,
+            resource=balance,
+            changes=[{"field": "credit_limit", "from": str(before), "to": str(limit)}],
+        )
     return balance
+
+
+# --- Benchmark and scale workloads only -------------------------------------------------------------------
+
+
+@transaction.atomic
+def discard_usage_charges(*, accounts: list[Account], month: date) -> int:
+    """For benchmark and scale workloads only (`manage.py benchmark` closes the same month again on
+    every run); refused when MC_ENV=production, where a posted entry never goes. Deletes the
+    usage-charge entries of `month` on the balances of `accounts` and moves those cached balances
+    back by the same amounts, under the balance rows' locks in primary-key order, so that each still
+    equals the sum of its entries. Returns how many entries it deleted."""
+    if settings.MC_ENV == "production":
+        raise LedgerError("Usage charges are discarded on benchmark and scale databases only, never in production.")
+    ids = {account.pk for account in accounts}
+    balances = {b.account_id: b for b in lock_rows(Balance.objects.filter(account_id__in=ids))}
+    entries = LedgerEntry.objects.filter(account_id__in=ids, kind=LedgerEntry.Kind.USAGE_CHARGE, period=month)
+    totals = _charged(entries, group_by="account_id", month=month)
+    # The ledger's queryset refuses deletes, as the application never deletes an entry; this is the one exception.
+    deleted, _ = QuerySet.delete(entries)
+    now = timezone.now()
+    for account_id, total in totals.items():
+        balances[account_id].amount -= total
+        balances[account_id].updated_at = now
+    Balance.objects.bulk_update([balances[pk] for pk in totals], ["amount", "updated_at"], batch_size=2000)
+    return deleted

@@ -8,7 +8,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Account
-from billing.models import AutoRecharge, Balance, Payment, PaymentMethod
+from billing.ledger.selectors import current_balance
+from billing.models import AutoRecharge, Payment, PaymentMethod
 from billing.money import format_money
 
 DAY = timedelta(hours=24)
@@ -46,7 +47,7 @@ def auto_recharge_attempts(account: Account) -> int:
 
 
 def balance_facts(account: Account) -> dict[str, str]:
-    balance = Balance.objects.filter(account=account).first() or Balance(account=account)
+    balance = current_balance(account)
     return {
         "amount": format_money(balance.amount, balance.currency),
         "available": format_money(balance.available_credit, balance.currency),

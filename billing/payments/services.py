@@ -26,9 +26,12 @@ from django.utils import timezone
 
 from accounts import audit
 from accounts.actor import Actor
+from accounts.errors import Refusal
+from accounts.locks import lock_first, lock_or_create
 from accounts.models import Account
 from billing.ledger import services as ledger_services
-from billing.models import AutoRecharge, Balance, LedgerEntry, Payment, PaymentMethod, StripeCustomer
+from billing.ledger.selectors import current_balance
+from billing.models import AutoRecharge, LedgerEntry, Payment, PaymentMethod, StripeCustomer
 from billing.money import format_money, to_cents
 from billing.payments import gateway
 from billing.payments.selectors import DAY, cards_of, default_card, refusal
@@ -47,11 +50,8 @@ IN_FLIGHT = timedelta(hours=1)
 SETTLING_EVENTS = ("payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled")
 
 
-class PaymentRefused(Exception):
-    def __init__(self, message: str, *, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
+class PaymentRefused(Refusal):
+    """A card, top-up or auto-recharge request the rules refuse, before any money moves."""
 
 
 def _require_own_balance(account: Account) -> None:
@@ -91,7 +91,7 @@ def _customer_id(account: Account) -> str:
 
 def _lock_cards(account: Account) -> None:
     """Serialises changes to one account's cards (which one is the default) on its customer row."""
-    StripeCustomer.objects.select_for_update().filter(account=account).first()
+    lock_first(StripeCustomer.objects, account=account)
 
 
 def start_card_setup(*, account: Account, key: str) -> gateway.SetupResult:
@@ -146,7 +146,13 @@ def _record_card(*, account: Account, card: gateway.Card, actor: Actor) -> tuple
         ]
         if first:
             changes.append({"field": "default", "from": None, "to": True})
-        audit.record(account=account, actor=actor, change_type="payment_method.added", resource=method, changes=changes)
+        audit.record(
+            account=account,
+            actor=actor,
+            change_type=audit.ChangeType.PAYMENT_METHOD_ADDED,
+            resource=method,
+            changes=changes,
+        )
     return method, created
 
 
@@ -162,7 +168,7 @@ def make_default(*, account: Account, card: PaymentMethod, actor: Actor) -> Paym
     audit.record(
         account=account,
         actor=actor,
-        change_type="payment_method.made_default",
+        change_type=audit.ChangeType.PAYMENT_METHOD_MADE_DEFAULT,
         resource=card,
         changes=[{"field": "default", "from": before.label if before else None, "to": card.label}],
     )
@@ -194,7 +200,13 @@ def remove_card(*, account: Account, card: PaymentMethod, actor: Actor) -> Payme
     changes = [{"field": "card", "from": label, "to": None}]
     if new_default is not None:
         changes.append({"field": "default", "from": label, "to": new_default.label})
-    audit.record(account=account, actor=actor, change_type="payment_method.removed", resource=card, changes=changes)
+    audit.record(
+        account=account,
+        actor=actor,
+        change_type=audit.ChangeType.PAYMENT_METHOD_REMOVED,
+        resource=card,
+        changes=changes,
+    )
     return new_default or default_card(account)
 
 
@@ -347,7 +359,11 @@ def _credit(payment: Payment, intent: gateway.IntentResult) -> None:
         actor=actor,
     )
     Payment.objects.filter(pk=payment.pk).update(ledger_entry=posted.entry)
-    change_type = "auto_recharge.charged" if payment.kind == Payment.Kind.AUTO_RECHARGE else "top_up.succeeded"
+    change_type = (
+        audit.ChangeType.AUTO_RECHARGE_CHARGED
+        if payment.kind == Payment.Kind.AUTO_RECHARGE
+        else audit.ChangeType.TOP_UP_SUCCEEDED
+    )
     audit.record(
         account=payment.account,
         actor=actor,
@@ -368,7 +384,11 @@ def _fail(payment: Payment, message: str) -> None:
     if not moved:
         return
     payment.status, payment.failure_message = Payment.Status.FAILED, message[:500]
-    change_type = "auto_recharge.failed" if payment.kind == Payment.Kind.AUTO_RECHARGE else "top_up.failed"
+    change_type = (
+        audit.ChangeType.AUTO_RECHARGE_FAILED
+        if payment.kind == Payment.Kind.AUTO_RECHARGE
+        else audit.ChangeType.TOP_UP_FAILED
+    )
     audit.record(
         account=payment.account,
         actor=_actor_of(payment),
@@ -397,7 +417,7 @@ def handle_event(event: dict) -> Payment | None:
 
 
 def _currency(account: Account) -> str:
-    return Balance.objects.filter(account=account).values_list("currency", flat=True).first() or "USD"
+    return current_balance(account).currency
 
 
 @transaction.atomic
@@ -410,14 +430,20 @@ def update_auto_recharge(
         raise PaymentRefused("The threshold is zero or more, in whole cents.", field="threshold")
     if enabled and default_card(account) is None:
         raise PaymentRefused("Add a card first: auto-recharge charges your default card.", field="enabled")
-    row, _ = AutoRecharge.objects.select_for_update().get_or_create(account=account)
+    row = lock_or_create(AutoRecharge.objects, account=account)
     before = {"enabled": row.enabled, "threshold": str(row.threshold), "amount": str(row.amount)}
     row.enabled, row.threshold, row.amount, row.updated_by = enabled, to_cents(threshold), amount, actor.user
     row.save()
     after = {"enabled": row.enabled, "threshold": str(row.threshold), "amount": str(row.amount)}
     changes = [{"field": f, "from": before[f], "to": after[f]} for f in after if before[f] != after[f]]
     if changes:
-        audit.record(account=account, actor=actor, change_type="auto_recharge.changed", resource=row, changes=changes)
+        audit.record(
+            account=account,
+            actor=actor,
+            change_type=audit.ChangeType.AUTO_RECHARGE_CHANGED,
+            resource=row,
+            changes=changes,
+        )
     return row
 
 
@@ -427,13 +453,13 @@ def claim_auto_recharge(*, account_id: int, trigger: str) -> Payment | None:
     so two workers triggered at once claim once: still enabled, the balance still below the
     threshold, no attempt in flight, fewer than the daily maximum in the last 24 hours, a default
     card, and this trigger (the debit that crossed) not tried before."""
-    row = AutoRecharge.objects.select_for_update().filter(account_id=account_id, enabled=True).first()
+    row = lock_first(AutoRecharge.objects, account_id=account_id, enabled=True)
     if row is None:
         return None
     account = Account.objects.select_related("manager").get(pk=account_id)
     if not account.has_own_balance or not account.is_enabled:
         return None
-    balance = Balance.objects.filter(account=account).values_list("amount", flat=True).first() or Decimal(0)
+    balance = current_balance(account).amount
     if balance >= row.threshold:
         return None
     now = timezone.now()

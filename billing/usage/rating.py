@@ -32,20 +32,29 @@ class RateBook:
             "account_id", "product_id", "effective_from", "unit_price"
         ):
             grouped[(account_id, product_id)].append((start, price))
+        self._products_of: dict[int | None, set[int]] = defaultdict(set)
         for key, entries in grouped.items():
             entries.sort()
             self._timeline[key] = ([e[0] for e in entries], [e[1] for e in entries])
+            self._products_of[key[0]].add(key[1])
 
-    def _effective(self, owner: int | None, product_id: int, at: datetime) -> Decimal | None:
+    def set_by(self, owner: int | None, product_id: int, at: datetime) -> Decimal | None:
+        """The rate `owner` itself set for the product (None: the list price) in force at `at`: the
+        last one started by then. Rates never apply back, so an instant before the first has none."""
         timeline = self._timeline.get((owner, product_id))
         if timeline is None:
             return None
         index = bisect.bisect_right(timeline[0], at) - 1
         return timeline[1][index] if index >= 0 else None
 
+    def rates_set_by(self, owner: int, at: datetime) -> dict[int, Decimal]:
+        """{product id: unit price} of the rates `owner` itself set that are in force at `at`."""
+        in_force = {product_id: self.set_by(owner, product_id, at) for product_id in self._products_of.get(owner, ())}
+        return {product_id: price for product_id, price in in_force.items() if price is not None}
+
     def rate_for(self, account: Account, product_id: int, at: datetime) -> Decimal | None:
         for owner in (*rate_accounts(account), None):
-            price = self._effective(owner, product_id, at)
+            price = self.set_by(owner, product_id, at)
             if price is not None:
                 return price
         return None
@@ -63,7 +72,7 @@ def rate_card(account: Account, *, at: datetime) -> list[tuple[Product, Decimal 
     for product in Product.objects.filter(active=True):
         source = "list price"
         for owner in rate_accounts(account):
-            if book._effective(owner, product.pk, at) is not None:
+            if book.set_by(owner, product.pk, at) is not None:
                 source = "custom rate" if owner == account.pk and account.is_managed else "negotiated rate"
                 break
         card.append((product, book.rate_for(account, product.pk, at), source))

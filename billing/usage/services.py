@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from accounts import audit
 from accounts.actor import Actor
+from accounts.errors import Problem, Refusal
 from accounts.models import Account
 from billing import period_lock
 from billing.ledger.selectors import billed_party
@@ -56,12 +57,39 @@ class RowError:
     def __str__(self) -> str:
         return f"Row {self.row}, {self.field}: {self.message}" if self.row else f"{self.field}: {self.message}"
 
+    def problem(self) -> Problem:
+        """This error at `/records/<0-based index>/<field>` of an API batch; batch-wide ones (row 0)
+        at `/records`, or at no field when they concern the account or the file."""
+        if self.row == 0:
+            pointer = "/records" if self.field == "records" else None
+            return Problem(detail=str(self), pointer=pointer, code="invalid_batch", title="Invalid batch")
+        record = f"/records/{self.row - 1}"
+        # "record" is the whole row (not an object); any other field is a field of the row.
+        pointer = record if self.field == "record" else f"{record}/{_pointer_token(self.field)}"
+        return Problem(detail=str(self), pointer=pointer, code="invalid_record", title="Invalid record")
 
-class UsageRejected(Exception):
-    def __init__(self, errors: list[RowError]):
+
+def _pointer_token(name: str) -> str:
+    """A JSON pointer token (RFC 6901): an unknown field's name may hold ~ or /."""
+    return name.replace("~", "~0").replace("/", "~1")
+
+
+class UsageRejected(Refusal):
+    """A batch refused whole, with its row-numbered errors (the first MAX_ERRORS_SHOWN of `total`)."""
+
+    def __init__(self, errors: list[RowError]) -> None:
         super().__init__(f"{len(errors)} error(s)")
         self.total = len(errors)
         self.errors = errors[:MAX_ERRORS_SHOWN]
+
+    def problems(self) -> list[Problem]:
+        """One API error per bad row and field, then how many more were left out."""
+        problems = [row_error.problem() for row_error in self.errors]
+        hidden = self.total - len(self.errors)
+        if hidden:
+            detail = f"{hidden:,} more error(s) not shown; fix these and send again."
+            problems.append(Problem(detail=detail, pointer="/records", code="too_many_errors", title="More errors"))
+        return problems
 
 
 @dataclass(frozen=True)
@@ -298,13 +326,10 @@ def _closed_month_errors(records: list[_Record]) -> list[RowError]:
     never changes (billing.invoices)."""
     payer_months = {r.payer_month for r in records}
     closed = set(
-        Invoice.objects.filter(
-            issuer__isnull=True,
-            bill_to_id__in=_id_list({payer for payer, _ in payer_months}, "bigint"),
-            period__in={month for _, month in payer_months},
-        )
-        .exclude(status=Invoice.Status.DRAFT)
-        .values_list("bill_to_id", "period")
+        Invoice.objects.closed_for(
+            payers=_id_list({payer for payer, _ in payer_months}, "bigint"),
+            months={month for _, month in payer_months},
+        ).values_list("bill_to_id", "period")
     )
     if not closed:
         return []
@@ -350,7 +375,7 @@ def _store(submitter, records: list[_Record], *, source, actor, filename) -> Ing
     audit.record(
         account=submitter,
         actor=actor,
-        change_type="usage.ingested",
+        change_type=audit.ChangeType.USAGE_INGESTED,
         resource=batch,
         changes=[{"field": "records", "from": None, "to": len(new)}, {"field": "source", "from": None, "to": source}],
     )

@@ -141,8 +141,7 @@ def _first_open_instants(accounts: list[Account]) -> dict[int, datetime]:
     refused, so the simulator leaves closed months alone (a second `./dev run` after a close)."""
     payers = {billed_party(account).pk for account in accounts}
     last_closed = (
-        Invoice.objects.filter(bill_to_id__in=payers, issuer__isnull=True)
-        .exclude(status=Invoice.Status.DRAFT)
+        Invoice.objects.closed_for(payers=payers)
         .values("bill_to_id")
         .annotate(last=Max("period"))
         .values_list("bill_to_id", "last")

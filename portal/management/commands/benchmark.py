@@ -6,7 +6,20 @@ from django.core.management.base import BaseCommand, CommandError
 
 from billing.management.commands.scale_data import month_option
 from billing.scale import REFERENCE_MANAGED, REFERENCE_RECORDS
-from portal import benchmark
+
+# The benchmark's code is no part of the product: it lives in the source checkout's tests/bench,
+# which is not installed with the package.
+try:
+    from tests.bench import reference as benchmark
+except ModuleNotFoundError as missing:
+    if missing.name not in ("tests", "tests.bench", "tests.bench.reference"):
+        raise
+    benchmark = None  # type: ignore[assignment]
+
+NOT_INSTALLED = (
+    "manage.py benchmark needs the source checkout: its code is tests/bench/reference.py, which is not "
+    "installed with the product. Run it from a clone of the repository (./dev benchmark, see BENCHMARKS.md)."
+)
 
 
 class Command(BaseCommand):
@@ -30,6 +43,8 @@ class Command(BaseCommand):
         parser.add_argument("--json", default=None, help="where to write the JSON (default: var/benchmark.json)")
 
     def handle(self, *args, **options):
+        if benchmark is None:
+            raise CommandError(NOT_INSTALLED)
         month = month_option(options["month"])
         if month >= datetime.now(UTC).date().replace(day=1):
             raise CommandError("--month must be a past month: only past months can be closed.")

@@ -9,6 +9,9 @@ export's memory, a Celery worker on Redis for the monthly close. Page timings ar
 The workload is found again by its manager's name, so a second run reuses it and measures again:
 the close of its month is undone first (its invoices, close run, usage-charge ledger entries and
 the invoice numbers they took), so every run closes the month from scratch.
+
+It lives beside the slow scale benchmarks (tests/bench), outside the installed package; its entry
+point is portal/management/commands/benchmark.py, which needs a source checkout.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
 from django.db import connection, transaction
-from django.db.models import Q, Sum
+from django.db.models import Sum
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import reverse
@@ -53,19 +56,9 @@ from accounts.models import Account
 from accounts.services import create_api_key
 from billing.invoices import builder
 from billing.invoices import close as invoice_close
-from billing.invoices import lines as invoice_lines
+from billing.invoices import services as invoice_services
 from billing.ledger import services as ledger
-from billing.models import (
-    CloseItem,
-    CloseRun,
-    DailyUsage,
-    Invoice,
-    InvoiceSequence,
-    LedgerEntry,
-    MonthlyUsage,
-    Product,
-    UsageRecord,
-)
+from billing.models import CloseItem, DailyUsage, Invoice, MonthlyUsage, Product, UsageRecord
 from billing.scale import build_workload, month_days
 from portal.celery import app as celery_app
 
@@ -117,6 +110,11 @@ class Figure:
 
 
 def check_services() -> None:
+    if settings.MC_ENV == "production":
+        raise RuntimeError(
+            "The benchmark closes its month, undoes the close and closes it again: run it on a benchmark "
+            "database, never with MC_ENV=production."
+        )
     if connection.vendor != "postgresql":
         raise RuntimeError("The benchmark runs on PostgreSQL: set DATABASE_URL=postgres://...")
     if not str(settings.CELERY_BROKER_URL).startswith(("redis://", "rediss://")):
@@ -254,44 +252,15 @@ def bare_group_by(month: date, runs: int = 3) -> Figure:
 
 def reset_close(manager: Account, month: date) -> dict[str, int]:
     """Undo the close of `month` for the benchmark's own accounts, so the next close does all the
-    work again: its invoices (platform and resale) and their lines, the month's close run, the
-    usage-charge ledger entries of the month (and their effect on the cached balances), and the
-    invoice numbers they took when they are the latest of their sequence. Raw SQL for the ledger:
-    its entries are immutable to the application; this is the benchmark's own data."""
+    work again, through the invoices' and the ledger's own services (benchmark databases only):
+    its invoices (platform and resale) with their lines, the month's close run and the invoice
+    numbers they took when they are the latest of their sequence; the usage-charge ledger entries
+    of the month, with their effect on the cached balances."""
     ids = tree_ids(manager)
     with transaction.atomic():
-        invoices = Invoice.objects.filter(period=month).filter(Q(bill_to_id__in=ids) | Q(issuer_id__in=ids))
-        numbers = list(invoices.exclude(number="").values_list("issuer_id", "number"))
-        removed_invoices, _ = invoices.delete()
-        CloseRun.objects.filter(period=month).delete()
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"WITH gone AS (DELETE FROM {LedgerEntry._meta.db_table} "  # noqa: S608
-                "WHERE kind = %s AND period = %s AND account_id = ANY(%s) RETURNING account_id, amount) "
-                "SELECT account_id, sum(amount), count(*) FROM gone GROUP BY account_id",
-                [LedgerEntry.Kind.USAGE_CHARGE, month, ids],
-            )
-            removed = cursor.fetchall()
-            for account_id, amount, _ in removed:
-                cursor.execute(
-                    "UPDATE billing_balance SET amount = amount - %s WHERE account_id = %s", [amount, account_id]
-                )
-        _give_back_numbers(numbers)
-    return {"invoice rows": removed_invoices, "usage charges": sum(n for _, _, n in removed)}
-
-
-def _give_back_numbers(numbers: list[tuple[int | None, str]]) -> None:
-    by_issuer: dict[str, list[int]] = {}
-    for issuer_id, number in numbers:
-        key = invoice_lines.PLATFORM_ISSUER if issuer_id is None else f"account:{issuer_id}"
-        digits = "".join(ch for ch in number.rsplit("-", 1)[-1] if ch.isdigit())
-        if digits:
-            by_issuer.setdefault(key, []).append(int(digits))
-    for key, taken in by_issuer.items():
-        low, high = min(taken), max(taken)
-        # Only a contiguous block at the top of the sequence: anything else would leave a gap or reuse.
-        if len(set(taken)) == high - low + 1:
-            InvoiceSequence.objects.filter(issuer_key=key, last_number=high).update(last_number=low - 1)
+        invoices = invoice_services.discard_close(month=month, account_ids=ids)
+        charges = ledger.discard_usage_charges(accounts=list(Account.objects.filter(pk__in=ids)), month=month)
+    return {"invoices": invoices, "usage charges": charges}
 
 
 @contextmanager
