@@ -4,11 +4,13 @@ may not do. Platform staff have no memberships and so see no customer pages."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from uuid import UUID
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 
+from accounts.actor import request_user
 from accounts.models import Account, Membership
 from accounts.permissions import (
     MANAGE_MANAGED_ACCOUNTS,
@@ -30,10 +32,10 @@ class AccountAccess:
         return self.membership.role
 
 
-def account_access(request: HttpRequest, account_id, permission: str) -> AccountAccess:
+def account_access(request: HttpRequest, account_id: UUID, permission: str) -> AccountAccess:
     membership = (
         Membership.objects.select_related("account", "account__manager")
-        .filter(user=request.user, account__public_id=account_id)
+        .filter(user=request_user(request), account__public_id=account_id)
         .first()
     )
     if membership is None:
@@ -41,14 +43,15 @@ def account_access(request: HttpRequest, account_id, permission: str) -> Account
     account = membership.account
     if not permission_applies(account, permission):
         raise Http404("This account has no such page.")
-    if not account.is_enabled:
-        raise PermissionDenied(f"{account.name} is {account.get_status_display().lower()}.")
+    blocked = account.blocked_reason
+    if blocked is not None:
+        raise PermissionDenied(f"{blocked}.")
     if not role_allows(membership.role, permission):
         raise PermissionDenied(f"Your role ({membership.get_role_display()}) does not allow this.")
     return AccountAccess(account=account, membership=membership, can=permissions_for(membership=membership))
 
 
-def managed_account_access(request: HttpRequest, account_id, managed_id) -> tuple[AccountAccess, Account]:
+def managed_account_access(request: HttpRequest, account_id: UUID, managed_id: UUID) -> tuple[AccountAccess, Account]:
     """A manager's access to one of its own managed accounts; any other id is a 404."""
     access = account_access(request, account_id, MANAGE_MANAGED_ACCOUNTS)
     managed = get_object_or_404(Account.objects.select_related("manager"), manager=access.account, public_id=managed_id)

@@ -9,6 +9,11 @@ from django.http import HttpRequest
 from accounts.models import User
 
 
+def request_user(request: HttpRequest) -> User | None:
+    """The signed-in user of a request, or None when nobody is signed in."""
+    return request.user if request.user.is_authenticated else None
+
+
 @dataclass(frozen=True)
 class Actor:
     user: User | None
@@ -20,9 +25,10 @@ class Actor:
     def from_request(cls, request: HttpRequest) -> Actor:
         acting = getattr(request, "acting", None)
         ip = request.META.get("REMOTE_ADDR") or None
+        user = request_user(request)
         if acting is not None:
-            return cls(user=acting.real_user, acting_as=request.user, ip_address=ip)
-        return cls(user=request.user if request.user.is_authenticated else None, ip_address=ip)
+            return cls(user=acting.real_user, acting_as=user, ip_address=ip)
+        return cls(user=user, ip_address=ip)
 
     @classmethod
     def platform_staff(cls, user: User | None = None) -> Actor:

@@ -1,37 +1,45 @@
 """v2 API: managed accounts (manager keys only) and audit events. Every rule is the one the pages
 use: the services write, accounts.access-style scoping reads, 404 for what the key may not see."""
 
-from django.core.exceptions import ObjectDoesNotExist
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal, cast, overload
+
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import JsonResponse
 
 from accounts import audit, services
-from accounts.api_access import key_account, key_permission, managed_account_of
+from accounts.api_access import ApiRequest, key_account, key_permission, managed_account_of
 from accounts.models import Account, ApiKey, AuditEvent
 from accounts.permissions import MANAGE_MANAGED_ACCOUNTS
 from accounts.selectors import managed_accounts_for
+from accounts.validators import validate_name
 from portal.api import actor, api_view, bool_field, invalid, iso, json_body, page, query_bool, query_time, string_field
+
+if TYPE_CHECKING:
+    from billing.models import Balance  # for the type checker only: accounts never imports billing
 
 CONTAINS_MIN = 3
 # The platform's own changes are "telnyx" in the v2 API (the SDK's enum); our log calls them "platform".
-API_MADE_BY = {AuditEvent.MadeBy.PLATFORM: "telnyx"}
+API_MADE_BY: dict[str, str] = {AuditEvent.MadeBy.PLATFORM: "telnyx"}
 SORTS = {"created_at": ("created_at", "id"), "-created_at": ("-created_at", "-id"), "email": ("email", "id"),
          "-email": ("-email", "-id")}  # fmt: skip
 
 
-def managed_account_json(account: Account, *, api_key: str | None = None, with_balance: bool = False) -> dict:
+def managed_account_json(account: Account, *, api_key: str | None = None, with_balance: bool = False) -> dict[str, Any]:
     """The contract's record. `api_key` is the key in clear, only in the create response; later
     reads carry the prefix of the account's newest active key. `with_balance` (the retrieve
     response) adds the account's own balance, absent for roll-up accounts, which have none."""
     prefix = getattr(account, "latest_key_prefix", None)
     key = api_key or (f"{services.API_KEY_PREFIX}{prefix}…" if prefix else "")
-    record = {
+    record: dict[str, Any] = {
         "record_type": "managed_account",
         "id": str(account.public_id),
         "email": account.email,
         "organization_name": account.name,
-        "manager_account_id": str(account.manager.public_id),
-        "api_user": account.manager.email,
+        "manager_account_id": str(account.managed_by.public_id),
+        "api_user": account.managed_by.email,
         "api_key": key,
         "api_token": key,
         "rollup_billing": account.billing_mode == Account.BillingMode.ROLLUP,
@@ -46,15 +54,16 @@ def managed_account_json(account: Account, *, api_key: str | None = None, with_b
     return record
 
 
-def _balance_json(account: Account) -> dict:
+def _balance_json(account: Account) -> dict[str, str]:
     """The SDK's `ManagedAccountBalance`. `accounts` must not import `billing` (DESIGN section 6),
     so the row is read through the ORM's reverse one-to-one `Balance.account` (related_name
     "balance"), loaded by `_managed(..., with_balance=True)`."""
+    row: Balance
     try:
         row = account.balance
     except ObjectDoesNotExist:
         # Nothing posted yet, so no row: an unsaved one carries the model's defaults (zero, USD).
-        row = Account._meta.get_field("balance").related_model(account=account)
+        row = cast("Balance", Account._meta.get_field("balance").related_model(account=account))
     return {
         "record_type": "balance",
         "balance": f"{row.amount:.2f}",
@@ -73,7 +82,7 @@ def _records(manager: Account) -> QuerySet[Account]:
     )
 
 
-def _managed(request, managed_id, *, with_balance: bool = False) -> Account:
+def _managed(request: ApiRequest, managed_id: str, *, with_balance: bool = False) -> Account:
     """One of the key's manager's managed accounts as the contract shows it; any other id is a 404."""
     manager = key_account(request)
     records = _records(manager).select_related("balance") if with_balance else _records(manager)
@@ -81,7 +90,7 @@ def _managed(request, managed_id, *, with_balance: bool = False) -> Account:
 
 
 @api_view("GET", "POST")
-def managed_accounts(request):
+def managed_accounts(request: ApiRequest) -> JsonResponse:
     manager = key_permission(request, permission=MANAGE_MANAGED_ACCOUNTS)
     if request.method == "POST":
         return _create(request, manager)
@@ -89,7 +98,7 @@ def managed_accounts(request):
     return page(request, accounts, managed_account_json)
 
 
-def _filtered(request, accounts):
+def _filtered(request: ApiRequest, accounts: QuerySet[Account]) -> QuerySet[Account]:
     params = request.GET
     for field, column in (("email", "email"), ("organization_name", "name")):
         contains = params.get(f"filter[{field}][contains]")
@@ -113,10 +122,26 @@ def _filtered(request, accounts):
     return accounts.order_by(*SORTS[sort])
 
 
-def _create(request, manager):
+@overload
+def _name_field(body: dict[str, Any], field: str, *, required: Literal[True]) -> str: ...
+@overload
+def _name_field(body: dict[str, Any], field: str, *, required: bool = False) -> str | None: ...
+def _name_field(body: dict[str, Any], field: str, *, required: bool = False) -> str | None:
+    """A name from the body: a string as `string_field` checks it, then the rule every name of the
+    portal follows (accounts.validators.validate_name, the forms' too), as a 422 at the field."""
+    value = string_field(body, field, required=required)
+    if value:
+        try:
+            validate_name(value)
+        except ValidationError as error:
+            raise invalid(field, error.messages[0]) from None
+    return value
+
+
+def _create(request: ApiRequest, manager: Account) -> JsonResponse:
     body = json_body(request, allowed=("business_name", "email", "password", "managed_account_allow_custom_pricing",
                                        "rollup_billing", "pricing_hidden"))  # fmt: skip
-    name = string_field(body, "business_name", required=True)
+    name = _name_field(body, "business_name", required=True)
     email = string_field(body, "email", required=True, max_length=254)
     password = string_field(body, "password", max_length=128)
     rollup = bool_field(body, "rollup_billing", default=False)
@@ -135,20 +160,20 @@ def _create(request, manager):
 
 
 @api_view("GET", "PATCH")
-def managed_account(request, managed_id):
+def managed_account(request: ApiRequest, managed_id: str) -> JsonResponse:
     retrieve = request.method == "GET"  # the contract puts `balance` on retrieve only
     managed = _managed(request, managed_id, with_balance=retrieve)
     if request.method == "PATCH":
         body = json_body(
             request, allowed=("managed_account_allow_custom_pricing", "pricing_hidden", "organization_name")
         )
-        values = {}
+        values: dict[str, bool | str] = {}
         for field, target in (("managed_account_allow_custom_pricing", "allow_custom_pricing"),
                               ("pricing_hidden", "pricing_hidden")):  # fmt: skip
             value = bool_field(body, field)
             if value is not None:
                 values[target] = value
-        name = string_field(body, "organization_name")
+        name = _name_field(body, "organization_name")
         if name is not None:
             if not name:
                 raise invalid("organization_name", "organization_name cannot be blank.")
@@ -159,7 +184,7 @@ def managed_account(request, managed_id):
 
 
 @api_view("POST")
-def managed_account_action(request, managed_id, action):
+def managed_account_action(request: ApiRequest, managed_id: str, action: str) -> JsonResponse:
     managed = _managed(request, managed_id)
     if request.body:
         # Connections are not ours to re-enable (there are none here); the flag is checked and ignored.
@@ -168,12 +193,12 @@ def managed_account_action(request, managed_id, action):
     return JsonResponse({"data": managed_account_json(_managed(request, managed_id))})
 
 
-def audit_event_json(event: AuditEvent) -> dict:
+def audit_event_json(event: AuditEvent) -> dict[str, Any]:
     return {
         "id": str(event.public_id),
         "record_type": "audit_event",
         "resource_id": event.resource_id,
-        "alternate_resource_id": str(event.related_account.public_id) if event.related_account_id else None,
+        "alternate_resource_id": str(event.related_account.public_id) if event.related_account is not None else None,
         "change_type": event.change_type,
         "changes": event.changes,
         "change_made_by": API_MADE_BY.get(event.change_made_by, event.change_made_by),
@@ -184,7 +209,7 @@ def audit_event_json(event: AuditEvent) -> dict:
 
 
 @api_view("GET")
-def audit_events(request):
+def audit_events(request: ApiRequest) -> JsonResponse:
     events = audit.events_for_account(key_account(request)).select_related("account", "related_account")
     after = query_time(request, "filter[created_after]")
     before = query_time(request, "filter[created_before]")

@@ -21,13 +21,19 @@ REFUSALS = {
 }
 
 
-def key_account(request: HttpRequest) -> Account:
+class ApiRequest(HttpRequest):
+    """A request to an API view: `portal.api.api_view` has authenticated its key. For the type
+    checker only (Django builds plain HttpRequests; the decorator sets `api_key`)."""
+
+    api_key: ApiKey
+
+
+def key_account(request: ApiRequest) -> Account:
     """The account the request's key acts on (authenticated by `portal.api.api_view`)."""
-    key: ApiKey = request.api_key  # type: ignore[attr-defined]  # set by portal.api.api_view
-    return key.account
+    return request.api_key.account
 
 
-def key_permission(request: HttpRequest, *, permission: str) -> Account:
+def key_permission(request: ApiRequest, *, permission: str) -> Account:
     """The key's account when its key may do `permission`; a 403 otherwise (the account exists and
     is the key's own, so there is nothing to hide)."""
     account = key_account(request)
@@ -36,7 +42,7 @@ def key_permission(request: HttpRequest, *, permission: str) -> Account:
     return account
 
 
-def managed_account_of(request: HttpRequest, *, public_id: str, accounts: QuerySet[Account] | None = None) -> Account:
+def managed_account_of(request: ApiRequest, *, public_id: str, accounts: QuerySet[Account] | None = None) -> Account:
     """One of the key's manager's managed accounts; any other id, a malformed one, or a key that is
     not a manager's is a 404, so a key learns nothing of accounts that are not its own.
     `accounts` narrows or annotates the lookup; it is always limited to the key's managed accounts."""

@@ -1,7 +1,9 @@
+from django.http import HttpRequest
+
 from accounts.selectors import accounts_for_user
 
 
-def portal(request):
+def portal(request: HttpRequest) -> dict[str, object]:
     """The banner while acting, and the account switcher in the header."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:

@@ -1,9 +1,14 @@
+from datetime import date
+from typing import Any, cast
+
 from django import forms
 from django.core.exceptions import ValidationError
+from django.http import HttpRequest
 
 from accounts.errors import Refusal
-from accounts.models import Account, Role
-from accounts.services import EMAIL_TAKEN_MESSAGE, create_standard_account, email_in_use
+from accounts.models import Account, Role, User
+from accounts.services import create_standard_account
+from accounts.validators import validate_name
 
 
 def sent_as_utf8(value: str) -> None:
@@ -11,6 +16,10 @@ def sent_as_utf8(value: str) -> None:
     U+FFFD: refuse the mangled text rather than store it."""
     if "\ufffd" in value:
         raise ValidationError("This has characters that were not sent as UTF-8 (shown as \ufffd); type it again.")
+
+
+# Every name field (business names, key names): the API checks the same with accounts.validators.
+NAME_VALIDATORS = [sent_as_utf8, validate_name]
 
 
 def apply_refusal(*, form: forms.Form, refusal: Refusal) -> None:
@@ -22,14 +31,14 @@ def apply_refusal(*, form: forms.Form, refusal: Refusal) -> None:
 class SignupForm(forms.Form):
     """allauth's sign-up plus the organisation the new user owns (a standard account)."""
 
-    organization_name = forms.CharField(label="Business name", max_length=255, strip=True, validators=[sent_as_utf8])
+    organization_name = forms.CharField(label="Business name", max_length=255, strip=True, validators=NAME_VALIDATORS)
 
-    def signup(self, request, user):
+    def signup(self, request: HttpRequest, user: User) -> None:
         create_standard_account(owner=user, name=self.cleaned_data["organization_name"])
 
 
 class ManagedAccountCreateForm(forms.Form):
-    name = forms.CharField(label="Business name", max_length=255, strip=True, validators=[sent_as_utf8])
+    name = forms.CharField(label="Business name", max_length=255, strip=True, validators=NAME_VALIDATORS)
     email = forms.EmailField(label="Owner e-mail", max_length=254, validators=[sent_as_utf8])
     password = forms.CharField(
         label="Owner password",
@@ -47,27 +56,27 @@ class ManagedAccountCreateForm(forms.Form):
     allow_custom_pricing = forms.BooleanField(required=False, label="Allow custom pricing")
     pricing_hidden = forms.BooleanField(required=False, label="Hide pricing from this account")
 
-    def clean_email(self):
-        # Reported with the other field errors at once; the service checks again under the race.
-        email = self.cleaned_data["email"].strip().lower()
-        if email_in_use(email):
-            raise ValidationError(EMAIL_TAKEN_MESSAGE)
+    def clean_email(self) -> str:
+        # No "already registered" here: an address that has a user gets an invitation instead
+        # (accounts.services.create_managed_account), and the page answers alike either way.
+        email: str = self.cleaned_data["email"].strip().lower()
         return email
 
 
 class ManagedAccountSettingsForm(forms.Form):
-    name = forms.CharField(label="Business name", max_length=255, strip=True, validators=[sent_as_utf8])
+    name = forms.CharField(label="Business name", max_length=255, strip=True, validators=NAME_VALIDATORS)
     allow_custom_pricing = forms.BooleanField(required=False, label="Allow custom pricing")
     pricing_hidden = forms.BooleanField(required=False, label="Hide pricing from this account")
 
 
 class AccountSettingsForm(forms.Form):
-    name = forms.CharField(label="Business name", max_length=255, strip=True, validators=[sent_as_utf8])
+    name = forms.CharField(label="Business name", max_length=255, strip=True, validators=NAME_VALIDATORS)
     admins_can_log_in_as = forms.BooleanField(required=False, label="Admins may log in as managed accounts")
 
-    def __init__(self, *args, account: Account, **kwargs):
+    def __init__(self, *args: Any, account: Account, can_grant_log_in_as: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if not account.is_manager:
+        # Offered to a manager's owners only (`Permissions.grant_log_in_as`); the service refuses it too.
+        if not (account.is_manager and can_grant_log_in_as):
             del self.fields["admins_can_log_in_as"]
 
 
@@ -80,17 +89,33 @@ class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
 
 
+# The days the audit log can be filtered on: far wider than any log, far inside what dates (and
+# the day after the end, which the filter uses) can hold.
+LOG_FIRST_DAY, LOG_LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)
+
+
+def within_log_days(value: date) -> None:
+    if not LOG_FIRST_DAY <= value <= LOG_LAST_DAY:
+        raise ValidationError(f"Choose a day from {LOG_FIRST_DAY:%Y-%m-%d} to {LOG_LAST_DAY:%Y-%m-%d}.")
+
+
 class AuditFilterForm(forms.Form):
-    start = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    start = forms.DateField(
+        label="From", required=False, validators=[within_log_days], widget=forms.DateInput(attrs={"type": "date"})
+    )
+    end = forms.DateField(
+        label="To", required=False, validators=[within_log_days], widget=forms.DateInput(attrs={"type": "date"})
+    )
     change_type = forms.ChoiceField(label="Type", required=False)
 
-    def __init__(self, *args, change_types: list[str], **kwargs):
+    def __init__(self, *args: Any, change_types: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["change_type"].choices = [("", "All types")] + [(t, t) for t in change_types]
+        change_type = cast(forms.ChoiceField, self.fields["change_type"])
+        change_type.choices = [("", "All types")] + [(t, t) for t in change_types]
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         if data.get("start") and data.get("end") and data["end"] < data["start"]:
             raise ValidationError("The end date is before the start date.")
         return data
@@ -101,6 +126,6 @@ class ApiKeyForm(forms.Form):
         label="Key name",
         max_length=100,
         strip=True,
-        validators=[sent_as_utf8],
+        validators=NAME_VALIDATORS,
         help_text="What the key is for, e.g. “Billing sync”. Up to 100 characters.",
     )

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import OuterRef, Q
 from django.utils import timezone
 
 
@@ -60,7 +60,7 @@ class User(AbstractUser):
 class AccountQuerySet(models.QuerySet["Account"]):
     """The recurring rules about which accounts, named once (pages, tasks and the close use them)."""
 
-    def rollups_of(self, manager: Account | int) -> AccountQuerySet:
+    def rollups_of(self, manager: Account | int | OuterRef) -> AccountQuerySet:
         """The managed accounts whose usage `manager` pays (roll-up billing)."""
         return self.filter(manager=manager, billing_mode=Account.BillingMode.ROLLUP)
 
@@ -166,8 +166,34 @@ class Account(models.Model):
         return self.kind == self.Kind.MANAGED
 
     @property
+    def managed_by(self) -> Account:
+        """A managed account's manager (the database requires one); an error on any other account."""
+        if self.manager is None:
+            raise ValueError(f"Account {self.pk} is not a managed account; it has no manager.")
+        return self.manager
+
+    @property
     def is_enabled(self) -> bool:
         return self.status == self.Status.ENABLED
+
+    @property
+    def blocked_reason(self) -> str | None:
+        """Why this account cannot be used now (sign-in, pages, API keys, new usage), or None when it
+        can: it is not enabled, or it is a managed account whose manager is not. The one rule every
+        one of those asks; a disabled manager leaves its managed accounts' own statuses alone.
+        Load `manager` with the account (select_related) where it is asked per request."""
+        if not self.is_enabled:
+            return f"{self.name} is {self.get_status_display().lower()}"
+        if self.is_managed and self.manager is not None and not self.manager.is_enabled:
+            return (
+                f"{self.name} is unavailable while its manager, {self.manager.name}, "
+                f"is {self.manager.get_status_display().lower()}"
+            )
+        return None
+
+    @property
+    def is_usable(self) -> bool:
+        return self.blocked_reason is None
 
     @property
     def has_own_balance(self) -> bool:

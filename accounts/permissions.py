@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db.models import Q
+
 from accounts.models import Account, Membership, Role, User
 
 VIEW_ACCOUNT = "view_account"
@@ -15,7 +17,7 @@ RESELL = "resell"  # a manager's reseller invoicing: its markup, the invoices it
 VIEW_REPORTS = "view_reports"
 SUBMIT_USAGE = "submit_usage"
 
-_ALL = {Role.OWNER, Role.ADMIN, Role.BILLING, Role.REPORTING}
+_ALL: set[str] = {Role.OWNER, Role.ADMIN, Role.BILLING, Role.REPORTING}
 ROLE_PERMISSIONS: dict[str, set[str]] = {
     VIEW_ACCOUNT: _ALL,
     MANAGE_ACCOUNT: {Role.OWNER, Role.ADMIN},
@@ -59,6 +61,7 @@ class Permissions:
     see_pricing: bool  # any rate, cost or priced amount (can_see_pricing)
     view_rates: bool  # the rate card: billing's page, shown only where pricing is seen
     log_in_as: bool  # may log in as this manager's managed accounts (log_in_as_denial decides per account)
+    grant_log_in_as: bool  # may let this manager's admins log in as its managed accounts (owners only)
 
 
 def permissions_for(*, membership: Membership) -> Permissions:
@@ -82,12 +85,19 @@ def permissions_for(*, membership: Membership) -> Permissions:
         see_pricing=pricing,
         view_rates=may(VIEW_BILLING) and pricing,
         log_in_as=account.is_manager and account.is_enabled and _role_may_log_in_as(role=role, manager=account),
+        grant_log_in_as=account.is_manager and may_grant_log_in_as(role),
     )
 
 
 def can_assign_role(*, actor_role: str, role: str) -> bool:
     """Admins manage members but cannot create, change or remove owners."""
     return actor_role == Role.OWNER or (actor_role == Role.ADMIN and role != Role.OWNER)
+
+
+def may_grant_log_in_as(role: str | None) -> bool:
+    """Only a manager's owners decide whether its admins may log in as its managed accounts: an
+    admin must not grant the right to itself."""
+    return role == Role.OWNER
 
 
 def can_see_pricing(account: Account) -> bool:
@@ -99,33 +109,91 @@ def can_see_pricing(account: Account) -> bool:
     return not (account.is_managed and account.pricing_hidden)
 
 
-def log_in_as_denial(*, user: User, managed_account: Account, already_acting: bool) -> str | None:
-    """Why `user` may not log in as `managed_account` now, or None when they may.
+@dataclass(frozen=True)
+class Denial:
+    """Why logging in as a managed account is not (or no longer) allowed: `code` for the audit log,
+    `message` for the person."""
 
-    Allowed for the owners of the managed account's manager (and its admins when the owner has
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class LogInAsFacts:
+    """What the log-in-as rule looks at. `log_in_as_denial` gathers them before a session starts,
+    `acting_facts` on every request of one; `log_in_as_rule` is the one rule over them."""
+
+    managed_account: Account  # with its manager loaded
+    role: str | None  # the real person's role in the managed account's manager; None when not a member
+    owner: User | None  # the managed account's owner the person becomes (or has become)
+    owner_elsewhere: bool  # that owner belongs to some other account too
+
+
+def log_in_as_rule(facts: LogInAsFacts) -> Denial | None:
+    """Allowed for the owners of the managed account's manager (and its admins when the owner has
     granted it), into an enabled managed account whose owner belongs to no other account, never
-    while already acting (no chaining), never from a disabled manager account.
-    """
+    from a disabled manager account."""
+    managed = facts.managed_account
+    if not managed.is_managed:
+        return Denial("not_managed", "Only managed accounts can be logged in as.")
+    manager = managed.managed_by
+    if facts.role is None:
+        return Denial("not_a_member", "This managed account is not yours.")
+    if not manager.is_enabled:
+        return Denial("manager_not_enabled", "Your account is disabled.")
+    if not _role_may_log_in_as(role=facts.role, manager=manager):
+        return Denial(
+            "not_allowed",
+            "Only the manager account's owners (or admins the owner allows) can log in as a managed account.",
+        )
+    if not managed.is_enabled:
+        status = managed.get_status_display().lower()
+        return Denial("account_not_enabled", f"{managed.name} is {status}; enable it first.")
+    owner = facts.owner
+    if owner is None or not owner.is_active:
+        return Denial("no_owner", f"{managed.name} has no active owner to log in as.")
+    if owner.is_staff or facts.owner_elsewhere:
+        return Denial(
+            "owner_elsewhere", f"{managed.name}'s owner also belongs to other accounts, so it cannot be logged in as."
+        )
+    return None
+
+
+def log_in_as_denial(*, user: User, managed_account: Account, already_acting: bool) -> str | None:
+    """Why `user` may not log in as `managed_account` now, or None when they may (`log_in_as_rule`),
+    never while already acting (no chaining)."""
     if already_acting:
         return "You are already logged in as a managed account. Return to your own account first."
     if not managed_account.is_managed:
         return "Only managed accounts can be logged in as."
-    manager = managed_account.manager
-    membership = Membership.objects.filter(user=user, account=manager).first()
-    if membership is None:
-        return "This managed account is not yours."
-    if not manager.is_enabled:
-        return "Your account is disabled."
-    if not _role_may_log_in_as(role=membership.role, manager=manager):
-        return "Only the manager account's owners (or admins the owner allows) can log in as a managed account."
-    if not managed_account.is_enabled:
-        return f"{managed_account.name} is {managed_account.get_status_display().lower()}; enable it first."
+    role = (
+        Membership.objects.filter(user=user, account=managed_account.managed_by).values_list("role", flat=True).first()
+    )
     owner = log_in_as_target(managed_account)
-    if owner is None or not owner.is_active:
-        return f"{managed_account.name} has no active owner to log in as."
-    if owner.is_staff or owner.memberships.exclude(account=managed_account).exists():
-        return f"{managed_account.name}'s owner also belongs to other accounts, so it cannot be logged in as."
-    return None
+    elsewhere = owner is not None and owner.memberships.exclude(account=managed_account).exists()
+    facts = LogInAsFacts(managed_account=managed_account, role=role, owner=owner, owner_elsewhere=elsewhere)
+    denial = log_in_as_rule(facts)
+    return denial.message if denial else None
+
+
+def acting_facts(*, real_user_id: int, acted_as: User, manager_id: int, managed_account_id: int) -> LogInAsFacts:
+    """`log_in_as_rule`'s facts for a session already acting as `acted_as` in a managed account, in
+    one query (the real person's membership of the manager, and every membership of `acted_as` with
+    its account and manager), so every acting request can afford the check. A second query only
+    when `acted_as` left the managed account."""
+    memberships = list(
+        Membership.objects.filter(
+            Q(user_id=real_user_id, account_id=manager_id) | Q(user_id=acted_as.pk)
+        ).select_related("account", "account__manager")
+    )
+    role = next((m.role for m in memberships if m.user_id == real_user_id and m.account_id == manager_id), None)
+    own = [m for m in memberships if m.user_id == acted_as.pk]
+    here = next((m for m in own if m.account_id == managed_account_id), None)
+    if here is None:
+        managed = Account.objects.select_related("manager").get(pk=managed_account_id)
+        return LogInAsFacts(managed_account=managed, role=role, owner=None, owner_elsewhere=bool(own))
+    owner = acted_as if here.role == Role.OWNER else None
+    return LogInAsFacts(managed_account=here.account, role=role, owner=owner, owner_elsewhere=len(own) > 1)
 
 
 def _role_may_log_in_as(*, role: str, manager: Account) -> bool:

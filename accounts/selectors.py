@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING, TypedDict
 
 from django.db.models import Case, Count, DecimalField, F, QuerySet, Value, When
 from django.db.models.functions import Coalesce
@@ -10,10 +11,13 @@ from django.urls import reverse
 
 from accounts.models import Account, Invitation, Membership, User
 
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
 
 def accounts_for_user(user: User) -> QuerySet[Membership]:
     """The user's memberships with their accounts, for the account switcher (one query, lazily)."""
-    return Membership.objects.filter(user=user).select_related("account").order_by("account__name")
+    return Membership.objects.filter(user=user).select_related("account", "account__manager").order_by("account__name")
 
 
 def managed_accounts_for(manager: Account) -> QuerySet[Account]:
@@ -41,7 +45,14 @@ def managed_account_counts(manager: Account) -> dict[str, int]:
 _BALANCE_AMOUNT = DecimalField(max_digits=20, decimal_places=2)
 
 
-def with_balances(accounts: QuerySet[Account]) -> QuerySet[Account]:
+class BalanceAnnotations(TypedDict):
+    """What `with_balances` adds to each account."""
+
+    balance_amount: Decimal | None
+    balance_currency: str
+
+
+def with_balances(accounts: QuerySet[Account]) -> QuerySet[WithAnnotations[Account, BalanceAnnotations]]:
     """Each account's balance in the same query, as `balance_amount` (None for roll-up) and
     `balance_currency`: the list stays one query however many accounts it pages through."""
     # The SQL form of Account.has_own_balance (every managed account here: separate or roll-up).

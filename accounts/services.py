@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -20,7 +21,7 @@ from accounts.actor import Actor
 from accounts.errors import Refusal
 from accounts.locks import lock_row
 from accounts.models import Account, ApiKey, Invitation, Membership, Role, User
-from accounts.permissions import can_assign_role
+from accounts.permissions import can_assign_role, may_grant_log_in_as
 from accounts.tasks import send_invitation_email
 
 
@@ -50,8 +51,10 @@ def email_in_use(email: str) -> bool:
     return User.objects.filter(email__iexact=email.strip()).exists()
 
 
-def _new_owner(*, email: str, password: str | None) -> User:
-    """The owner user of a new account; every way of creating accounts goes through here."""
+def _checked_owner_address(*, email: str, password: str | None) -> str:
+    """The owner e-mail of a new account, normalised, once it and the password pass the checks
+    every new owner passes. They never depend on whether a user has the address, so a refusal says
+    nothing about that."""
     email = email.strip().lower()
     try:
         validate_email(email)
@@ -62,14 +65,30 @@ def _new_owner(*, email: str, password: str | None) -> User:
             validate_password(password, User(email=email))
         except ValidationError as error:
             raise ServiceError(" ".join(error.messages), field="password") from None
+    return email
+
+
+def _created_user(*, email: str, password: str | None) -> User | None:
+    """A new user for a checked address (unverified, as allauth records it), or None when a user
+    has the address already, or a concurrent request gave it one meanwhile."""
     if email_in_use(email):
-        raise EmailTaken(EMAIL_TAKEN_MESSAGE, field="email")
+        return None
     try:
         with transaction.atomic():
             user = User.objects.create_user(email=email, password=password)
     except IntegrityError:
-        raise EmailTaken(EMAIL_TAKEN_MESSAGE, field="email") from None
+        return None
     EmailAddress.objects.create(user=user, email=email, primary=True, verified=False)
+    return user
+
+
+def _new_owner(*, email: str, password: str | None) -> User:
+    """The new owner user of a manager account. Only platform staff create those, and they may be
+    told that the address is taken; managers are not (see create_managed_account)."""
+    email = _checked_owner_address(email=email, password=password)
+    user = _created_user(email=email, password=password)
+    if user is None:
+        raise EmailTaken(EMAIL_TAKEN_MESSAGE, field="email")
     return user
 
 
@@ -131,26 +150,48 @@ def create_managed_account(
     pricing_hidden: bool,
     actor: Actor,
 ) -> Account:
+    """A manager's new managed account and its owner.
+
+    The owner e-mail never tells the manager whether someone already uses that address (issue 11,
+    hole 9: "A user with this e-mail address already exists" let a manager probe any address at the
+    API's rate). The choice: the account is created either way, with the same answer (page and
+    API), and
+    - an address nobody uses gets a new user, the owner, with the password given (or none: the
+      owner then resets it to sign in);
+    - an address a user already has gets an invitation to own the account, e-mailed to it, which
+      that user accepts signed in as themselves (accounts.services.accept_invitation); the
+      password given is ignored (nobody sets another person's password) but costs the same hashing,
+      so the answer takes as long. Until accepted, the account has no owner: nobody signs in to it
+      and it cannot be logged in as; once accepted, its owner also belongs to other accounts, so it
+      still cannot be (DESIGN section 2, accounts.permissions.log_in_as_denial). An expired
+      invitation leaves it ownerless: the manager cancels it and creates it again.
+    What is refused (a bad address, a weak password, the limit) is refused alike for both. The
+    manager can still tell the two apart afterwards (no log-in-as), at the price of a managed
+    account per address, an audit event and an e-mail to the address's owner, never silently.
+    """
     if not manager.is_manager:
         raise ServiceError("Only manager accounts can create managed accounts.")
     # The row lock serialises creations for one manager, so the limit holds when requests race.
     manager = lock_row(Account.objects, pk=manager.pk)
-    if active_managed_count(manager) >= manager.managed_account_limit:
+    limit = manager.managed_account_limit  # every manager has one (a check constraint)
+    if limit is not None and active_managed_count(manager) >= limit:
         raise ManagedAccountLimitReached(
             f"You have reached your limit of {manager.managed_account_limit:,} managed accounts. "
             "Cancel one you no longer need, or ask support to raise the limit."
         )
-    owner = _new_owner(email=owner_email, password=owner_password or None)
+    email = _checked_owner_address(email=owner_email, password=owner_password or None)
+    owner = _created_user(email=email, password=owner_password or None)
     managed = Account.objects.create(
         name=name.strip(),
-        email=owner.email,
+        email=email,
         kind=Account.Kind.MANAGED,
         manager=manager,
         billing_mode=billing_mode,
         allow_custom_pricing=allow_custom_pricing,
         pricing_hidden=pricing_hidden,
     )
-    Membership.objects.create(user=owner, account=managed, role=Role.OWNER)
+    if owner is not None:
+        Membership.objects.create(user=owner, account=managed, role=Role.OWNER)
     audit.record(
         account=manager,
         related_account=managed,
@@ -162,14 +203,49 @@ def create_managed_account(
             for f in ("name", "email", "billing_mode", "allow_custom_pricing", "pricing_hidden")
         ],
     )
+    if owner is None:
+        _invite_existing_owner(managed=managed, email=email, password=owner_password or None, actor=actor)
     return managed
+
+
+def _invite_existing_owner(*, managed: Account, email: str, password: str | None, actor: Actor) -> Invitation:
+    """The owner of a new managed account whose address a user already has: an invitation to own
+    it (see create_managed_account), audited on the managed account, e-mailed after the commit."""
+    if password:
+        make_password(password)  # the hashing creating a user with it would do: the same answer time
+    invitation = Invitation.objects.create(
+        account=managed,
+        email=email,
+        role=Role.OWNER,
+        token=secrets.token_urlsafe(32),
+        invited_by=actor.user or _first_owner(managed),
+        expires_at=timezone.now() + timedelta(days=settings.INVITATION_MAX_AGE_DAYS),
+    )
+    audit.record(
+        account=managed,
+        actor=actor,
+        change_type=audit.ChangeType.INVITATION_CREATED,
+        resource=invitation,
+        changes=[{"field": "email", "from": None, "to": email}, {"field": "role", "from": None, "to": Role.OWNER}],
+    )
+    transaction.on_commit(lambda: _send_invitation(invitation.pk))
+    return invitation
+
+
+def _first_owner(managed: Account) -> User:
+    """Who invites when the key that asked has lost its creator: the manager's first owner."""
+    owners = Membership.objects.select_related("user").filter(account__managed_accounts=managed, role=Role.OWNER)
+    first = owners.order_by("created_at", "id").first()
+    if first is None:  # every manager has an owner; without one, nobody could be named as inviting
+        raise ServiceError("Your account has no owner to send the invitation in its name.")
+    return first.user
 
 
 MANAGED_SETTINGS_FIELDS = ("name", "pricing_hidden", "allow_custom_pricing")
 
 
 @transaction.atomic
-def update_managed_account(*, managed: Account, actor: Actor, **values) -> Account:
+def update_managed_account(*, managed: Account, actor: Actor, **values: object) -> Account:
     unknown = set(values) - set(MANAGED_SETTINGS_FIELDS)
     if unknown:
         raise ServiceError(f"Cannot change {', '.join(sorted(unknown))}.")
@@ -183,7 +259,7 @@ def update_managed_account(*, managed: Account, actor: Actor, **values) -> Accou
     if changes:
         managed.save()
         audit.record(
-            account=managed.manager,
+            account=managed.managed_by,
             related_account=managed,
             actor=actor,
             change_type=audit.ChangeType.MANAGED_ACCOUNT_UPDATED,
@@ -207,8 +283,47 @@ STATUS_ACTIONS = {
 
 @transaction.atomic
 def change_managed_account_status(*, managed: Account, action: str, actor: Actor) -> Account:
-    target, allowed_from, change_type = STATUS_ACTIONS[action]
-    current = lock_row(Account.objects, pk=managed.pk)
+    current, previous = _switch_status(account=managed, action=action)
+    target, _, change_type = STATUS_ACTIONS[action]
+    audit.record(
+        account=current.managed_by,
+        related_account=current,
+        actor=actor,
+        change_type=change_type,
+        resource=current,
+        changes=[{"field": "status", "from": previous, "to": target}],
+    )
+    return current
+
+
+# Platform staff disable and enable manager and standard accounts (the admin site); a managed
+# account's status is its manager's to change. A disabled manager blocks its managed accounts without
+# changing their statuses (`Account.blocked_reason`).
+STAFF_STATUS_ACTIONS = ("disable", "enable")
+
+
+@transaction.atomic
+def change_account_status(*, account: Account, action: str, actor: Actor) -> Account:
+    if action not in STAFF_STATUS_ACTIONS:
+        raise ServiceError(f"Staff cannot {action} an account here.", field="status")
+    if account.is_managed:
+        raise ServiceError(f"{account.name} is a managed account: its manager disables or enables it.", field="status")
+    current, previous = _switch_status(account=account, action=action)
+    audit.record(
+        account=current,
+        actor=actor,
+        change_type=audit.ChangeType.ACCOUNT_UPDATED,
+        resource=current,
+        changes=[{"field": "status", "from": previous, "to": current.status}],
+    )
+    return current
+
+
+def _switch_status(*, account: Account, action: str) -> tuple[Account, str]:
+    """Move `account` by `action` (STATUS_ACTIONS) under its row lock; the account and its previous
+    status. Refused when its status does not allow the action."""
+    target, allowed_from, _ = STATUS_ACTIONS[action]
+    current = lock_row(Account.objects, pk=account.pk)
     previous = current.status
     if previous not in allowed_from:
         if previous == target:
@@ -226,23 +341,23 @@ def change_managed_account_status(*, managed: Account, action: str, actor: Actor
     if not updated:
         raise InvalidTransition("The account changed meanwhile; reload and try again.", field="status")
     current.refresh_from_db()
-    audit.record(
-        account=current.manager,
-        related_account=current,
-        actor=actor,
-        change_type=change_type,
-        resource=current,
-        changes=[{"field": "status", "from": previous, "to": target}],
-    )
-    return current
+    return current, previous
 
 
 @transaction.atomic
-def update_account_settings(*, account: Account, actor: Actor, name: str, admins_can_log_in_as: bool) -> Account:
+def update_account_settings(
+    *, account: Account, actor: Actor, name: str, admins_can_log_in_as: bool | None = None
+) -> Account:
+    """`admins_can_log_in_as` (manager accounts; None leaves it alone) is the owners' to change only."""
     account = lock_row(Account.objects, pk=account.pk)
     before = {"name": account.name, "admins_can_log_in_as": account.admins_can_log_in_as}
     account.name = name.strip()
-    if account.is_manager:
+    if account.is_manager and admins_can_log_in_as is not None:
+        if not may_grant_log_in_as(_actor_role(account, actor)):
+            raise ServiceError(
+                "Only an owner can choose whether admins may log in as managed accounts.",
+                field="admins_can_log_in_as",
+            )
         account.admins_can_log_in_as = admins_can_log_in_as
     changes = audit.field_changes(account, before, before.keys())
     if changes:
@@ -293,6 +408,9 @@ def _check_can_assign(*, account: Account, actor: Actor, role: str) -> None:
 def invite_member(*, account: Account, email: str, role: str, actor: Actor) -> Invitation:
     email = email.strip().lower()
     _check_can_assign(account=account, actor=actor, role=role)
+    inviter = actor.user
+    if inviter is None:  # the check above already refuses anyone who is not a member
+        raise ServiceError("Only a member of the account can invite people.")
     if account.memberships.filter(user__email__iexact=email).exists():
         raise ServiceError("That person is already a member of this account.", field="email")
     if account.invitations.filter(email__iexact=email, status=Invitation.Status.PENDING).exists():
@@ -302,7 +420,7 @@ def invite_member(*, account: Account, email: str, role: str, actor: Actor) -> I
         email=email,
         role=role,
         token=secrets.token_urlsafe(32),
-        invited_by=actor.user,
+        invited_by=inviter,
         expires_at=timezone.now() + timedelta(days=settings.INVITATION_MAX_AGE_DAYS),
     )
     audit.record(
@@ -327,7 +445,7 @@ def accept_invitation(*, invitation: Invitation, user: User) -> Membership:
         raise ServiceError("This invitation is no longer valid. Ask for a new one.")
     if invitation.email.lower() != user.email.lower():
         raise ServiceError(f"This invitation was sent to {invitation.email}; sign in with that address to accept it.")
-    if not invitation.account.is_enabled:
+    if not invitation.account.is_usable:  # disabled, or under a disabled manager
         raise ServiceError("That account is disabled.")
     if invitation.account.memberships.filter(user=user).exists():
         raise ServiceError("You are already a member of this account.")
@@ -424,8 +542,9 @@ def hash_api_key(raw: str) -> str:
 @transaction.atomic
 def create_api_key(*, account: Account, name: str, actor: Actor) -> tuple[ApiKey, str]:
     """A new key for `account` and the key itself, which is never stored and never shown again."""
-    if not account.is_enabled:
-        raise ServiceError(f"{account.name} is {account.status}; it cannot have new API keys.")
+    blocked = account.blocked_reason
+    if blocked is not None:
+        raise ServiceError(f"{blocked}; it cannot have new API keys.")
     name = name.strip()
     if not name or len(name) > 100:
         raise ServiceError("Give the key a name of 1 to 100 characters.", field="name")
@@ -447,7 +566,8 @@ def create_api_key(*, account: Account, name: str, actor: Actor) -> tuple[ApiKey
 
 @transaction.atomic
 def revoke_api_key(*, key: ApiKey, actor: Actor) -> ApiKey:
-    updated = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    revoked_at = timezone.now()
+    updated = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=revoked_at)
     if not updated:
         raise InvalidTransition("That key is already revoked.")
     key.refresh_from_db()
@@ -457,17 +577,18 @@ def revoke_api_key(*, key: ApiKey, actor: Actor) -> ApiKey:
         change_type=audit.ChangeType.API_KEY_REVOKED,
         resource=key,
         related_account=key.account.manager if key.account.is_managed else None,
-        changes=[{"field": "revoked_at", "from": None, "to": key.revoked_at.isoformat()}],
+        changes=[{"field": "revoked_at", "from": None, "to": revoked_at.isoformat()}],
     )
     return key
 
 
 def api_key_for(raw: str) -> ApiKey | None:
-    """The active key of an enabled account that `raw` is, or None."""
+    """The active key of a usable account (`Account.blocked_reason`) that `raw` is, or None: a key of a
+    disabled account, or of one under a disabled manager, is refused like a wrong key."""
     if not raw.startswith(API_KEY_PREFIX):
         return None
     key = ApiKey.objects.select_related("account", "account__manager").filter(key_hash=hash_api_key(raw)).first()
-    if key is None or not key.is_active or not key.account.is_enabled:
+    if key is None or not key.is_active or not key.account.is_usable:
         return None
     return key
 

@@ -1,12 +1,24 @@
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
 import django_filters
 import django_tables2 as tables
 from django import forms
 from django.core.validators import MinLengthValidator
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from accounts.models import Account, AuditEvent
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+    from accounts.audit import FieldChange
+    from accounts.selectors import BalanceAnnotations
 
 
 class ManagedAccountFilter(django_filters.FilterSet):
@@ -25,15 +37,15 @@ class ManagedAccountFilter(django_filters.FilterSet):
         model = Account
         fields = ["q", "status", "billing_mode"]
 
-    def search(self, queryset, name, value):
+    def search(self, queryset: QuerySet[Account], name: str, value: str) -> QuerySet[Account]:
         return queryset.filter(Q(name__icontains=value) | Q(email__icontains=value))
 
-    def filter_status(self, queryset, name, value):
+    def filter_status(self, queryset: QuerySet[Account], name: str, value: str) -> QuerySet[Account]:
         return queryset.filter(status=value)
 
     @property
-    def qs(self):
-        queryset = super().qs
+    def qs(self) -> QuerySet[Account]:
+        queryset: QuerySet[Account] = super().qs
         # Cancelled accounts are terminal: hidden unless a (valid) status filter asks for them,
         # whatever else in the form is invalid.
         if not getattr(self.form, "cleaned_data", {}).get("status"):
@@ -63,23 +75,23 @@ class ManagedAccountTable(tables.Table):
         attrs = {"class": "table"}
         empty_text = "No managed accounts match. Clear the filters, or create a managed account."
 
-    def render_name(self, record, value):
-        url = reverse("managed_detail", args=[record.manager.public_id, record.public_id])
+    def render_name(self, record: Account, value: str) -> SafeString:
+        url = reverse("managed_detail", args=[record.managed_by.public_id, record.public_id])
         return format_html('<a href="{}">{}</a>', url, value)
 
-    def render_status(self, record, value):
+    def render_status(self, record: Account, value: str) -> SafeString:
         return format_html('<span class="badge badge-{}">{}</span>', record.status, value)
 
-    def render_balance(self, record, value):
+    def render_balance(self, record: WithAnnotations[Account, BalanceAnnotations], value: Decimal | None) -> str:
         if value is None:
             return "billed to you (roll-up)"
         return f"{record.balance_currency} {value:,.2f}"
 
-    def order_balance(self, queryset, is_descending):
+    def order_balance(self, queryset: QuerySet[Account], is_descending: bool) -> tuple[QuerySet[Account], bool]:
         # Roll-up accounts (no balance) last both ways; the id keeps pages stable among equal amounts.
         amount = F("balance_amount")
-        amount = amount.desc(nulls_last=True) if is_descending else amount.asc(nulls_last=True)
-        return queryset.order_by(amount, "-id"), True
+        order = amount.desc(nulls_last=True) if is_descending else amount.asc(nulls_last=True)
+        return queryset.order_by(order, "-id"), True
 
 
 class AuditEventTable(tables.Table):
@@ -96,14 +108,14 @@ class AuditEventTable(tables.Table):
         attrs = {"class": "table"}
         empty_text = "No events match these filters."
 
-    def render_resource(self, record):
+    def render_resource(self, record: AuditEvent) -> str:
         return f"{record.resource_type} {record.resource_id}"
 
-    def render_changes(self, value):
+    def render_changes(self, value: list[FieldChange]) -> str:
         return "; ".join(f"{c['field']}: {c['from']} → {c['to']}" for c in value)
 
-    def render_person(self, record):
+    def render_person(self, record: AuditEvent) -> str:
         who = record.user.display_name if record.user else (record.user_email or "platform")
-        if record.acting_as_id:
+        if record.acting_as_id and record.acting_as is not None:
             return f"{who} (acting as {record.acting_as.email})"
         return who

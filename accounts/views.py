@@ -1,20 +1,27 @@
+from __future__ import annotations
+
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
-from django.core.paginator import Paginator
-from django.http import HttpResponseRedirect
+from django.core.paginator import Page, Paginator
+from django.db.models.query import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_tables2 import RequestConfig
 from hijack.views import AcquireUserView
 
 from accounts import acting, audit, selectors, services
-from accounts.access import account_access, managed_account_access
+from accounts.access import AccountAccess, account_access, managed_account_access
+from accounts.acting import ActingRequest, SignedInRequest
 from accounts.actor import Actor
 from accounts.forms import (
     AccountSettingsForm,
@@ -26,7 +33,7 @@ from accounts.forms import (
     RoleForm,
     apply_refusal,
 )
-from accounts.models import Account, ApiKey, Invitation, Membership
+from accounts.models import Account, ApiKey, Invitation, Membership, User
 from accounts.permissions import (
     MANAGE_ACCOUNT,
     MANAGE_MANAGED_ACCOUNTS,
@@ -36,11 +43,12 @@ from accounts.permissions import (
     log_in_as_target,
 )
 from accounts.tables import AuditEventTable, ManagedAccountFilter, ManagedAccountTable
+from portal.pagination import paginate_table
 
 GET_AND_POST = ["GET", "POST"]
 
 
-def _safe_next(request, fallback: str) -> str:
+def _safe_next(request: HttpRequest, fallback: str) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
     if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         return target
@@ -52,10 +60,10 @@ def _safe_next(request, fallback: str) -> str:
 
 @login_required
 @require_GET
-def home(request):
+def home(request: SignedInRequest) -> HttpResponse:
     if request.acting is not None:
         return redirect("dashboard", request.acting.managed_account.public_id)
-    memberships = [m for m in selectors.accounts_for_user(request.user) if m.account.is_enabled]
+    memberships = [m for m in selectors.accounts_for_user(request.user) if m.account.is_usable]
     if not memberships:
         return render(request, "accounts/no_account.html")
     return redirect("dashboard", memberships[0].account.public_id)
@@ -63,7 +71,7 @@ def home(request):
 
 @login_required
 @require_GET
-def dashboard(request, account_id):
+def dashboard(request: SignedInRequest, account_id: UUID) -> HttpResponse:
     access = account_access(request, account_id, VIEW_ACCOUNT)
     context = {"access": access, "account": access.account}
     if access.account.is_manager:
@@ -74,27 +82,37 @@ def dashboard(request, account_id):
 
 @login_required
 @require_http_methods(GET_AND_POST)
-def account_settings(request, account_id):
+def account_settings(request: SignedInRequest, account_id: UUID) -> HttpResponse:
     access = account_access(request, account_id, MANAGE_ACCOUNT)
     account = access.account
     initial = {"name": account.name, "admins_can_log_in_as": account.admins_can_log_in_as}
-    form = AccountSettingsForm(request.POST or None, initial=initial, account=account)
+    form = AccountSettingsForm(
+        request.POST or None, initial=initial, account=account, can_grant_log_in_as=access.can.grant_log_in_as
+    )
     if request.method == "POST" and form.is_valid():
-        services.update_account_settings(
-            account=account,
-            actor=Actor.from_request(request),
-            name=form.cleaned_data["name"],
-            admins_can_log_in_as=form.cleaned_data.get("admins_can_log_in_as", False),
-        )
-        messages.success(request, "Settings saved.")
-        return redirect("account_settings", account.public_id)
-    return render(request, "accounts/account_settings.html", {"access": access, "account": account, "form": form})
+        try:
+            services.update_account_settings(
+                account=account,
+                actor=Actor.from_request(request),
+                name=form.cleaned_data["name"],
+                # Absent from the form of those who may not change it: None leaves it as it is.
+                admins_can_log_in_as=form.cleaned_data.get("admins_can_log_in_as"),
+            )
+        except services.ServiceError as error:
+            apply_refusal(form=form, refusal=error)
+        else:
+            messages.success(request, "Settings saved.")
+            return redirect("account_settings", account.public_id)
+    context = {"access": access, "account": account, "form": form}
+    return render(request, "accounts/account_settings.html", context, status=422 if form.errors else 200)
 
 
 # --- Members and invitations -------------------------------------------------------------------------
 
 
-def _members_page(request, access, invite_form, status=200):
+def _members_page(
+    request: SignedInRequest, access: AccountAccess, invite_form: InviteForm, status: int = 200
+) -> HttpResponse:
     context = {
         "access": access,
         "account": access.account,
@@ -107,14 +125,14 @@ def _members_page(request, access, invite_form, status=200):
 
 @login_required
 @require_GET
-def members(request, account_id):
+def members(request: SignedInRequest, account_id: UUID) -> HttpResponse:
     access = account_access(request, account_id, MANAGE_ACCOUNT)
     return _members_page(request, access, InviteForm())
 
 
 @require_POST
 @login_required
-def member_invite(request, account_id):
+def member_invite(request: SignedInRequest, account_id: UUID) -> HttpResponse:
     access = account_access(request, account_id, MANAGE_ACCOUNT)
     form = InviteForm(request.POST)
     if form.is_valid():
@@ -130,13 +148,13 @@ def member_invite(request, account_id):
     return _members_page(request, access, form, status=422)
 
 
-def _membership(access, membership_id) -> Membership:
+def _membership(access: AccountAccess, membership_id: int) -> Membership:
     return get_object_or_404(Membership.objects.select_related("user"), pk=membership_id, account=access.account)
 
 
 @login_required
 @require_http_methods(GET_AND_POST)
-def member_role(request, account_id, membership_id):
+def member_role(request: SignedInRequest, account_id: UUID, membership_id: int) -> HttpResponse:
     access = account_access(request, account_id, MANAGE_ACCOUNT)
     membership = _membership(access, membership_id)
     form = RoleForm(request.POST or None, initial={"role": membership.role})
@@ -156,7 +174,7 @@ def member_role(request, account_id, membership_id):
 
 @login_required
 @require_http_methods(GET_AND_POST)
-def member_remove(request, account_id, membership_id):
+def member_remove(request: SignedInRequest, account_id: UUID, membership_id: int) -> HttpResponse:
     access = account_access(request, account_id, MANAGE_ACCOUNT)
     membership = _membership(access, membership_id)
     if request.method == "POST":
@@ -174,7 +192,7 @@ def member_remove(request, account_id, membership_id):
 
 @require_POST
 @login_required
-def invitation_revoke(request, account_id, invitation_id):
+def invitation_revoke(request: SignedInRequest, account_id: UUID, invitation_id: int) -> HttpResponse:
     access = account_access(request, account_id, MANAGE_ACCOUNT)
     invitation = get_object_or_404(Invitation, pk=invitation_id, account=access.account)
     try:
@@ -187,7 +205,7 @@ def invitation_revoke(request, account_id, invitation_id):
 
 
 @require_http_methods(GET_AND_POST)
-def accept_invitation(request, token):
+def accept_invitation(request: HttpRequest, token: str) -> HttpResponse:
     invitation = get_object_or_404(Invitation.objects.select_related("account", "invited_by"), token=token)
     if not request.user.is_authenticated:
         return render(request, "accounts/invitation.html", {"invitation": invitation})
@@ -207,7 +225,7 @@ def accept_invitation(request, token):
 
 @login_required
 @require_GET
-def audit_log(request, account_id):
+def audit_log(request: SignedInRequest, account_id: UUID) -> HttpResponse:
     access = account_access(request, account_id, MANAGE_ACCOUNT)
     form = AuditFilterForm(request.GET or None, change_types=list(audit.CHANGE_TYPES))
     events = audit.events_for_account(access.account)
@@ -221,9 +239,10 @@ def audit_log(request, account_id):
         if data["change_type"]:
             events = events.filter(change_type=data["change_type"])
     table = AuditEventTable(events)
-    RequestConfig(request, paginate={"per_page": 50}).configure(table)
+    paginate_table(request, table, per_page=50)
     context = {"access": access, "account": access.account, "form": form, "table": table}
-    return render(request, "accounts/audit_log.html", context)
+    # A filter it cannot apply (a day out of range, an end before the start) is a 422 showing why.
+    return render(request, "accounts/audit_log.html", context, status=422 if form.errors else 200)
 
 
 # --- Managed accounts --------------------------------------------------------------------------------------
@@ -231,13 +250,13 @@ def audit_log(request, account_id):
 
 @login_required
 @require_GET
-def managed_list(request, account_id):
+def managed_list(request: SignedInRequest, account_id: UUID) -> HttpResponse:
     access = account_access(request, account_id, MANAGE_MANAGED_ACCOUNTS)
     manager = access.account
     accounts = selectors.with_balances(selectors.managed_accounts_for(manager).select_related("manager"))
     filterset = ManagedAccountFilter(request.GET or None, queryset=accounts)
     table = ManagedAccountTable(filterset.qs)
-    RequestConfig(request, paginate={"per_page": 25}).configure(table)
+    paginate_table(request, table, per_page=25)
     context = {
         "access": access,
         "account": manager,
@@ -248,7 +267,7 @@ def managed_list(request, account_id):
     return render(request, "accounts/managed_list.html", context)
 
 
-def _managed_balance(managed: Account) -> dict | None:
+def _managed_balance(managed: Account) -> dict[str, Decimal | str | None] | None:
     """A separately billed managed account's balance (see selectors.with_balances); None for roll-up."""
     if not managed.has_own_balance:
         return None
@@ -262,7 +281,7 @@ def _managed_balance(managed: Account) -> dict | None:
 
 @login_required
 @require_http_methods(GET_AND_POST)
-def managed_create(request, account_id):
+def managed_create(request: SignedInRequest, account_id: UUID) -> HttpResponse:
     access = account_access(request, account_id, MANAGE_MANAGED_ACCOUNTS)
     form = ManagedAccountCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -287,7 +306,9 @@ def managed_create(request, account_id):
     return render(request, "accounts/managed_create.html", context, status=422 if form.errors else 200)
 
 
-def _managed_detail_page(request, access, managed: Account, api_key_form: ApiKeyForm, status: int = 200):
+def _managed_detail_page(
+    request: SignedInRequest, access: AccountAccess, managed: Account, api_key_form: ApiKeyForm, status: int = 200
+) -> HttpResponse:
     denial = log_in_as_denial(user=request.user, managed_account=managed, already_acting=request.acting is not None)
     context = {
         "access": access,
@@ -306,7 +327,7 @@ def _managed_detail_page(request, access, managed: Account, api_key_form: ApiKey
 
 @login_required
 @require_GET
-def managed_detail(request, account_id, managed_id):
+def managed_detail(request: SignedInRequest, account_id: UUID, managed_id: UUID) -> HttpResponse:
     access, managed = managed_account_access(request, account_id, managed_id)
     return _managed_detail_page(request, access, managed, ApiKeyForm())
 
@@ -317,7 +338,7 @@ def _status_actions(managed: Account) -> list[str]:
 
 @login_required
 @require_http_methods(GET_AND_POST)
-def managed_settings(request, account_id, managed_id):
+def managed_settings(request: SignedInRequest, account_id: UUID, managed_id: UUID) -> HttpResponse:
     access, managed = managed_account_access(request, account_id, managed_id)
     initial = {f: getattr(managed, f) for f in services.MANAGED_SETTINGS_FIELDS}
     form = ManagedAccountSettingsForm(request.POST or None, initial=initial)
@@ -335,7 +356,7 @@ def managed_settings(request, account_id, managed_id):
 
 @login_required
 @require_http_methods(GET_AND_POST)
-def managed_status(request, account_id, managed_id, action):
+def managed_status(request: SignedInRequest, account_id: UUID, managed_id: UUID, action: str) -> HttpResponse:
     """GET shows the confirmation step; POST makes the change."""
     access, managed = managed_account_access(request, account_id, managed_id)
     detail_url = reverse("managed_detail", args=[access.account.public_id, managed.public_id])
@@ -368,12 +389,14 @@ def managed_status(request, account_id, managed_id, action):
 API_KEYS_PER_PAGE = 25
 
 
-def _api_keys_page(request, account: Account):
+def _api_keys_page(request: HttpRequest, account: Account) -> Page[ApiKey]:
     keys = ApiKey.objects.filter(account=account).select_related("created_by")
     return Paginator(keys, API_KEYS_PER_PAGE).get_page(request.GET.get("page"))
 
 
-def _api_keys_list(request, access, form: ApiKeyForm, status: int = 200):
+def _api_keys_list(
+    request: SignedInRequest, access: AccountAccess, form: ApiKeyForm, status: int = 200
+) -> HttpResponse:
     context = {
         "access": access,
         "account": access.account,
@@ -383,7 +406,7 @@ def _api_keys_list(request, access, form: ApiKeyForm, status: int = 200):
     return render(request, "accounts/api_keys.html", context, status=status)
 
 
-def _create_api_key(request, account: Account, form: ApiKeyForm) -> tuple[ApiKey, str] | None:
+def _create_api_key(request: HttpRequest, account: Account, form: ApiKeyForm) -> tuple[ApiKey, str] | None:
     """The new key and its secret, or None with the reason on the form."""
     if not form.is_valid():
         return None
@@ -396,7 +419,7 @@ def _create_api_key(request, account: Account, form: ApiKeyForm) -> tuple[ApiKey
         return None
 
 
-def _api_key_created(request, context: dict):
+def _api_key_created(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
     """The one page that ever shows the secret: rendered straight from the POST, never stored in the
     session or a message, and never cached."""
     response = render(request, "accounts/api_keys_created.html", context)
@@ -404,7 +427,9 @@ def _api_key_created(request, context: dict):
     return response
 
 
-def _api_key_revoke(request, context: dict, key_account: Account, key_id: int, back_url: str):
+def _api_key_revoke(
+    request: HttpRequest, context: dict[str, Any], key_account: Account, key_id: int, back_url: str
+) -> HttpResponse:
     """GET shows the confirmation step; POST revokes. Another account's key is a 404."""
     key = get_object_or_404(ApiKey.objects.select_related("created_by"), pk=key_id, account=key_account)
     if request.method == "POST":
@@ -421,14 +446,14 @@ def _api_key_revoke(request, context: dict, key_account: Account, key_id: int, b
 
 @login_required
 @require_GET
-def api_keys(request, account_id):
+def api_keys(request: SignedInRequest, account_id: UUID) -> HttpResponse:
     access = account_access(request, account_id, MANAGE_ACCOUNT)
     return _api_keys_list(request, access, ApiKeyForm())
 
 
 @require_POST
 @login_required
-def api_key_create(request, account_id):
+def api_key_create(request: SignedInRequest, account_id: UUID) -> HttpResponse:
     access = account_access(request, account_id, MANAGE_ACCOUNT)
     form = ApiKeyForm(request.POST)
     created = _create_api_key(request, access.account, form)
@@ -448,7 +473,7 @@ def api_key_create(request, account_id):
 
 @login_required
 @require_http_methods(GET_AND_POST)
-def api_key_revoke(request, account_id, key_id):
+def api_key_revoke(request: SignedInRequest, account_id: UUID, key_id: int) -> HttpResponse:
     access = account_access(request, account_id, MANAGE_ACCOUNT)
     back_url = reverse("api_keys", args=[access.account.public_id])
     return _api_key_revoke(request, {"access": access, "account": access.account}, access.account, key_id, back_url)
@@ -456,7 +481,7 @@ def api_key_revoke(request, account_id, key_id):
 
 @require_POST
 @login_required
-def managed_api_key_create(request, account_id, managed_id):
+def managed_api_key_create(request: SignedInRequest, account_id: UUID, managed_id: UUID) -> HttpResponse:
     access, managed = managed_account_access(request, account_id, managed_id)
     form = ApiKeyForm(request.POST)
     created = _create_api_key(request, managed, form)
@@ -477,7 +502,7 @@ def managed_api_key_create(request, account_id, managed_id):
 
 @login_required
 @require_http_methods(GET_AND_POST)
-def managed_api_key_revoke(request, account_id, managed_id, key_id):
+def managed_api_key_revoke(request: SignedInRequest, account_id: UUID, managed_id: UUID, key_id: int) -> HttpResponse:
     access, managed = managed_account_access(request, account_id, managed_id)
     back_url = reverse("managed_detail", args=[access.account.public_id, managed.public_id])
     context = {"access": access, "account": access.account, "managed": managed}
@@ -490,9 +515,11 @@ class LogInAsView(AcquireUserView):
 
     http_method_names = ["post"]
     raise_exception = True
+    # dispatch() turns away anyone not signed in before anything reads it as signed in.
+    request: SignedInRequest
 
-    def dispatch(self, request, *args, **kwargs):
-        if request.method.lower() not in self.http_method_names:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if (request.method or "").lower() not in self.http_method_names:
             return self.http_method_not_allowed(request, *args, **kwargs)
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
@@ -500,36 +527,40 @@ class LogInAsView(AcquireUserView):
         # Skip hijack's `user_pk` form field: the target comes from the URL, through our access helper.
         return super(AcquireUserView, self).dispatch(request, *args, **kwargs)
 
-    def get_object(self, queryset=None):
-        return log_in_as_target(self.managed)
+    def get_object(self, queryset: QuerySet[Any] | None = None) -> User:
+        target = log_in_as_target(self.managed)
+        if target is None:  # test_func has refused a managed account without an owner already
+            raise Http404("This managed account has no owner to log in as.")
+        return target
 
-    def test_func(self):
+    def test_func(self) -> bool:
         self.denial = log_in_as_denial(
             user=self.request.user, managed_account=self.managed, already_acting=self.request.acting is not None
         )
         return self.denial is None
 
-    def handle_no_permission(self):
-        messages.error(self.request, self.denial)
+    def handle_no_permission(self) -> HttpResponseRedirect:
+        messages.error(self.request, self.denial or "You may not log in as this managed account.")
         return redirect("managed_detail", self.access.account.public_id, self.managed.public_id)
 
-    def get_success_url(self):
+    def get_success_url(self) -> str:
         return self.get_redirect_url() or reverse("dashboard", args=[self.managed.public_id])
 
-    def post(self, request, *args, **kwargs):
-        real_user = request.user
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseRedirect:
+        real_user = self.request.user  # the request itself, seen as signed in (dispatch made sure)
+        session_ends_at = acting.session_ends_at(request)  # before hijack's switch flushes the session
         response = super().post(request, *args, **kwargs)
-        acting.begin(request, real_user=real_user, managed=self.managed)
+        acting.begin(request, real_user=real_user, managed=self.managed, session_ends_at=session_ends_at)
         return response
 
 
 @require_POST
-def acting_return(request):
+def acting_return(request: ActingRequest) -> HttpResponse:
     if not request.user.is_authenticated or request.acting is None:
         messages.info(request, "You are not logged in as a managed account.")
         return redirect("home")
     state = acting.end(request, reason="returned")
     managed = state.managed_account
-    fallback = reverse("managed_detail", args=[managed.manager.public_id, managed.public_id])
-    messages.success(request, f"You are back in {managed.manager.name}.")
+    fallback = reverse("managed_detail", args=[managed.managed_by.public_id, managed.public_id])
+    messages.success(request, f"You are back in {managed.managed_by.name}.")
     return HttpResponseRedirect(_safe_next(request, fallback))

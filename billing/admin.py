@@ -1,19 +1,27 @@
+from __future__ import annotations
+
 import uuid
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import Http404
+from django.forms.formsets import BaseFormSet
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from accounts import audit
-from accounts.actor import Actor
+from accounts.actor import Actor, request_user
 from accounts.forms import apply_refusal
+from accounts.models import Account
 from billing.forms import AdjustBalanceForm
 from billing.invoices import services as invoice_services
 from billing.ledger import selectors as ledger_selectors
@@ -21,15 +29,19 @@ from billing.ledger import services as ledger
 from billing.models import Balance, Invoice, LedgerEntry, Product, Rate, UsageBatch
 from billing.money import format_money
 
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldGroups
+    from django.utils.datastructures import _ListOrTuple
+
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(admin.ModelAdmin[Product]):
     list_display = ["sku", "name", "unit", "currency", "active"]
     search_fields = ["sku", "name"]
 
 
 @admin.register(Rate)
-class RateAdmin(admin.ModelAdmin):
+class RateAdmin(admin.ModelAdmin[Rate]):
     """Staff set list prices (no account) and negotiated or custom rates (an account)."""
 
     list_display = ["product", "account", "unit_price", "effective_from", "created_by"]
@@ -39,19 +51,19 @@ class RateAdmin(admin.ModelAdmin):
     readonly_fields = ["created_by", "created_at"]
     list_select_related = ["product", "account", "created_by"]
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(self, request: HttpRequest, obj: Rate | None = None) -> _ListOrTuple[str]:
         # A rate that may already have priced usage is never edited: add a new effective-dated one.
         if obj is not None:
             return ["product", "account", "unit_price", "effective_from", "created_by", "created_at"]
         return self.readonly_fields
 
-    def save_model(self, request, obj, form, change):
-        obj.created_by = request.user
+    def save_model(self, request: HttpRequest, obj: Rate, form: forms.ModelForm[Rate], change: bool) -> None:
+        obj.created_by = request_user(request)
         super().save_model(request, obj, form, change)
-        if obj.account_id:
+        if obj.account is not None:
             audit.record(
                 account=obj.account,
-                actor=Actor.platform_staff(request.user),
+                actor=Actor.platform_staff(request_user(request)),
                 change_type=audit.ChangeType.RATE_CHANGED,
                 resource=obj,
                 changes=[
@@ -61,40 +73,40 @@ class RateAdmin(admin.ModelAdmin):
                 ],
             )
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Rate | None = None) -> bool:
         return False
 
 
 @admin.register(UsageBatch)
-class UsageBatchAdmin(admin.ModelAdmin):
+class UsageBatchAdmin(admin.ModelAdmin[UsageBatch]):
     list_display = ["public_id", "submitted_by_account", "source", "accepted", "duplicates", "created_at"]
     list_filter = ["source"]
     readonly_fields = [f.name for f in UsageBatch._meta.fields]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
 
-class BalanceAdminForm(forms.ModelForm):
+class BalanceAdminForm(forms.ModelForm[Balance]):
     class Meta:
         model = Balance
         fields = ["account", "credit_limit"]
 
-    def clean_account(self):
-        account = self.cleaned_data["account"]
+    def clean_account(self) -> Account:
+        account: Account = self.cleaned_data["account"]
         if not ledger_selectors.has_own_balance(account):
             raise forms.ValidationError(f"{account} is billed to its manager (roll-up) and has no balance of its own.")
         return account
 
-    def clean_credit_limit(self):
-        limit = self.cleaned_data["credit_limit"]
+    def clean_credit_limit(self) -> Decimal:
+        limit: Decimal = self.cleaned_data["credit_limit"]
         if limit < 0:
             raise forms.ValidationError("A credit limit is zero or more.")
         return limit
 
 
 @admin.register(Balance)
-class BalanceAdmin(admin.ModelAdmin):
+class BalanceAdmin(admin.ModelAdmin[Balance]):
     """Staff set the credit limit here; the amount changes only through the ledger ("Adjust balance")."""
 
     form = BalanceAdminForm
@@ -103,50 +115,53 @@ class BalanceAdmin(admin.ModelAdmin):
     list_select_related = ["account"]
     raw_id_fields = ["account"]
 
-    def get_fields(self, request, obj=None):
+    def get_fields(self, request: HttpRequest, obj: Balance | None = None) -> _FieldGroups:
         if obj is None:
             return ["account", "credit_limit"]
         return ["account", "amount", "credit_limit", "available", "currency", "updated_at", "adjust_link"]
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(self, request: HttpRequest, obj: Balance | None = None) -> _ListOrTuple[str]:
         if obj is None:
             return []
         return ["account", "amount", "available", "currency", "updated_at", "adjust_link"]
 
     @admin.display(description="Available credit")
-    def available(self, obj):
+    def available(self, obj: Balance) -> str:
         return format_money(obj.available_credit, obj.currency)
 
     @admin.display(description="Adjust")
-    def adjust_link(self, obj):
+    def adjust_link(self, obj: Balance) -> SafeString:
         url = reverse("admin:billing_balance_adjust", args=[obj.pk])
         return format_html('<a href="{}">Adjust balance…</a>', url)
 
     @transaction.atomic
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request: HttpRequest, obj: Balance, form: forms.ModelForm[Balance], change: bool) -> None:
         # Never a plain save: it would write back the amount read before the form was submitted.
         locked = ledger.set_credit_limit(
-            account=obj.account, limit=obj.credit_limit, actor=Actor.platform_staff(request.user)
+            account=obj.account, limit=obj.credit_limit, actor=Actor.platform_staff(request_user(request))
         )
         obj.pk, obj.amount, obj.updated_at = locked.pk, locked.amount, locked.updated_at
         obj._state.adding = False
 
-    def construct_change_message(self, request, form, formsets, add=False):
+    # Django's log_change takes a plain message as well as the JSON list; the stubs allow only the list.
+    def construct_change_message(  # type: ignore[override]
+        self, request: HttpRequest, form: forms.Form, formsets: Iterable[BaseFormSet[Any]], add: bool = False
+    ) -> str | list[dict[str, dict[str, list[str]]]]:
         if add or "credit_limit" not in form.changed_data:
             return super().construct_change_message(request, form, formsets, add)
         before, after = form.initial["credit_limit"], form.cleaned_data["credit_limit"]
         return f"Changed credit limit from {before} to {after}."
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Balance | None = None) -> bool:
         return False
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         adjust = path(
             "<path:object_id>/adjust/", self.admin_site.admin_view(self.adjust_view), name="billing_balance_adjust"
         )
         return [adjust, *super().get_urls()]
 
-    def adjust_view(self, request, object_id):
+    def adjust_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """A staff adjustment through billing.ledger.adjust_balance: one ledger entry and its audit event."""
         balance = self.get_object(request, unquote(object_id))
         if balance is None:
@@ -162,7 +177,7 @@ class BalanceAdmin(admin.ModelAdmin):
                     amount=data["amount"],
                     reason=data["reason"],
                     key=str(data["key"]),
-                    actor=Actor.platform_staff(request.user),
+                    actor=Actor.platform_staff(request_user(request)),
                 )
             except ledger.LedgerError as error:
                 apply_refusal(form=form, refusal=error)
@@ -185,7 +200,7 @@ class BalanceAdmin(admin.ModelAdmin):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(admin.ModelAdmin):
+class LedgerEntryAdmin(admin.ModelAdmin[LedgerEntry]):
     """Entries never change: staff read them here and correct a balance with an adjustment."""
 
     list_display = ["created_at", "account", "kind", "amount", "currency", "description", "related_account"]
@@ -194,13 +209,13 @@ class LedgerEntryAdmin(admin.ModelAdmin):
     list_select_related = ["account", "related_account"]
     date_hierarchy = "created_at"
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: LedgerEntry | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: LedgerEntry | None = None) -> bool:
         return False
 
 
@@ -216,15 +231,16 @@ class InvoiceStatusForm(forms.Form):
         help_text="How it was paid; or, to void it, the reason (required), kept on the invoice and in the audit log.",
     )
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         if data.get("status") == Invoice.Status.VOID and not (data.get("note") or "").strip():
             self.add_error("note", "Give the reason for voiding the invoice.")
         return data
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(admin.ModelAdmin):
+class InvoiceAdmin(admin.ModelAdmin[Invoice]):
     """Invoices are made by the monthly close and never edited: staff read them here, and move a
     finalized one to paid or void (billing.invoices.services, audited as the platform)."""
 
@@ -233,32 +249,32 @@ class InvoiceAdmin(admin.ModelAdmin):
     search_fields = ["number", "bill_to__name", "bill_to__public_id", "public_id"]
     list_select_related = ["issuer", "bill_to"]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Invoice | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Invoice | None = None) -> bool:
         return False
 
     @admin.display(description="Change status")
-    def status_link(self, obj):
+    def status_link(self, obj: Invoice) -> str:
         if obj.status not in invoice_services.TRANSITIONS or not invoice_services.TRANSITIONS[obj.status]:
             return f"{obj.get_status_display()}: final"
         url = reverse("admin:billing_invoice_status", args=[obj.pk])
         return format_html('<a class="button" href="{}">Mark paid or void…</a>', url)
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(self, request: HttpRequest, obj: Invoice | None = None) -> _ListOrTuple[str]:
         return ["status_link", *[f.name for f in Invoice._meta.fields]]
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         status = path(
             "<path:object_id>/status/", self.admin_site.admin_view(self.status_view), name="billing_invoice_status"
         )
         return [status, *super().get_urls()]
 
-    def status_view(self, request, object_id):
+    def status_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         invoice = self.get_object(request, unquote(object_id))
         if invoice is None:
             raise Http404("No such invoice.")
@@ -266,7 +282,7 @@ class InvoiceAdmin(admin.ModelAdmin):
             raise PermissionDenied
         form = InvoiceStatusForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
-            actor = Actor.platform_staff(request.user)
+            actor = Actor.platform_staff(request_user(request))
             note = form.cleaned_data["note"]
             try:
                 if form.cleaned_data["status"] == Invoice.Status.PAID:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -19,7 +20,7 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 
-from accounts.api_access import key_account
+from accounts.api_access import ApiRequest, key_account
 from billing.invoices.pdf import download_token
 from billing.invoices.selectors import invoices_of, period_end
 from billing.ledger.selectors import current_balance, has_own_balance
@@ -34,7 +35,7 @@ NOTHING_PENDING = "0.00"
 
 
 @api_view("GET")
-def balance(request):
+def balance(request: ApiRequest) -> JsonResponse:
     """The key's account's own balance, in the shape of the SDK's `BalanceRetrieveResponse`.
 
     A roll-up managed account's key gets a 403 `billed_to_manager`: such an account has no balance
@@ -57,7 +58,7 @@ def balance(request):
     return JsonResponse({"data": balance_json(row)})
 
 
-def balance_json(row: Balance) -> dict:
+def balance_json(row: Balance) -> dict[str, str]:
     return {
         "record_type": "balance",
         "balance": _money(row.amount),
@@ -68,7 +69,7 @@ def balance_json(row: Balance) -> dict:
     }
 
 
-def _money(amount) -> str:
+def _money(amount: Decimal | int) -> str:
     return f"{to_cents(Decimal(amount)):.2f}"  # an unsaved row holds the int default 0
 
 
@@ -79,7 +80,7 @@ INVOICE_ACTIONS = ("json", "link")
 
 
 @api_view("GET")
-def invoices(request):
+def invoices(request: ApiRequest) -> JsonResponse:
     """The key's account's own invoices (`sort` = `period_start` | `-period_start`, the default),
     in the shape of the SDK's `InvoiceListResponse`. A roll-up managed account's key gets the
     reseller invoices its manager issued to it. A manager's key lists the invoices billed to the
@@ -92,7 +93,7 @@ def invoices(request):
 
 
 @api_view("GET")
-def invoice(request, invoice_id):
+def invoice(request: ApiRequest, invoice_id: str) -> JsonResponse:
     """One of the key's account's invoices (404 for any other id), in the shape of the SDK's
     `InvoiceRetrieveResponse`. `action=link` adds `download_url`: a signed link to the invoice's PDF
     that needs no session and expires after 15 minutes (billing.invoices.pdf.download_token); it serves the
@@ -109,7 +110,7 @@ def invoice(request, invoice_id):
     return JsonResponse({"data": data})
 
 
-def invoice_json(request, invoice: Invoice) -> dict:
+def invoice_json(request: ApiRequest, invoice: Invoice) -> dict[str, Any]:
     """The contract's fields (`invoice_id`, `file_id`, `paid`, `period_start`, `period_end` (the
     last day of the month, included), `url`: this record in the API) and our extras: number,
     status, currency and total. The total is money the account owes, shown even with hidden pricing
@@ -127,7 +128,7 @@ def invoice_json(request, invoice: Invoice) -> dict:
         "status": invoice.status,
         "currency": invoice.currency,
         "total": _money(invoice.total),
-        "issued_by": str(invoice.issuer.public_id) if invoice.issuer_id else "platform",
+        "issued_by": str(invoice.issuer.public_id) if invoice.issuer is not None else "platform",
     }
 
 
@@ -142,7 +143,7 @@ def _uuid(value: str) -> uuid.UUID:
 
 
 @api_view("POST")
-def usage_records(request):
+def usage_records(request: ApiRequest) -> JsonResponse:
     try:
         body = json_body(request, allowed=("records",))
     except RequestDataTooBig:

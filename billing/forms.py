@@ -1,9 +1,13 @@
+from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
 
+from billing.models import PaymentMethod
 from billing.money import format_money
 from billing.usage.csv_upload import MAX_UPLOAD_BYTES
 
@@ -17,18 +21,21 @@ class UsageUploadForm(forms.Form):
         widget=forms.FileInput(attrs={"accept": ".csv,text/csv", "data-max-bytes": MAX_UPLOAD_BYTES}),
     )
 
-    def clean_file(self):
+    def clean_file(self) -> UploadedFile[bytes]:
         # Refused on its size alone, before a byte of it is read as CSV.
-        upload = self.cleaned_data["file"]
-        if upload.size > MAX_UPLOAD_BYTES:
+        upload: UploadedFile[bytes] = self.cleaned_data["file"]
+        size = upload.size or 0  # FileField has already refused a file without one
+        if size > MAX_UPLOAD_BYTES:
             raise ValidationError(
-                f"The file is {upload.size / MEGABYTE:.1f} MB; the limit is {MAX_UPLOAD_BYTES // MEGABYTE} MB. "
+                f"The file is {size / MEGABYTE:.1f} MB; the limit is {MAX_UPLOAD_BYTES // MEGABYTE} MB. "
                 "Split it into smaller files."
             )
         return upload
 
 
-def _money_field(label: str, **kwargs) -> forms.DecimalField:
+def _money_field(
+    label: str, *, max_digits: int | None = None, min_value: Decimal | None = None, help_text: str = ""
+) -> forms.DecimalField:
     return forms.DecimalField(
         label=label,
         decimal_places=2,
@@ -38,7 +45,9 @@ def _money_field(label: str, **kwargs) -> forms.DecimalField:
             "max_decimal_places": "Use at most 2 decimal places (whole cents).",
         },
         widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "placeholder": "25.00"}),
-        **kwargs,
+        max_digits=max_digits,
+        min_value=min_value,
+        help_text=help_text,
     )
 
 
@@ -49,21 +58,22 @@ class TransferForm(forms.Form):
     amount = _money_field("Amount (USD)")
     key = forms.UUIDField(widget=forms.HiddenInput)
 
-    def __init__(self, *args, available: Decimal, confirming: bool = False, **kwargs):
+    def __init__(self, *args: Any, available: Decimal, confirming: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.available = available
         self.confirming = confirming  # not a field: a form shown again after an error must be confirmed again
 
-    def clean_amount(self):
-        amount = self.cleaned_data["amount"]
+    def clean_amount(self) -> Decimal:
+        amount: Decimal = self.cleaned_data["amount"]
         if amount <= 0:
             raise ValidationError("Transfer more than zero.")
         if amount > settings.BILLING_MAX_TRANSFER:
             raise ValidationError(f"A transfer is at most {format_money(settings.BILLING_MAX_TRANSFER)}.")
         return amount
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         amount = data.get("amount")
         # Checked here to show it before the confirmation step; the ledger checks it again under the
         # balance's lock. Not on the confirming POST: a repeat of a made transfer must reach the
@@ -86,14 +96,14 @@ class AdjustBalanceForm(forms.Form):
     )
     key = forms.UUIDField(widget=forms.HiddenInput)
 
-    def clean_amount(self):
-        amount = self.cleaned_data["amount"]
+    def clean_amount(self) -> Decimal:
+        amount: Decimal = self.cleaned_data["amount"]
         if amount == 0:
             raise ValidationError("An adjustment is not zero.")
         return amount
 
-    def clean_reason(self):
-        reason = self.cleaned_data["reason"].strip()
+    def clean_reason(self) -> str:
+        reason: str = self.cleaned_data["reason"].strip()
         if not reason:
             raise ValidationError("Give the reason for the adjustment.")
         return reason
@@ -149,10 +159,10 @@ class TopUpForm(forms.Form):
     )
     key = forms.UUIDField(widget=forms.HiddenInput)
 
-    def __init__(self, *args, cards, **kwargs):
+    def __init__(self, *args: Any, cards: Iterable[PaymentMethod], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.cards = {str(card.public_id): card for card in cards}
-        self.fields["card"].choices = [
+        cast(forms.ChoiceField, self.fields["card"]).choices = [
             (public_id, f"{c.label}, expires {c.expiry}" + (" (default)" if c.is_default else ""))
             for public_id, c in self.cards.items()
         ]
@@ -162,15 +172,15 @@ class TopUpForm(forms.Form):
     def _too_much() -> str:
         return f"A payment is at most {format_money(settings.BILLING_MAX_TOP_UP)}."
 
-    def clean_amount(self):
-        amount = self.cleaned_data["amount"]
+    def clean_amount(self) -> Decimal:
+        amount: Decimal = self.cleaned_data["amount"]
         if amount <= 0:
             raise ValidationError("Pay more than zero.")
         if amount > settings.BILLING_MAX_TOP_UP:
             raise ValidationError(self._too_much())
         return amount
 
-    def clean_card(self):
+    def clean_card(self) -> PaymentMethod:
         return self.cards[self.cleaned_data["card"]]
 
 
@@ -202,13 +212,13 @@ class AutoRechargeForm(forms.Form):
     )
     amount = _money_field("Charge the default card (USD)", max_digits=14)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["threshold"].error_messages["min_value"] = "The threshold is zero or more."
         self.fields["amount"].error_messages["max_digits"] = TopUpForm._too_much()
 
-    def clean_amount(self):
-        amount = self.cleaned_data["amount"]
+    def clean_amount(self) -> Decimal:
+        amount: Decimal = self.cleaned_data["amount"]
         if amount <= 0:
             raise ValidationError("Recharge more than zero.")
         if amount > settings.BILLING_MAX_TOP_UP:

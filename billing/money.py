@@ -13,3 +13,10 @@ def to_cents(amount: Decimal) -> Decimal:
 def format_money(amount: Decimal, currency: str = "USD") -> str:
     """How money is shown on pages and in e-mails: `USD 1,234.57`."""
     return f"{currency} {to_cents(amount):,.2f}"
+
+
+def decimal_places(value: Decimal) -> int:
+    """How many digits a finite Decimal has after the point, as written (2.50 has 2); 0 for NaN and
+    infinities, whose exponent is a letter."""
+    exponent = value.as_tuple().exponent
+    return -exponent if isinstance(exponent, int) else 0

@@ -8,12 +8,13 @@ managed account has no balance or cards: its pages say it is billed to its manag
 from __future__ import annotations
 
 import uuid
+from uuid import UUID
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -23,7 +24,7 @@ from accounts.actor import Actor
 from accounts.forms import apply_refusal
 from accounts.permissions import MANAGE_BILLING, VIEW_BILLING
 from billing.forms import AutoRechargeForm, CardSetupForm, SaveCardForm, TopUpForm
-from billing.models import Payment
+from billing.models import Payment, PaymentMethod
 from billing.money import format_money
 from billing.payments import gateway
 from billing.payments import selectors as payment_selectors
@@ -33,13 +34,13 @@ GET_AND_POST = ["GET", "POST"]
 PAYMENTS_PER_PAGE = 25
 
 
-def _rollup(request, access: AccountAccess, title: str):
+def _rollup(request: HttpRequest, access: AccountAccess, title: str) -> HttpResponse:
     """The page a roll-up managed account gets instead: billed to its manager (422 for a POST)."""
     context = {"access": access, "account": access.account, "title": title}
     return render(request, "billing/payment_rollup.html", context, status=422 if request.method == "POST" else 200)
 
 
-def _stripe_context() -> dict:
+def _stripe_context() -> dict[str, str]:
     return {"stripe_js_url": settings.STRIPE_JS_URL, "stripe_publishable_key": settings.STRIPE_PUBLISHABLE_KEY}
 
 
@@ -48,7 +49,7 @@ def _stripe_context() -> dict:
 
 @login_required
 @require_GET
-def payment_methods(request, account_id):
+def payment_methods(request: HttpRequest, account_id: UUID) -> HttpResponse:
     access = account_access(request, account_id, MANAGE_BILLING)
     account = access.account
     if payment_selectors.refusal(account):
@@ -64,7 +65,7 @@ def payment_methods(request, account_id):
 
 @login_required
 @require_http_methods(GET_AND_POST)
-def payment_method_add(request, account_id):
+def payment_method_add(request: HttpRequest, account_id: UUID) -> HttpResponse:
     """GET: the card form (Stripe Elements). POST: the SetupIntent the browser confirmed, checked
     with Stripe and recorded."""
     access = account_access(request, account_id, MANAGE_BILLING)
@@ -93,7 +94,7 @@ def payment_method_add(request, account_id):
 
 @require_POST
 @login_required
-def payment_method_setup(request, account_id):
+def payment_method_setup(request: HttpRequest, account_id: UUID) -> HttpResponse:
     """The browser asks for a SetupIntent to confirm the typed card with; answers its client secret."""
     access = account_access(request, account_id, MANAGE_BILLING)
     reason = payment_selectors.refusal(access.account)
@@ -110,7 +111,7 @@ def payment_method_setup(request, account_id):
 
 @require_POST
 @login_required
-def payment_method_default(request, account_id, card_id):
+def payment_method_default(request: HttpRequest, account_id: UUID, card_id: UUID) -> HttpResponse:
     access = account_access(request, account_id, MANAGE_BILLING)
     card = get_object_or_404(payment_selectors.cards_of(access.account), public_id=card_id)
     payments.make_default(account=access.account, card=card, actor=Actor.from_request(request))
@@ -120,7 +121,7 @@ def payment_method_default(request, account_id, card_id):
 
 @login_required
 @require_http_methods(GET_AND_POST)
-def payment_method_remove(request, account_id, card_id):
+def payment_method_remove(request: HttpRequest, account_id: UUID, card_id: UUID) -> HttpResponse:
     """GET (or a POST without `confirm`): the confirmation step. POST with `confirm`: removed."""
     access = account_access(request, account_id, MANAGE_BILLING)
     account = access.account
@@ -150,7 +151,7 @@ def payment_method_remove(request, account_id, card_id):
 
 @login_required
 @require_http_methods(GET_AND_POST)
-def top_up(request, account_id):
+def top_up(request: HttpRequest, account_id: UUID) -> HttpResponse:
     access = account_access(request, account_id, MANAGE_BILLING)
     account = access.account
     if payment_selectors.refusal(account):
@@ -174,15 +175,15 @@ def top_up(request, account_id):
         )
     except payments.PaymentRefused as refused:
         # On the form shown again with its new key: errors added to `form` would not be on it.
-        retry = _with_new_key(form, cards)
+        retry = _with_new_key(request.POST, cards)
         apply_refusal(form=retry, refusal=refused)
         return _top_up_page(request, access, retry, cards, status=422)
     except gateway.GatewayError as error:
-        retry = _with_new_key(form, cards)
+        retry = _with_new_key(request.POST, cards)
         retry.add_error(None, error.message)
         return _top_up_page(request, access, retry, cards, status=422)
     if payment.status == Payment.Status.FAILED:
-        failed = _with_new_key(form, cards)
+        failed = _with_new_key(request.POST, cards)
         failed.add_error(
             None, f"{payment.card_label}: {payment.failure_message} Nothing was charged; try another card."
         )
@@ -192,16 +193,18 @@ def top_up(request, account_id):
     return redirect("payment_detail", account.public_id, payment.public_id)
 
 
-def _with_new_key(form: TopUpForm, cards) -> TopUpForm:
-    """The same form, typed values kept, with a new key: the next submit is a new payment."""
-    data = form.data.copy()
+def _with_new_key(posted: QueryDict, cards: list[PaymentMethod]) -> TopUpForm:
+    """The posted form again, typed values kept, with a new key: the next submit is a new payment."""
+    data = posted.copy()
     data["key"] = str(uuid.uuid4())
     fresh = TopUpForm(data, cards=cards)
     fresh.is_valid()
     return fresh
 
 
-def _top_up_page(request, access, form, cards, status=200):
+def _top_up_page(
+    request: HttpRequest, access: AccountAccess, form: TopUpForm, cards: list[PaymentMethod], status: int = 200
+) -> HttpResponse:
     context = {
         "access": access,
         "account": access.account,
@@ -215,7 +218,7 @@ def _top_up_page(request, access, form, cards, status=200):
 
 @login_required
 @require_GET
-def payment_detail(request, account_id, payment_id):
+def payment_detail(request: HttpRequest, account_id: UUID, payment_id: UUID) -> HttpResponse:
     """One payment, and the return to the portal after paying: a pending payment is checked with
     Stripe and settled here (a GET, as Stripe's return is a redirect; settling is idempotent and
     only applies what Stripe already did). A card that needs authentication gets its button here."""
@@ -235,7 +238,7 @@ def payment_detail(request, account_id, payment_id):
         "account": account,
         "payment": payment,
         "unreachable": unreachable,
-        "client_secret": intent.client_secret if needs_action else None,
+        "client_secret": intent.client_secret if needs_action and intent is not None else None,
         "balance": payment_selectors.balance_facts(account),
         **_stripe_context(),
     }
@@ -244,7 +247,7 @@ def payment_detail(request, account_id, payment_id):
 
 @login_required
 @require_GET
-def payment_history(request, account_id):
+def payment_history(request: HttpRequest, account_id: UUID) -> HttpResponse:
     access = account_access(request, account_id, VIEW_BILLING)
     account = access.account
     if payment_selectors.refusal(account):
@@ -259,7 +262,7 @@ def payment_history(request, account_id):
 
 @login_required
 @require_http_methods(GET_AND_POST)
-def auto_recharge(request, account_id):
+def auto_recharge(request: HttpRequest, account_id: UUID) -> HttpResponse:
     access = account_access(request, account_id, MANAGE_BILLING)
     account = access.account
     if payment_selectors.refusal(account):
@@ -282,7 +285,9 @@ def auto_recharge(request, account_id):
     return _auto_recharge_page(request, access, form, status=422)
 
 
-def _auto_recharge_page(request, access, form, status=200):
+def _auto_recharge_page(
+    request: HttpRequest, access: AccountAccess, form: AutoRechargeForm, status: int = 200
+) -> HttpResponse:
     account = access.account
     context = {
         "access": access,
@@ -302,13 +307,16 @@ def _auto_recharge_page(request, access, form, status=200):
 
 @csrf_exempt  # Stripe cannot send our CSRF token; the signature is the credential
 @require_POST
-def stripe_webhook(request):
+def stripe_webhook(request: HttpRequest) -> HttpResponse:
     """Payment outcomes from Stripe, signed with STRIPE_WEBHOOK_SECRET. A bad signature is a 400
     and nothing is written; a good event settles its payment through the same function as the
-    browser's return, so either may come first, and any number of times."""
+    browser's return, so either may come first, and any number of times. A signed event that is not
+    what Stripe sends is a 400 too; a well-formed event of a type we do not act on is a 200."""
     try:
         event = gateway.verified_event(request.body, request.headers.get("Stripe-Signature"))
+        payments.handle_event(event.to_dict())
     except gateway.BadSignature:
         return HttpResponseBadRequest("Bad signature.", content_type="text/plain")
-    payments.handle_event(event.to_dict())
+    except gateway.MalformedEvent as error:
+        return HttpResponseBadRequest(f"Malformed event: {error}", content_type="text/plain")
     return HttpResponse("OK", content_type="text/plain")

@@ -258,7 +258,20 @@ class _Rates:
         return self.table[account][product][bisect.bisect_right(self.changes, moment)]
 
 
-def _rows(rng, accounts, origin, span, records, batch_id, progress) -> Iterator[tuple]:
+# One usage record as COPY writes it, in the order of _COLUMNS.
+_RecordRow = tuple[int, int, Decimal, datetime, str, str, str, str, Decimal, Decimal, int, datetime]
+_Mix = list[tuple[Product, list[Decimal]]]
+
+
+def _rows(
+    rng: random.Random,
+    accounts: list[Account],
+    origin: datetime,
+    span: int,
+    records: int,
+    batch_id: int,
+    progress: Callable[[str], None] | None,
+) -> Iterator[_RecordRow]:
     """Queries first (the connection is busy with COPY while the rows stream), then the rows."""
     by_sku = {p.sku: p for p in Product.objects.all()}
     mix = [(by_sku[sku], quantities) for sku, _, quantities in MIX]
@@ -267,7 +280,17 @@ def _rows(rng, accounts, origin, span, records, batch_id, progress) -> Iterator[
     return _stream(rng, accounts, mix, rates, origin, span, records, batch_id, progress)
 
 
-def _stream(rng, accounts, mix, rates, origin, span, records, batch_id, progress) -> Iterator[tuple]:
+def _stream(
+    rng: random.Random,
+    accounts: list[Account],
+    mix: _Mix,
+    rates: _Rates,
+    origin: datetime,
+    span: int,
+    records: int,
+    batch_id: int,
+    progress: Callable[[str], None] | None,
+) -> Iterator[_RecordRow]:
     products = [product for product, _ in mix]
     account_weights = list(itertools.accumulate(rng.paretovariate(1.2) for _ in accounts))
     product_weights = list(itertools.accumulate(share for _, share, _ in MIX))
@@ -281,6 +304,8 @@ def _stream(rng, accounts, mix, rates, origin, span, records, batch_id, progress
             started = origin + timedelta(microseconds=rng.randrange(span * 1_000_000))
             quantity = rng.choice(mix[kind][1])
             rate = rates.rate(account, kind, started)
+            if rate is None:
+                raise ValueError(f"{products[kind].sku} has no price at {started}; load the catalogue first.")
             yield (
                 accounts[account].pk,
                 products[kind].pk,
@@ -312,7 +337,7 @@ _COLUMNS = (
 )
 
 
-def _write(rows: Iterator[tuple]) -> None:
+def _write(rows: Iterator[_RecordRow]) -> None:
     table = UsageRecord._meta.db_table
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor, cursor.copy(f"COPY {table} ({_COLUMNS}) FROM STDIN") as copy:

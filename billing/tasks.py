@@ -1,8 +1,10 @@
+from __future__ import annotations
+
 import logging
 from collections import defaultdict
 from datetime import date, timedelta
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.utils import timezone
 
 from accounts.models import Account
@@ -22,7 +24,7 @@ def charge_usage(account_id: int, month: str) -> None:
 
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=8)
-def charge_usage_many(pairs: list[list]) -> int:
+def charge_usage_many(pairs: list[tuple[int, str]]) -> int:
     """The usage charges of many (account id, "YYYY-MM-01") pairs, as ingestion sends a batch's in
     messages of usage.CHARGES_PER_MESSAGE: per month, the accounts that pay their own usage in one
     set-based transaction, and each manager's roll-up accounts in one more. A group that fails is
@@ -76,7 +78,7 @@ def close_month(month: str) -> int:
 
 
 @shared_task(bind=True, acks_late=True, max_retries=8)
-def close_party(self, run_id: int, account_id: int) -> str:
+def close_party(self: Task[[int, int], str], run_id: int, account_id: int) -> str:
     """One billed party's invoice; idempotent, so a redelivered or retried task changes nothing."""
     try:
         return invoice_close.close_item(run_id=run_id, account_id=account_id).number
@@ -86,7 +88,7 @@ def close_party(self, run_id: int, account_id: int) -> str:
 
 
 @shared_task(bind=True, acks_late=True, max_retries=8)
-def close_batch(self, run_id: int, account_ids: list[int]) -> int:
+def close_batch(self: Task[[int, list[int]], int], run_id: int, account_ids: list[int]) -> int:
     """A batch of billed parties without roll-up accounts, set-based in one transaction (one by one
     if that fails); idempotent. Only the parties that failed are retried. Returns how many closed."""
     failures = invoice_close.close_items(run_id=run_id, account_ids=account_ids)
@@ -117,13 +119,13 @@ def auto_recharge(account_id: int, trigger: str) -> str:
 
 
 @shared_task(bind=True, acks_late=True, max_retries=5)
-def charge_auto_recharge(self, payment_id: int) -> str:
+def charge_auto_recharge(self: Task[[int], str], payment_id: int) -> str:
     """Charges one claimed auto-recharge. Only an unreachable Stripe is retried (same idempotency
     key, growing delay); a declined card is recorded and never retried."""
     try:
         return payments.charge_auto_recharge(payment_id).status
     except ProviderUnavailable as failure:
-        if self.request.retries >= self.max_retries:
+        if self.max_retries is not None and self.request.retries >= self.max_retries:
             payments.give_up(payment_id, failure.message)
             return "failed"
         raise self.retry(exc=failure, countdown=min(2**self.request.retries * 10, 600)) from failure

@@ -4,17 +4,18 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from uuid import UUID
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
-from django_tables2 import RequestConfig
 
-from accounts.access import account_access, managed_account_access
+from accounts.access import AccountAccess, account_access, managed_account_access
 from accounts.actor import Actor
 from accounts.forms import apply_refusal
 from accounts.models import Account
@@ -32,6 +33,7 @@ from billing.tables import InvoiceTable, IssuedInvoiceTable, LedgerEntryTable
 from billing.usage import csv_upload
 from billing.usage.rating import RateBook, rate_card
 from billing.usage.services import MAX_BATCH, OPTIONAL_FIELDS, REQUIRED_FIELDS, IngestResult, UsageRejected
+from portal.pagination import paginate_table
 
 GET_AND_POST = ["GET", "POST"]
 SOURCE_LABELS = {"list price": "List price", "negotiated rate": "Negotiated", "custom rate": "Custom"}
@@ -42,7 +44,7 @@ SOURCE_LABELS = {"list price": "List price", "negotiated rate": "Negotiated", "c
 
 @login_required
 @require_http_methods(GET_AND_POST)
-def usage_upload(request, account_id):
+def usage_upload(request: HttpRequest, account_id: UUID) -> HttpResponse:
     access = account_access(request, account_id, SUBMIT_USAGE)
     form = UsageUploadForm(request.POST, request.FILES) if request.method == "POST" else UsageUploadForm()
     rejected = None
@@ -77,7 +79,7 @@ def _accepted_message(result: IngestResult, filename: str) -> str:
     return f"{accepted}, {duplicates} ({filename})."
 
 
-def _recent_uploads(account: Account):
+def _recent_uploads(account: Account) -> QuerySet[UsageBatch]:
     batches = UsageBatch.objects.filter(submitted_by_account=account, source=UsageBatch.Source.CSV)
     return batches.select_related("submitted_by").order_by("-created_at")[:5]
 
@@ -96,7 +98,7 @@ class RateLine:
 
 @login_required
 @require_GET
-def rate_card_page(request, account_id):
+def rate_card_page(request: HttpRequest, account_id: UUID) -> HttpResponse:
     access = account_access(request, account_id, VIEW_BILLING)
     account = access.account
     if not access.can.view_rates:  # the flag the Rates link reads too
@@ -119,7 +121,9 @@ def _price(price: Decimal | None, product: Product) -> str:
     return "no price" if price is None else f"{product.currency} {price:.6f}"
 
 
-def _managed_custom_lines(manager: Account, card, at: datetime) -> list[RateLine]:
+def _managed_custom_lines(
+    manager: Account, card: list[tuple[Product, Decimal | None, str]], at: datetime
+) -> list[RateLine]:
     """The custom rates in force for the manager's managed accounts that may have them, beside
     the manager's own rate, which every other managed account inherits."""
     own = {product.pk: _price(price, product) for product, price, _ in card}
@@ -144,7 +148,7 @@ ENTRIES_PER_PAGE = 25
 
 @login_required
 @require_GET
-def balance_page(request, account_id):
+def balance_page(request: HttpRequest, account_id: UUID) -> HttpResponse:
     access = account_access(request, account_id, VIEW_BILLING)
     account = access.account
     context = {"access": access, "account": account}
@@ -153,12 +157,12 @@ def balance_page(request, account_id):
         return render(request, "billing/balance_rollup.html", context)
     balance = ledger_selectors.current_balance(account)
     table = LedgerEntryTable(LedgerEntry.objects.filter(account=account).order_by("-created_at", "-id"))
-    RequestConfig(request, paginate={"per_page": ENTRIES_PER_PAGE}).configure(table)
+    paginate_table(request, table, per_page=ENTRIES_PER_PAGE)
     context |= {"balance": _money_facts(balance), "table": table}
     return render(request, "billing/balance.html", context)
 
 
-def _money_facts(balance: Balance) -> dict[str, str]:
+def _money_facts(balance: Balance) -> dict[str, str | bool]:
     currency = balance.currency
     return {
         "amount": format_money(balance.amount, currency),
@@ -174,7 +178,7 @@ def _money_facts(balance: Balance) -> dict[str, str]:
 
 @login_required
 @require_http_methods(GET_AND_POST)
-def managed_transfer(request, account_id, managed_id):
+def managed_transfer(request: HttpRequest, account_id: UUID, managed_id: UUID) -> HttpResponse:
     """GET: the form. POST: the confirmation step. POST with `confirm`: the transfer, made once per key."""
     access, managed = managed_account_access(request, account_id, managed_id)
     manager = access.account
@@ -207,7 +211,15 @@ def managed_transfer(request, account_id, managed_id):
     return redirect("managed_detail", manager.public_id, managed.public_id)
 
 
-def _transfer_form(request, access, managed, form, available, refusal, status=200):
+def _transfer_form(
+    request: HttpRequest,
+    access: AccountAccess,
+    managed: Account,
+    form: TransferForm,
+    available: Decimal,
+    refusal: str | None,
+    status: int = 200,
+) -> HttpResponse:
     context = {
         "access": access,
         "account": access.account,
@@ -221,7 +233,9 @@ def _transfer_form(request, access, managed, form, available, refusal, status=20
     return render(request, "billing/transfer.html", context, status=status)
 
 
-def _transfer_confirm(request, access, managed, amount: Decimal, key: uuid.UUID, available: Decimal):
+def _transfer_confirm(
+    request: HttpRequest, access: AccountAccess, managed: Account, amount: Decimal, key: uuid.UUID, available: Decimal
+) -> HttpResponse:
     context = {
         "access": access,
         "account": access.account,
@@ -241,13 +255,13 @@ INVOICES_PER_PAGE = 25
 
 @login_required
 @require_GET
-def invoice_list(request, account_id):
+def invoice_list(request: HttpRequest, account_id: UUID) -> HttpResponse:
     """The account's invoices, newest first. A roll-up managed account is billed by its manager: its
     page says so and lists the manager's invoices to it (unless its pricing is hidden)."""
     access = account_access(request, account_id, VIEW_BILLING)
     account = access.account
     table = InvoiceTable(invoices_of(account), account=account)
-    RequestConfig(request, paginate={"per_page": INVOICES_PER_PAGE}).configure(table)
+    paginate_table(request, table, per_page=INVOICES_PER_PAGE)
     context = {
         "access": access,
         "account": account,
@@ -260,7 +274,7 @@ def invoice_list(request, account_id):
 
 @login_required
 @require_GET
-def invoice_detail(request, account_id, invoice_id):
+def invoice_detail(request: HttpRequest, account_id: UUID, invoice_id: UUID) -> HttpResponse:
     """One invoice billed to the account: header, statement, and its lines in a section per
     account. With hidden pricing (DESIGN section 3) the totals and the statement stay, since they
     are money the account itself owes, but the lines show quantities only: no per-line amount, no
@@ -274,7 +288,9 @@ def invoice_detail(request, account_id, invoice_id):
     return _invoice_page(request, access, invoice, pricing=can_see_pricing(account), issued=False)
 
 
-def _invoice_page(request, access, invoice: Invoice, *, pricing: bool, issued: bool):
+def _invoice_page(
+    request: HttpRequest, access: AccountAccess, invoice: Invoice, *, pricing: bool, issued: bool
+) -> HttpResponse:
     view = invoice_view(invoice, pricing=pricing, page=_page_number(request))
     context = {
         "access": access,
@@ -300,7 +316,7 @@ def _invoice_page(request, access, invoice: Invoice, *, pricing: bool, issued: b
 
 @login_required
 @require_GET
-def invoice_pdf_download(request, account_id, invoice_id):
+def invoice_pdf_download(request: HttpRequest, account_id: UUID, invoice_id: UUID) -> HttpResponse:
     """The invoice as a PDF attachment: the same access and the same pricing rule as its page."""
     access = account_access(request, account_id, VIEW_BILLING)
     account = access.account
@@ -309,17 +325,17 @@ def invoice_pdf_download(request, account_id, invoice_id):
 
 
 @require_GET
-def invoice_download(request, token):
+def invoice_download(request: HttpRequest, token: str) -> HttpResponse:
     """The PDF behind a signed, time-limited link the API hands out (`action=link`): no session,
     the token is the credential. It names the invoice and the API key's account; the invoice must
     still be one that account sees, and the pricing is that account's. Any bad, tampered or expired
-    token, or an account no longer enabled, is a 404 that says nothing more."""
+    token, or an account no longer usable (`Account.blocked_reason`), is a 404 that says nothing more."""
     try:
         account_public_id, invoice_public_id = read_download_token(token)
     except BadDownloadToken:
         raise Http404("No such invoice.") from None
-    account = Account.objects.filter(public_id=account_public_id).first()
-    if account is None or not account.is_enabled:
+    account = Account.objects.select_related("manager").filter(public_id=account_public_id).first()
+    if account is None or not account.is_usable:
         raise Http404("No such invoice.")
     invoice = _own_invoice(account, invoice_public_id)
     response = pdf_response(invoice, pricing=can_see_pricing(account))
@@ -327,13 +343,13 @@ def invoice_download(request, token):
     return response
 
 
-def _page_number(request) -> int:
+def _page_number(request: HttpRequest) -> int:
     """`?page=N` of a long invoice's sections; anything else is the first page."""
     value = request.GET.get("page", "1")
     return int(value) if value.isdigit() and len(value) < 7 else 1
 
 
-def _own_invoice(account: Account, invoice_id) -> Invoice:
+def _own_invoice(account: Account, invoice_id: UUID) -> Invoice:
     # bill_to is the account itself: joined, so the payer costs no query of its own.
     return get_object_or_404(invoices_of(account).select_related("bill_to"), public_id=invoice_id)
 
@@ -351,7 +367,7 @@ STATUS_ACTIONS = {
 
 @login_required
 @require_http_methods(GET_AND_POST)
-def resale_invoices(request, account_id):
+def resale_invoices(request: HttpRequest, account_id: UUID) -> HttpResponse:
     """The manager's resale markup and the reseller invoices it issued, filtered by status and by
     managed account, 25 a page."""
     access = account_access(request, account_id, RESELL)
@@ -374,10 +390,11 @@ def resale_invoices(request, account_id):
         invoices = invoices.filter(status=status)
     bill_to = None
     if request.GET.get("account"):
-        bill_to = manager.managed_accounts.filter(public_id=_uuid_or_none(request.GET["account"])).first()
+        public_id = _uuid_or_none(request.GET["account"])
+        bill_to = manager.managed_accounts.filter(public_id=public_id).first() if public_id else None
         invoices = invoices.filter(bill_to=bill_to)
     table = IssuedInvoiceTable(invoices, account=manager)
-    RequestConfig(request, paginate={"per_page": INVOICES_PER_PAGE}).configure(table)
+    paginate_table(request, table, per_page=INVOICES_PER_PAGE)
     context = {
         "access": access,
         "account": manager,
@@ -391,20 +408,20 @@ def resale_invoices(request, account_id):
     return render(request, "billing/resale_invoices.html", context, status=422 if form.errors else 200)
 
 
-def _uuid_or_none(value: str):
+def _uuid_or_none(value: str) -> UUID | None:
     try:
         return uuid.UUID(value)
     except ValueError:
         return None
 
 
-def _issued_invoice(manager: Account, invoice_id) -> Invoice:
+def _issued_invoice(manager: Account, invoice_id: UUID) -> Invoice:
     return get_object_or_404(issued_invoices_of(manager), public_id=invoice_id)
 
 
 @login_required
 @require_GET
-def issued_invoice_detail(request, account_id, invoice_id):
+def issued_invoice_detail(request: HttpRequest, account_id: UUID, invoice_id: UUID) -> HttpResponse:
     """A reseller invoice as its issuer sees it: always priced (the manager set the prices)."""
     access = account_access(request, account_id, RESELL)
     invoice = _issued_invoice(access.account, invoice_id)
@@ -413,7 +430,7 @@ def issued_invoice_detail(request, account_id, invoice_id):
 
 @login_required
 @require_GET
-def issued_invoice_pdf(request, account_id, invoice_id):
+def issued_invoice_pdf(request: HttpRequest, account_id: UUID, invoice_id: UUID) -> HttpResponse:
     access = account_access(request, account_id, RESELL)
     return pdf_response(_issued_invoice(access.account, invoice_id), pricing=True)
 
@@ -425,7 +442,7 @@ def _transitions(invoice: Invoice) -> list[tuple[str, str]]:
 
 @login_required
 @require_http_methods(GET_AND_POST)
-def issued_invoice_status(request, account_id, invoice_id, action):
+def issued_invoice_status(request: HttpRequest, account_id: UUID, invoice_id: UUID, action: str) -> HttpResponse:
     """Mark a reseller invoice paid, or void it: a confirmation page, then the change (audited)."""
     access = account_access(request, account_id, RESELL)
     invoice = _issued_invoice(access.account, invoice_id)

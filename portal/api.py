@@ -4,22 +4,25 @@ shape of the contract (`{"errors": [{code, title, detail, source}]}`), strict JS
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import math
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from functools import wraps
-from typing import Any
+from typing import Any, Concatenate, Literal, ParamSpec, Protocol, overload
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, JsonResponse
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.actor import Actor
+from accounts.api_access import ApiRequest
 from accounts.errors import Refusal
 from accounts.models import ApiKey
 from accounts.services import api_key_for
@@ -31,7 +34,7 @@ DEFAULT_PAGE_SIZE = 20
 
 class ApiError(Exception):
     def __init__(self, status: int, code: str, title: str, detail: str = "", *, pointer: str | None = None,
-                 parameter: str | None = None, more: Iterable[dict] = ()):  # fmt: skip
+                 parameter: str | None = None, more: Iterable[dict[str, Any]] = ()) -> None:  # fmt: skip
         super().__init__(detail or title)
         self.status = status
         self.errors = [error(code, title, detail, pointer=pointer, parameter=parameter), *more]
@@ -40,7 +43,9 @@ class ApiError(Exception):
         return JsonResponse({"errors": self.errors}, status=self.status)
 
 
-def error(code: str, title: str, detail: str = "", *, pointer: str | None = None, parameter: str | None = None) -> dict:
+def error(
+    code: str, title: str, detail: str = "", *, pointer: str | None = None, parameter: str | None = None
+) -> dict[str, Any]:
     item: dict[str, Any] = {"code": code, "title": title, "detail": detail or title}
     if pointer is not None:
         item["source"] = {"pointer": pointer}
@@ -63,14 +68,18 @@ def invalid(field: str, detail: str, *, query: bool = False) -> ApiError:
     return ApiError(422, "invalid_field", "Invalid field", detail, pointer=f"/{field}")
 
 
-def api_view(*methods: str) -> Callable:
+_P = ParamSpec("_P")
+ApiView = Callable[Concatenate[ApiRequest, _P], HttpResponseBase]
+
+
+def api_view(*methods: str) -> Callable[[ApiView[_P]], ApiView[_P]]:
     """Authenticates the key, enforces the method and the rate limit, and turns every refusal
     into the contract's error shape. The view gets `request.api_key`."""
 
-    def decorate(view: Callable) -> Callable:
+    def decorate(view: ApiView[_P]) -> ApiView[_P]:
         @csrf_exempt
         @wraps(view)
-        def wrapper(request: HttpRequest, *args, **kwargs):
+        def wrapper(request: ApiRequest, /, *args: _P.args, **kwargs: _P.kwargs) -> HttpResponseBase:
             try:
                 if request.method not in methods:
                     response = ApiError(405, "method_not_allowed", "Method not allowed",
@@ -103,11 +112,37 @@ def _refuse_nul_in_query(request: HttpRequest) -> None:
             raise invalid(name.replace("\x00", ""), "contains a NUL character.", query=True)
 
 
+RATE_WINDOW_SECONDS = 60
+
+
+class TooManyRequests(ApiError):
+    """A 429 whose `Retry-After` gives the whole seconds left of the limit's window."""
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(429, "rate_limited", "Too many requests", detail)
+        self.retry_after = retry_after
+
+    def response(self) -> JsonResponse:
+        response = super().response()
+        response["Retry-After"] = str(self.retry_after)
+        return response
+
+
 def _authenticate(request: HttpRequest) -> ApiKey:
+    """The request's key. Failures are counted per client address, and an address over its limit
+    is refused before any key is looked up, so guessing keys costs the database nothing."""
+    window, seconds_left = _rate_window()
+    failures = f"api-auth-failures:{_client_address(request)}:{window}"
+    if (cache.get(failures) or 0) >= settings.API_AUTH_FAILURES_PER_MINUTE:
+        raise TooManyRequests(
+            f"Too many failed authentications from this address; retry in {seconds_left} seconds.",
+            retry_after=seconds_left,
+        )
     header = request.headers.get("Authorization", "")
     scheme, _, raw = header.partition(" ")
     key = api_key_for(raw.strip()) if scheme.lower() == "bearer" else None
     if key is None:
+        _count(failures)
         raise ApiError(401, "unauthorized", "Authentication failed",
                        "Send a valid API key as 'Authorization: Bearer <key>'.")  # fmt: skip
     now = timezone.now()
@@ -118,21 +153,46 @@ def _authenticate(request: HttpRequest) -> ApiKey:
 
 def _rate_limit(key: ApiKey) -> None:
     """A fixed one-minute window per key in the shared cache (Redis in production)."""
-    window = int(time.time() // 60)
-    slot = f"api-rate:{key.pk}:{window}"
-    cache.add(slot, 0, timeout=120)
+    window, seconds_left = _rate_window()
+    if _count(f"api-rate:{key.pk}:{window}") > settings.API_RATE_LIMIT_PER_MINUTE:
+        raise TooManyRequests(
+            f"This key may make {settings.API_RATE_LIMIT_PER_MINUTE} requests a minute.", retry_after=seconds_left
+        )
+
+
+def _rate_window() -> tuple[int, int]:
+    """The current window's number and the whole seconds left of it (at least 1)."""
+    now = time.time()
+    window = int(now // RATE_WINDOW_SECONDS)
+    return window, max(1, math.ceil((window + 1) * RATE_WINDOW_SECONDS - now))
+
+
+def _count(slot: str) -> int:
+    """Adds one to a window's counter in the cache and returns the count."""
+    cache.add(slot, 0, timeout=2 * RATE_WINDOW_SECONDS)
     try:
-        used = cache.incr(slot)
+        return cache.incr(slot)
     except ValueError:  # the slot expired between add and incr
-        cache.set(slot, 1, timeout=120)
-        used = 1
-    if used > settings.API_RATE_LIMIT_PER_MINUTE:
-        refused = ApiError(429, "rate_limited", "Too many requests",
-                           f"This key may make {settings.API_RATE_LIMIT_PER_MINUTE} requests a minute.")  # fmt: skip
-        raise refused
+        cache.set(slot, 1, timeout=2 * RATE_WINDOW_SECONDS)
+        return 1
 
 
-def actor(request: HttpRequest) -> Actor:
+def _client_address(request: HttpRequest) -> str:
+    """REMOTE_ADDR, an IPv6 client by its /64 (one host often holds a whole /64). Behind a proxy,
+    the proxy must set REMOTE_ADDR to the client's address, or every client counts as the proxy."""
+    raw = request.META.get("REMOTE_ADDR") or ""
+    try:
+        address = ipaddress.ip_address(raw)
+    except ValueError:
+        return raw[:64] or "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False).network_address)
+    return str(address)
+
+
+def actor(request: ApiRequest) -> Actor:
     """Changes made through a key are made by the person who created the key."""
     return Actor(user=request.api_key.created_by, ip_address=request.META.get("REMOTE_ADDR"))
 
@@ -143,13 +203,13 @@ def too_large() -> ApiError:
                     f"The body is larger than the {limit:,} bytes this server accepts; split the batch.")  # fmt: skip
 
 
-def json_body(request: HttpRequest, *, allowed: Iterable[str]) -> dict:
+def json_body(request: HttpRequest, *, allowed: Iterable[str]) -> dict[str, Any]:
     """The request's JSON object; 415, 400, 413 or 422 when it is not one, or names an unknown field.
     JSON on the wire is UTF-8 without a byte-order mark (RFC 8259): any other encoding is refused
     rather than guessed at, as Python's json.loads would do for bytes."""
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "Unsupported media type", "Send a JSON body (application/json).")
-    charset = request.content_params.get("charset", "utf-8").strip().lower()
+    charset = (request.content_params or {}).get("charset", "utf-8").strip().lower()
     if charset not in ("utf-8", "utf8"):
         raise ApiError(415, "unsupported_media_type", "Unsupported media type",
                        f"Send the JSON body in UTF-8, not {charset[:40]}.")  # fmt: skip
@@ -186,7 +246,11 @@ def _malformed(detail: str) -> ApiError:
     return ApiError(400, "malformed_json", "Malformed JSON", detail)
 
 
-def string_field(body: dict, name: str, *, required: bool = False, max_length: int = 255) -> str | None:
+@overload
+def string_field(body: dict[str, Any], name: str, *, required: Literal[True], max_length: int = 255) -> str: ...
+@overload
+def string_field(body: dict[str, Any], name: str, *, required: bool = False, max_length: int = 255) -> str | None: ...
+def string_field(body: dict[str, Any], name: str, *, required: bool = False, max_length: int = 255) -> str | None:
     value = body.get(name)
     if value is None:
         if required:
@@ -204,7 +268,11 @@ def string_field(body: dict, name: str, *, required: bool = False, max_length: i
     return value
 
 
-def bool_field(body: dict, name: str, default: bool | None = None) -> bool | None:
+@overload
+def bool_field(body: dict[str, Any], name: str, default: bool) -> bool: ...
+@overload
+def bool_field(body: dict[str, Any], name: str, default: None = None) -> bool | None: ...
+def bool_field(body: dict[str, Any], name: str, default: bool | None = None) -> bool | None:
     value = body.get(name, default)
     if value is not None and not isinstance(value, bool):
         raise invalid(name, f"{name} must be true or false.")
@@ -218,7 +286,14 @@ def query_bool(request: HttpRequest, name: str) -> bool:
     return value == "true"
 
 
-def page(request: HttpRequest, queryset: QuerySet, serialize: Callable[[Any], dict]) -> JsonResponse:
+class Pageable(Protocol):
+    """What `page` pages: a queryset, or rows that count and slice like one."""
+
+    def count(self) -> int: ...
+    def __getitem__(self, index: slice, /) -> Iterable[Any]: ...
+
+
+def page(request: HttpRequest, queryset: Pageable, serialize: Callable[[Any], dict[str, Any]]) -> JsonResponse:
     number = _page_param(request, "page[number]", default=1, maximum=MAX_PAGE_NUMBER)
     size = _page_param(request, "page[size]", default=DEFAULT_PAGE_SIZE, maximum=MAX_PAGE_SIZE)
     total = queryset.count()

@@ -1,5 +1,8 @@
 """The v2 JSON API (../shared/API.md). Each resource's views live in the app that owns it."""
 
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
 from django.urls import path, re_path
 
 from accounts import api as accounts_api
@@ -8,7 +11,7 @@ from portal.api import ApiError
 from reporting import api as reporting_api
 
 
-def api_not_found(request, *args, **kwargs):
+def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
     return ApiError(404, "not_found", "Not found", f"There is no {request.path} in the v2 API.").response()
 
 

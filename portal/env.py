@@ -4,8 +4,11 @@ A value that is present but malformed stops start-up with a message naming the v
 instead of silently falling back to a default.
 """
 
+import base64
+import binascii
 import os
 from decimal import Decimal, InvalidOperation
+from typing import overload
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -18,6 +21,10 @@ def _raw(name: str) -> str | None:
     return None if value is None or value.strip() == "" else value.strip()
 
 
+@overload
+def env_str(name: str, default: str, *, required: bool = False) -> str: ...
+@overload
+def env_str(name: str, default: None = None, *, required: bool = False) -> str | None: ...
 def env_str(name: str, default: str | None = None, *, required: bool = False) -> str | None:
     value = _raw(name)
     if value is None and required:
@@ -72,3 +79,25 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ImproperlyConfigured(f"{name}={value!r} must be one of: {', '.join(choices)}.")
     return value
+
+
+def env_fernet_keys(name: str, default: list[str], *, required: bool = False) -> list[str]:
+    """One Fernet key (32 url-safe base64 bytes, as `Fernet.generate_key()` prints), or several
+    separated by commas to rotate: the first encrypts, every one decrypts."""
+    value = _raw(name)
+    if value is None and required:
+        raise ImproperlyConfigured(f"{name} must be set.")
+    keys = default if value is None else [key.strip() for key in value.split(",") if key.strip()]
+    for key in keys:
+        try:
+            raw = base64.urlsafe_b64decode(key.encode("ascii"))
+            valid = len(raw) == 32 and base64.urlsafe_b64encode(raw).decode("ascii") == key
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            valid = False
+        if not valid:
+            raise ImproperlyConfigured(
+                f"{name} must be Fernet keys (32 url-safe base64-encoded bytes each), separated by commas."
+            )
+    if not keys:
+        raise ImproperlyConfigured(f"{name} must name at least one key.")
+    return keys

@@ -10,11 +10,15 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+import django_stubs_ext
 import xstatic.pkg.d3
 import xstatic.pkg.rickshaw
 from django.core.exceptions import ImproperlyConfigured
 
-from portal.env import env_bool, env_choice, env_decimal, env_int, env_list, env_str
+from portal.env import env_bool, env_choice, env_decimal, env_fernet_keys, env_int, env_list, env_str
+
+# ModelAdmin[Account], ModelForm[Account] and the like, written for the type checker, work at run time.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("MC_VAR_DIR", str(BASE_DIR / "var")))
@@ -37,7 +41,7 @@ if PRODUCTION and not ALLOWED_HOSTS:
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "portal.admin_config.StaffAdminConfig",  # django.contrib.admin, with a site where staff need MFA
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -60,6 +64,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "portal.security.SecurityHeadersMiddleware",  # CSP and no-store: every response but static files
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -132,12 +137,27 @@ ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_SIGNUP_FORM_CLASS = "accounts.forms.SignupForm"
-ACCOUNT_EMAIL_VERIFICATION = env_choice("ACCOUNT_EMAIL_VERIFICATION", "optional", ("none", "optional", "mandatory"))
+# Enumeration prevention (allauth 65: ACCOUNT_PREVENT_ENUMERATION, read in
+# allauth.account.internal.flows.manage_email.assess_unique_email). Only with mandatory verification
+# can allauth answer a sign-up for a registered address exactly as for a new one ("we sent you a
+# verification e-mail") and e-mail that address's owner instead; with "optional" it must say
+# "already registered". "strict" would create a second, unverified user with the same address,
+# which our unique User.email refuses. So verification is mandatory, not a setting.
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_PREVENT_ENUMERATION = True
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_SESSION_REMEMBER = None
-ACCOUNT_RATE_LIMITS = False if MC_ENV == "test" else {}
+# allauth's default limits (sign-in, failed sign-ins per address and per e-mail, password reset,
+# the MFA code step...), counted in the shared cache; tests that need them turn them on.
+ACCOUNT_RATE_LIMITS: bool | dict[str, str] = False if MC_ENV == "test" else {}
+MFA_ADAPTER = "accounts.mfa.MFAAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Mission Control"
+# TOTP secrets and recovery-code seeds are stored Fernet-encrypted with these keys (accounts/mfa.py).
+_DEV_MFA_KEY = "bWlzc2lvbi1jb250cm9sLWRldi1vbmx5LW1mYS1rZXk="  # base64 of "mission-control-dev-only-mfa-key"
+MFA_ENCRYPTION_KEYS = env_fernet_keys("MFA_ENCRYPTION_KEY", [_DEV_MFA_KEY], required=PRODUCTION)
+if PRODUCTION and _DEV_MFA_KEY in MFA_ENCRYPTION_KEYS:
+    raise ImproperlyConfigured("MFA_ENCRYPTION_KEY must be a key of your own in production, not the development key.")
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "home"
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
@@ -158,6 +178,9 @@ CACHES = {
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
 API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 1200, minimum=1)
+# Failed key authentications a minute per client address (REMOTE_ADDR; IPv6 by /64) before the API
+# answers 429 without looking keys up. Behind a proxy, the proxy must set REMOTE_ADDR to the client's.
+API_AUTH_FAILURES_PER_MINUTE = env_int("API_AUTH_FAILURES_PER_MINUTE", 30, minimum=1)
 # A full usage batch (10,000 records with UUID keys and account ids) is about 3 MB of JSON.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 8 * 1024 * 1024, minimum=1024 * 1024)
 
@@ -225,6 +248,17 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
+# --- Content-Security-Policy and caching (portal.security) -------------------------------------------
+# portal.security.build_content_security_policy() builds the one policy from the Stripe settings
+# above: scripts, styles and everything else from this site only, plus Stripe.js's origin (script,
+# frames) and the Stripe API's (requests). Enforced, never report-only; no setting loosens it.
+# portal.security.SecurityHeadersMiddleware also marks every signed-in answer Cache-Control: no-store.
+if not STRIPE_JS_URL.startswith(("https://", "http://")):
+    raise ImproperlyConfigured("STRIPE_JS_URL must be an http(s):// URL.")
+if PRODUCTION and not STRIPE_JS_URL.startswith("https://"):
+    raise ImproperlyConfigured("STRIPE_JS_URL must be an https:// URL in production (it is a script source).")
+# --- end of Content-Security-Policy and caching -------------------------------------------------------
+
 # --- E-mail -----------------------------------------------------------------------------------
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
@@ -243,7 +277,7 @@ if CELERY_BROKER_URL == "filesystem://":
     # A broker that needs no server: queues are folders, shared by the web process and the worker.
     _queue_dir = str(VAR_DIR / "celery-broker")
     Path(_queue_dir).mkdir(exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, str | int] = {
         "data_folder_in": _queue_dir,
         "data_folder_out": _queue_dir,
         "control_folder": str(VAR_DIR / "celery-control"),

@@ -3,10 +3,9 @@ from django.urls import include, path
 
 from portal import views
 
-admin.site.site_header = "Mission Control platform staff"
-
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    # admin.site is portal.admin_site.StaffAdminSite: its login sends staff to allauth's, with MFA.
     path("staff/", admin.site.urls),
     path("v2/", include("portal.api_urls")),
     path("auth/", include("allauth.urls")),

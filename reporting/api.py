@@ -39,10 +39,12 @@ import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.http import JsonResponse
+from django.http.response import HttpResponseBase
 
-from accounts.api_access import key_account
+from accounts.api_access import ApiRequest, key_account
 from accounts.models import Account
 from accounts.permissions import can_see_pricing
 from billing.models import Product
@@ -52,6 +54,9 @@ from portal.api import ApiError, api_view, invalid, page, query_bool
 from reporting import exports
 from reporting.forms import today_utc
 from reporting.selectors import report_accounts
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsRichComparison
 
 MAX_RANGE_DAYS = 31
 ALL_PRODUCTS = "all"
@@ -79,7 +84,7 @@ HIDDEN_PRICING = (
 
 
 @api_view("GET")
-def usage_reports(request):
+def usage_reports(request: ApiRequest) -> HttpResponseBase:
     account = key_account(request)
     _refuse_unknown_parameters(request)
     product = _product(request.GET.get("product"), required=True)
@@ -115,7 +120,7 @@ def usage_reports(request):
 
 
 @api_view("GET")
-def usage_report_options(request):
+def usage_report_options(request: ApiRequest) -> JsonResponse:
     """What `product`, `dimensions` and `metrics` may be, per product (Telnyx's options shape)."""
     unknown = set(request.GET) - {"product"}
     if unknown:
@@ -141,7 +146,7 @@ def usage_report_options(request):
 # --- Parameters ---------------------------------------------------------------------------------------
 
 
-def _refuse_unknown_parameters(request) -> None:
+def _refuse_unknown_parameters(request: ApiRequest) -> None:
     for name in sorted(request.GET):
         if name == "filter" or name.startswith("filter["):
             raise invalid(
@@ -154,7 +159,7 @@ def _refuse_unknown_parameters(request) -> None:
             raise invalid(name, f"{name} is not a parameter of this request.", query=True)
 
 
-def _list(request, name: str) -> list[str]:
+def _list(request: ApiRequest, name: str) -> list[str]:
     """A list parameter, comma-separated (as the SDK sends it) or repeated; order kept, no repeats."""
     values = [v.strip() for raw in request.GET.getlist(name) for v in raw.split(",")]
     return list(dict.fromkeys(v for v in values if v))
@@ -175,7 +180,7 @@ def _product(sku: str | None, *, required: bool) -> Product | None:
     return products[sku]
 
 
-def _dimension(request) -> str:
+def _dimension(request: ApiRequest) -> str:
     dimensions = _list(request, "dimensions")
     known = ", ".join(DIMENSIONS)
     if not dimensions:
@@ -188,7 +193,7 @@ def _dimension(request) -> str:
     return dimensions[0]
 
 
-def _metrics(request, account: Account) -> list[str]:
+def _metrics(request: ApiRequest, account: Account) -> list[str]:
     metrics = _list(request, "metrics")
     known = ", ".join(METRICS)
     if not metrics:
@@ -201,10 +206,10 @@ def _metrics(request, account: Account) -> list[str]:
     return metrics
 
 
-def _sort(request, dimension: str, metrics: list[str]) -> list[tuple[str, bool]]:
+def _sort(request: ApiRequest, dimension: str, metrics: list[str]) -> list[tuple[str, bool]]:
     """[(key, descending)]: each key the dimension or a requested metric (so a hidden cost can
     never order the rows either)."""
-    order = []
+    order: list[tuple[str, bool]] = []
     allowed = [dimension, *metrics]
     for value in _list(request, "sort"):
         key = value.removeprefix("-")
@@ -214,7 +219,7 @@ def _sort(request, dimension: str, metrics: list[str]) -> list[tuple[str, bool]]
     return order
 
 
-def _days(request) -> tuple[date, date]:
+def _days(request: ApiRequest) -> tuple[date, date]:
     """The first and the last UTC day of the report (both included)."""
     params = request.GET
     literal, start, end = params.get("date_range"), params.get("start_date"), params.get("end_date")
@@ -283,14 +288,14 @@ def _date_range(literal: str) -> tuple[date, date]:
 # --- Rows ---------------------------------------------------------------------------------------------
 
 
-class _Rows(list):
+class _Rows(list[UsageRow]):
     """The report's rows as `portal.api.page` pages a queryset: count() and slicing."""
 
-    def count(self, *args) -> int:
+    def count(self, *args: object) -> int:
         return len(self)
 
 
-_SORT_KEYS: dict[str, Callable[[UsageRow], object]] = {
+_SORT_KEYS: dict[str, Callable[[UsageRow], SupportsRichComparison]] = {
     "date": lambda r: r.key,
     "month": lambda r: r.key,
     "product": lambda r: r.key,
@@ -327,7 +332,7 @@ def _item(row: UsageRow, dimension: str, product: Product | None) -> dict[str, o
     if dimension == "product":
         item.update(product=row.key, product_name=row.label, unit=row.unit)
     elif dimension == "date":
-        item["date"] = row.key.isoformat()
+        item["date"] = row.key.isoformat() if isinstance(row.key, date) else row.key
     elif dimension == "month":
         item["month"] = row.label
     else:

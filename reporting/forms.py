@@ -10,10 +10,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any, cast
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.http import QueryDict
 from django.utils import timezone
 
 from accounts.models import Account
@@ -83,7 +85,7 @@ class UsageFilterForm(forms.Form):
     )
     after = forms.CharField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, data, *, account: Account, **kwargs):
+    def __init__(self, data: QueryDict, *, account: Account, **kwargs: Any) -> None:
         self.account = account
         today = today_utc()
         self.defaults = {"start": today.replace(day=1).isoformat(), "end": today.isoformat(), "scope": SCOPE_ALL}
@@ -93,14 +95,14 @@ class UsageFilterForm(forms.Form):
             merged.setdefault(name, value)
         super().__init__(merged, **kwargs)
         self._products = {p.sku: p for p in selectors.report_products()}
-        self.fields["product"].choices = [("", "All products")] + [
+        cast(forms.ChoiceField, self.fields["product"]).choices = [("", "All products")] + [
             (p.sku, p.name if p.active else f"{p.name} (retired)") for p in self._products.values()
         ]
         if account.is_manager:
             # A manager may have 3,000 managed accounts: the select offers only the scopes and the
             # account already chosen; `find` (or a row's link in the report) picks another one.
             self._managed = self._chosen_managed(account, merged.get("scope"))
-            self.fields["scope"].choices = [
+            cast(forms.ChoiceField, self.fields["scope"]).choices = [
                 (SCOPE_ALL, "All my managed accounts"),
                 (SCOPE_OWN, f"My own account ({account.name})"),
                 *[(m.public_id, m.label) for m in self._managed.values()],
@@ -148,8 +150,9 @@ class UsageFilterForm(forms.Form):
         except ValueError:
             raise ValidationError("This page link is broken; start again from the first page.") from None
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         if "start" in self.errors or "end" in self.errors:
             return data
         end = data.get("end") or today_utc()
@@ -199,10 +202,10 @@ class UsageReportForm(UsageFilterForm):
 
     field_order = ["start", "end", "product", "scope", "find", "group_by"]
 
-    def __init__(self, data, *, account: Account, **kwargs):
+    def __init__(self, data: QueryDict, *, account: Account, **kwargs: Any) -> None:
         super().__init__(data, account=account, **kwargs)
         groupings = [g for g in selectors.GROUPINGS if account.is_manager or g != selectors.GROUP_BY_ACCOUNT]
-        self.fields["group_by"].choices = [(g, GROUP_LABELS[g]) for g in groupings]
+        cast(forms.ChoiceField, self.fields["group_by"]).choices = [(g, GROUP_LABELS[g]) for g in groupings]
         del self.fields["after"]
 
 

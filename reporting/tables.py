@@ -3,13 +3,16 @@ see pricing (`accounts.permissions.can_see_pricing`); the views decide, the tabl
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
+from typing import Any
 
 import django_tables2 as tables
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
-from billing.money import format_money
+from billing.models import UsageRecord
+from billing.money import decimal_places, format_money
 from billing.usage.selectors import GROUP_BY_PRODUCT, UsageRow, UsageTotals
 from reporting.forms import GROUP_LABELS
 
@@ -27,7 +30,7 @@ def format_unit_money(amount: Decimal, currency: str = "USD") -> str:
     """A unit price or one record's cost, exact (USD 0.004 per message is normal): at least two
     decimals, never rounded. Totals go through billing.money.format_money (cents)."""
     exact = amount.normalize()
-    if -exact.as_tuple().exponent < 2:
+    if decimal_places(exact) < 2:
         exact = amount.quantize(Decimal("0.01"))
     return f"{currency} {exact:,f}"
 
@@ -63,8 +66,8 @@ class UsageSummaryTable(tables.Table):
         totals: UsageTotals,
         pricing: bool,
         link: Callable[[UsageRow], str | None] | None = None,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         self.totals = totals
         self.link = link
         exclude = [] if pricing else ["cost"]
@@ -73,7 +76,7 @@ class UsageSummaryTable(tables.Table):
         label = tables.Column(verbose_name=GROUP_LABELS[group_by], footer="Total")
         super().__init__(rows, exclude=exclude, extra_columns=[("label", label)], **kwargs)
 
-    def render_label(self, record: UsageRow, value: str):
+    def render_label(self, record: UsageRow, value: str) -> SafeString | str:
         url = self.link(record) if self.link else None
         return format_html('<a href="{}">{}</a>', url, value) if url else value
 
@@ -103,20 +106,20 @@ class UsageRecordTable(tables.Table):
         orderable = False  # keyset pagination fixes the order: newest first
         empty_text = "No usage records match these filters. Widen the dates or choose another product."
 
-    def __init__(self, records, *, pricing: bool, show_account: bool, **kwargs):
+    def __init__(self, records: Sequence[UsageRecord], *, pricing: bool, show_account: bool, **kwargs: Any) -> None:
         exclude = [] if pricing else ["rate", "cost"]
         if not show_account:
             exclude.append("account")
         super().__init__(records, exclude=exclude, **kwargs)
 
-    def render_quantity(self, record, value: Decimal) -> str:
+    def render_quantity(self, record: UsageRecord, value: Decimal) -> str:
         return f"{format_quantity(value)} {record.product.unit}"
 
-    def render_direction(self, record) -> str:
+    def render_direction(self, record: UsageRecord) -> str:
         return record.get_direction_display()
 
-    def render_rate(self, record, value: Decimal) -> str:
+    def render_rate(self, record: UsageRecord, value: Decimal) -> str:
         return f"{format_unit_money(value, record.product.currency)} / {record.product.unit}"
 
-    def render_cost(self, record, value: Decimal) -> str:
+    def render_cost(self, record: UsageRecord, value: Decimal) -> str:
         return format_unit_money(value, record.product.currency)

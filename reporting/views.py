@@ -9,19 +9,23 @@ managed account with hidden pricing (and a manager logged in as it) sees quantit
 from __future__ import annotations
 
 import calendar
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, NotRequired, TypedDict
+from uuid import UUID
 
+from django import forms
 from django.contrib.auth.decorators import login_required
-from django.http import QueryDict
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
-from django_tables2 import RequestConfig
 
 from accounts.access import AccountAccess, account_access
 from accounts.permissions import VIEW_REPORTS, can_see_pricing
 from billing.usage import selectors
 from billing.usage.selectors import GROUP_BY_DAY, GROUP_BY_MONTH, GROUP_BY_PRODUCT, UsageRow
+from portal.pagination import paginate_table
 from reporting import exports
 from reporting.forms import GROUP_LABELS, UsageFilterForm, UsageFilters, UsageReportForm, encode_cursor
 from reporting.tables import UsageRecordTable, UsageSummaryTable
@@ -32,7 +36,7 @@ CHART_CATEGORIES = 20  # bars in a chart by product or managed account: the larg
 NOT_FILTERS = ("page", "sort", "after")  # table and page state, not filters
 
 
-def _context(access: AccountAccess, form) -> dict:
+def _context(access: AccountAccess, form: forms.Form) -> dict[str, Any]:
     return {
         "access": access,
         "account": access.account,
@@ -57,7 +61,7 @@ def _query(params: QueryDict, **changes: str | None) -> str:
 
 @login_required
 @require_GET
-def usage_report(request, account_id):
+def usage_report(request: HttpRequest, account_id: UUID) -> HttpResponse:
     access = account_access(request, account_id, VIEW_REPORTS)
     form = UsageReportForm(request.GET, account=access.account)
     context = _context(access, form)
@@ -72,7 +76,7 @@ def usage_report(request, account_id):
             pricing=context["pricing"],
             link=_row_link(request, access, filters),
         )
-        RequestConfig(request, paginate={"per_page": SUMMARY_ROWS_PER_PAGE}).configure(table)
+        paginate_table(request, table, per_page=SUMMARY_ROWS_PER_PAGE)
         context.update(
             filters=filters,
             table=table,
@@ -88,7 +92,7 @@ def usage_report(request, account_id):
 
 @login_required
 @require_GET
-def usage_report_csv(request, account_id):
+def usage_report_csv(request: HttpRequest, account_id: UUID) -> HttpResponseBase:
     access = account_access(request, account_id, VIEW_REPORTS)
     form = UsageReportForm(request.GET, account=access.account)
     if not form.is_valid():  # the report page shows what is wrong
@@ -112,7 +116,7 @@ def _summary(filters: UsageFilters) -> list[UsageRow]:
     )
 
 
-def _row_link(request, access: AccountAccess, filters: UsageFilters):
+def _row_link(request: HttpRequest, access: AccountAccess, filters: UsageFilters) -> Callable[[UsageRow], str]:
     """Where a group of the report leads: a day to its records, a month to its days, a product or
     a managed account to its own report by day."""
     report = reverse("usage_report", args=[access.account.public_id])
@@ -120,16 +124,16 @@ def _row_link(request, access: AccountAccess, filters: UsageFilters):
     params = request.GET
 
     def link(row: UsageRow) -> str:
+        if isinstance(row.key, str):  # a product's SKU or a managed account's public id
+            if filters.group_by == GROUP_BY_PRODUCT:
+                return f"{report}?{_query(params, product=row.key, group_by=GROUP_BY_DAY)}"
+            return f"{report}?{_query(params, scope=row.key, group_by=GROUP_BY_DAY)}"
         if filters.group_by == GROUP_BY_DAY:
             day = row.key.isoformat()
             return f"{records}?{_query(params, start=day, end=day)}"
-        if filters.group_by == GROUP_BY_MONTH:
-            first, last = _month_bounds(row.key)
-            start, end = max(first, filters.start).isoformat(), min(last, filters.end).isoformat()
-            return f"{report}?{_query(params, start=start, end=end, group_by=GROUP_BY_DAY)}"
-        if filters.group_by == GROUP_BY_PRODUCT:
-            return f"{report}?{_query(params, product=row.key, group_by=GROUP_BY_DAY)}"
-        return f"{report}?{_query(params, scope=row.key, group_by=GROUP_BY_DAY)}"
+        first, last = _month_bounds(row.key)
+        start, end = max(first, filters.start).isoformat(), min(last, filters.end).isoformat()
+        return f"{report}?{_query(params, start=start, end=end, group_by=GROUP_BY_DAY)}"
 
     return link
 
@@ -141,13 +145,29 @@ def _month_bounds(first: date) -> tuple[date, date]:
 # --- The chart -------------------------------------------------------------------------------------------
 
 
-def chart_data(rows: list[UsageRow], filters: UsageFilters) -> dict:
+class ChartPoint(TypedDict):
+    x: int  # a timestamp (time axis) or the bar's position (categories)
+    y: float
+    label: str
+    unit: NotRequired[str]
+
+
+class Chart(TypedDict):
+    kind: str  # "time" or "category"
+    unit: str
+    mixed_units: bool
+    points: list[ChartPoint]
+    groups: int
+    hidden: int
+
+
+def chart_data(rows: list[UsageRow], filters: UsageFilters) -> Chart:
     """What usage_chart.js draws: quantities only, never cost, so the chart is the same for every
     pricing visibility. Days and months are a continuous time axis (zero where nothing was used);
     products and managed accounts are bars, the largest CHART_CATEGORIES of them."""
     unit = filters.product.unit if filters.product else ""
     mixed = not filters.product and filters.group_by != GROUP_BY_PRODUCT
-    chart = {"kind": "time", "unit": unit, "mixed_units": mixed, "points": [], "groups": len(rows), "hidden": 0}
+    chart: Chart = {"kind": "time", "unit": unit, "mixed_units": mixed, "points": [], "groups": len(rows), "hidden": 0}
     if filters.group_by in (GROUP_BY_DAY, GROUP_BY_MONTH):
         quantities = {row.key: row.quantity for row in rows}
         for key, label in _periods(filters):
@@ -155,7 +175,7 @@ def chart_data(rows: list[UsageRow], filters: UsageFilters) -> dict:
             chart["points"].append({"x": int(moment.timestamp()), "y": float(quantities.get(key, 0)), "label": label})
         return chart
     largest = sorted(rows, key=lambda row: row.quantity, reverse=True)[:CHART_CATEGORIES]
-    chart.update(kind="category", hidden=len(rows) - len(largest))
+    chart["kind"], chart["hidden"] = "category", len(rows) - len(largest)
     chart["points"] = [
         {"x": index, "y": float(row.quantity), "label": row.label, "unit": row.unit or unit}
         for index, row in enumerate(largest)
@@ -163,7 +183,7 @@ def chart_data(rows: list[UsageRow], filters: UsageFilters) -> dict:
     return chart
 
 
-def _periods(filters: UsageFilters):
+def _periods(filters: UsageFilters) -> Iterator[tuple[date, str]]:
     if filters.group_by == GROUP_BY_DAY:
         for offset in range((filters.end - filters.start).days + 1):
             day = filters.start + timedelta(days=offset)
@@ -180,7 +200,7 @@ def _periods(filters: UsageFilters):
 
 @login_required
 @require_GET
-def usage_records(request, account_id):
+def usage_records(request: HttpRequest, account_id: UUID) -> HttpResponse:
     access = account_access(request, account_id, VIEW_REPORTS)
     form = UsageFilterForm(request.GET, account=access.account)
     context = _context(access, form)
@@ -207,7 +227,7 @@ def usage_records(request, account_id):
 
 @login_required
 @require_GET
-def usage_records_csv(request, account_id):
+def usage_records_csv(request: HttpRequest, account_id: UUID) -> HttpResponseBase:
     access = account_access(request, account_id, VIEW_REPORTS)
     form = UsageFilterForm(request.GET, account=access.account)
     if not form.is_valid():

@@ -34,6 +34,7 @@ from billing.ledger import services as ledger
 from billing.models import Invoice
 from tests.conftest import PERSONAS, World
 from tests.factories import MembershipFactory, UserFactory
+from tests.mfa_support import force_login_with_mfa
 
 # --- URL discovery -------------------------------------------------------------------------------
 
@@ -696,7 +697,7 @@ def test_admin_not_granted_log_in_as_is_told_why(world, persona):
 
 def test_platform_staff_see_no_customer_pages_but_the_admin_site(world, client):
     staff = UserFactory(email="ops@platform.example.com", is_staff=True, is_superuser=True)
-    client.force_login(staff)
+    force_login_with_mfa(client, staff)  # the admin opens only to a session that passed MFA
     pages = [
         reverse(name, args=[account.public_id])
         for account in (world.manager, world.managed, world.standard)

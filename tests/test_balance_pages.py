@@ -22,6 +22,7 @@ from billing.models import Balance, LedgerEntry, Product, Rate
 from billing.usage.services import ingest_usage
 from tests.conftest import make_managed_accounts
 from tests.factories import AccountFactory, MembershipFactory, UserFactory
+from tests.mfa_support import force_login_with_mfa
 
 STAFF = Actor.platform_staff()
 
@@ -510,7 +511,7 @@ def test_another_managers_account_cannot_receive_a_transfer(funded, persona):
 def staff(db):
     user = UserFactory(email="staff@platform.example.com", is_staff=True, is_superuser=True)
     client = Client()
-    client.force_login(user)
+    force_login_with_mfa(client, user)  # the admin opens only to a session that passed MFA
     return client, user
 
 

@@ -179,28 +179,43 @@ def test_it_refuses_bad_input_with_a_clear_message(world, persona, overrides, fi
 
 
 @pytest.mark.parametrize("case", ["same-case", "different-case"])
-def test_it_refuses_a_duplicate_owner_email(world, persona, case):
-    existing = world.users["sibling_owner"].email
-    email = existing if case == "same-case" else existing.upper()
+def test_a_registered_owner_email_is_invited_as_owner_and_not_revealed(world, persona, case):
+    """Issue 11, hole 9: no "already exists" (see services.create_managed_account). The account is
+    created as for a new address; the user who has the address is invited to own it."""
+    existing = world.users["sibling_owner"]
+    email = existing.email if case == "same-case" else existing.email.upper()
     client = persona("owner")
-    before = db_state()
+    users = User.objects.count()
 
-    response = client.post(create_url(world.manager), valid_create_data(email=email))
+    response = client.post(create_url(world.manager), valid_create_data(email=email), follow=True)
 
-    assert response.status_code == 422
-    assert response.context["form"].errors["email"] == ["A user with this e-mail address already exists."]
-    assert "A user with this e-mail address already exists." in response.content.decode()
-    assert db_state() == before
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "Managed account Cobalt Clinics created." in content and "already exists" not in content
+    managed = Account.objects.get(name="Cobalt Clinics")
+    assert managed.email == existing.email and not managed.memberships.exists()
+    invitation = Invitation.objects.get(account=managed)
+    assert (invitation.email, invitation.role, invitation.invited_by) == (
+        existing.email,
+        Role.OWNER,
+        world.users["owner"],
+    )
+    assert User.objects.count() == users
+    existing.refresh_from_db()
+    assert not existing.check_password(STRONG_PASSWORD)  # nobody sets another person's password
 
 
-def test_it_refuses_the_owner_email_of_a_user_in_another_tenant(world, persona):
+def test_the_owner_email_of_a_user_in_another_tenant_is_invited_too(world, persona):
     client = persona("owner")
-    before = db_state()
+    other = world.users["other_tenant"]
 
-    response = client.post(create_url(world.manager), valid_create_data(email=world.users["other_tenant"].email))
+    response = client.post(create_url(world.manager), valid_create_data(email=other.email))
 
-    assert response.status_code == 422
-    assert db_state() == before
+    assert response.status_code == 302
+    managed = Account.objects.get(name="Cobalt Clinics")
+    assert Invitation.objects.filter(account=managed, email=other.email, role=Role.OWNER).exists()
+    assert not Membership.objects.filter(account=managed).exists()
+    assert set(other.memberships.values_list("account", flat=True)) == {world.other_manager.pk}
 
 
 def test_it_refuses_a_new_account_once_the_limit_is_reached(world, persona):

@@ -99,7 +99,8 @@ def test_it_hides_the_rates_link_from_hidden_pricing_accounts(persona, world: Wo
 FLAGS_ON_A_MANAGER = {
     # role: the flags that are True; every other flag is False
     Role.OWNER: {"view_account", "manage_account", "manage_managed_accounts", "view_billing", "manage_billing",
-                 "resell", "view_reports", "submit_usage", "see_pricing", "view_rates", "log_in_as"},
+                 "resell", "view_reports", "submit_usage", "see_pricing", "view_rates", "log_in_as",
+                 "grant_log_in_as"},
     Role.ADMIN: {"view_account", "manage_account", "manage_managed_accounts", "view_billing", "manage_billing",
                  "resell", "view_reports", "submit_usage", "see_pricing", "view_rates"},
     Role.BILLING: {"view_account", "view_billing", "manage_billing", "resell", "see_pricing", "view_rates"},
@@ -128,7 +129,7 @@ def test_it_lets_admins_log_in_as_only_when_the_owner_allows_it(world: World):
 def test_it_offers_no_manager_flags_outside_manager_accounts(world: World):
     for account in (world.standard, world.managed):
         flags = permissions_for(membership=account.memberships.get(role=Role.OWNER))
-        assert not (flags.manage_managed_accounts or flags.resell or flags.log_in_as), account
+        assert not (flags.manage_managed_accounts or flags.resell or flags.log_in_as or flags.grant_log_in_as), account
 
 
 def test_it_hides_pricing_flags_from_hidden_pricing_accounts(world: World):

@@ -18,6 +18,7 @@ PRODUCTION_ENV = {
     "STRIPE_SECRET_KEY": "sk_live_" + "x" * 24,
     "STRIPE_PUBLISHABLE_KEY": "pk_live_" + "x" * 24,
     "STRIPE_WEBHOOK_SECRET": "whsec_" + "x" * 32,
+    "MFA_ENCRYPTION_KEY": "cHJvZHVjdGlvbi10ZXN0LW1mYS1rZXktMzItYnl0ZXM=",  # Fernet key: 32 bytes, url-safe base64
 }
 
 
@@ -65,6 +66,14 @@ def test_the_production_profile_passes_check_deploy_with_no_warning():
         ({**PRODUCTION_ENV, "STRIPE_PUBLISHABLE_KEY": "not-a-key"}, "Production needs real Stripe keys"),
         ({**PRODUCTION_ENV, "STRIPE_API_BASE": "http://127.0.0.1:8420"}, "production uses Stripe"),
         ({**PRODUCTION_ENV, "STRIPE_API_BASE": "http://localhost:8420"}, "production uses Stripe"),
+        ({**PRODUCTION_ENV, "MFA_ENCRYPTION_KEY": ""}, "MFA_ENCRYPTION_KEY must be set"),
+        (
+            {**PRODUCTION_ENV, "MFA_ENCRYPTION_KEY": "bWlzc2lvbi1jb250cm9sLWRldi1vbmx5LW1mYS1rZXk="},
+            "MFA_ENCRYPTION_KEY must be a key of your own in production",
+        ),
+        ({"MFA_ENCRYPTION_KEY": "not-a-fernet-key"}, "MFA_ENCRYPTION_KEY must be Fernet keys"),
+        ({"MFA_ENCRYPTION_KEY": "cHJvZHVjdGlvbi10ZXN0LW1mYS1rZXk="}, "MFA_ENCRYPTION_KEY must be Fernet keys"),
+        ({"API_AUTH_FAILURES_PER_MINUTE": "0"}, "API_AUTH_FAILURES_PER_MINUTE=0 must be at least 1"),
     ],
 )
 def test_a_bad_value_stops_start_up_with_a_clear_message(env, message):
@@ -113,3 +122,17 @@ def test_beat_closes_the_month_on_the_1st_and_sweeps_it_hourly_after():
     assert first["task"] == sweep["task"] == "billing.tasks.close_previous_month"
     assert first["schedule"].day_of_month == sweep["schedule"].day_of_month == {1}
     assert first["schedule"].hour == {0} and sweep["schedule"].hour == set(range(1, 24))
+
+
+def test_production_refuses_to_start_without_the_mfa_encryption_key():
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "MFA_ENCRYPTION_KEY"}
+    result = _manage("check", env=env)
+    assert result.returncode != 0
+    assert "MFA_ENCRYPTION_KEY must be set" in result.stderr
+
+
+def test_the_mfa_encryption_key_may_list_an_old_key_for_rotation():
+    keys = f"{PRODUCTION_ENV['MFA_ENCRYPTION_KEY']}, bWlzc2lvbi1jb250cm9sLWRldi1vbmx5LW1mYS1rZXk="
+    assert _setting("MFA_ENCRYPTION_KEYS", {"MFA_ENCRYPTION_KEY": keys}) == (
+        "['cHJvZHVjdGlvbi10ZXN0LW1mYS1rZXktMzItYnl0ZXM=', 'bWlzc2lvbi1jb250cm9sLWRldi1vbmx5LW1mYS1rZXk=']"
+    )

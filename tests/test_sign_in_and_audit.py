@@ -1,5 +1,6 @@
 """Signing in and up through allauth's own views, MFA, and the audit log page."""
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -119,12 +120,13 @@ def signup_data(**overrides) -> dict:
     return data
 
 
-def test_signing_up_creates_a_standard_account_owned_by_the_new_user(db):
+def test_signing_up_creates_a_standard_account_owned_by_the_new_user(db, mailoutbox):
     client = Client()
 
     response = client.post(reverse("account_signup"), signup_data())
 
     assert response.status_code == 302
+    assert response["Location"] == reverse("account_email_verification_sent")
     user = User.objects.get(email="founder@fresh-startup.example.com")
     assert user.check_password(NEW_PASSWORD)
     account = Account.objects.get()
@@ -136,6 +138,13 @@ def test_signing_up_creates_a_standard_account_owned_by_the_new_user(db):
     membership = Membership.objects.get()
     assert (membership.user, membership.account, membership.role) == (user, account, Role.OWNER)
     assert AuditEvent.objects.filter(change_type="account.created", account=account, user=user).count() == 1
+    # Verification is mandatory (enumeration prevention, issue 11 hole 9): signed in once verified.
+    assert signed_in_user_id(client) is None
+    assert [m.to for m in mailoutbox] == [[user.email]]
+    confirm = re.search(r"https?://\S+?(/auth/confirm-email/\S+/)", mailoutbox[0].body).group(1)
+    client.post(confirm)
+    assert EmailAddress.objects.get(user=user).verified
+    client.post(reverse("account_login"), {"login": user.email, "password": NEW_PASSWORD})
     assert signed_in_user_id(client) == str(user.pk)
 
 
@@ -155,14 +164,17 @@ def test_signing_up_without_an_organization_name_creates_nothing(db, name):
     assert signed_in_user_id(client) is None
 
 
-def test_signing_up_with_a_taken_email_creates_nothing(world):
+def test_signing_up_with_a_taken_email_creates_nothing_and_says_nothing(world, mailoutbox):
+    """allauth's enumeration prevention (issue 11, hole 9): the same answer as for a new address;
+    the address's owner is told by e-mail instead."""
     before = (User.objects.count(), Account.objects.count(), AuditEvent.objects.count())
 
     response = Client().post(reverse("account_signup"), signup_data(email=world.users["owner"].email.upper()))
 
-    assert response.status_code == 200
-    assert response.context["form"].errors["email"]
+    assert response.status_code == 302
+    assert response["Location"] == reverse("account_email_verification_sent")
     assert (User.objects.count(), Account.objects.count(), AuditEvent.objects.count()) == before
+    assert [m.to for m in mailoutbox] == [[world.users["owner"].email]]
 
 
 # --- MFA -------------------------------------------------------------------------------------------------
@@ -221,7 +233,7 @@ def test_the_log_refuses_an_end_before_the_start(world, persona):
 
     response = persona("standard_owner").get(audit_url(standard), {"start": "2025-03-12", "end": "2025-03-10"})
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert "The end date is before the start date." in response.content.decode()
     assert logged_events(response) == [event]
 
@@ -241,7 +253,7 @@ def test_the_log_filters_by_type(world, persona):
 def test_the_log_refuses_an_unknown_type(world, persona):
     response = persona("owner").get(audit_url(world.manager), {"change_type": "nonsense"})
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert "Select a valid choice." in response.content.decode()
 
 

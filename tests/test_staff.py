@@ -11,6 +11,7 @@ from django.urls import reverse
 from accounts.management.commands.demo_data import DEMO_PASSWORD
 from accounts.models import Account, AuditEvent, Invitation, Membership, Role, User
 from tests.factories import UserFactory
+from tests.mfa_support import force_login_with_mfa
 
 STRONG_PASSWORD = "a-Strong-passphrase-42"
 
@@ -121,7 +122,7 @@ def test_the_command_refuses_a_weak_owner_password(db):
 def staff_client(db) -> tuple[Client, User]:
     superuser = UserFactory(email="staff@platform.example.com", is_staff=True, is_superuser=True)
     client = Client()
-    client.force_login(superuser)
+    force_login_with_mfa(client, superuser)  # the admin opens only to a session that passed MFA
     return client, superuser
 
 

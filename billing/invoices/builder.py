@@ -24,7 +24,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from accounts.models import Account
+from accounts.models import Account, AccountQuerySet
 from billing import period_lock, periods
 from billing.invoices import lines as invoice_lines
 from billing.invoices import resale
@@ -38,7 +38,7 @@ from billing.models import (
 )
 
 
-def billed_parties(month: date):
+def billed_parties(month: date) -> AccountQuerySet:
     """Every account that holds its own balance and either existed in the month (and is not
     cancelled) or had usage in it, its own or its roll-up managed accounts'."""
     existed = Account.objects.open_before(periods.month_start(periods.next_month(month)))
@@ -113,7 +113,8 @@ def add_lines(
         return invoice_sql.add_lines_sql(invoice, payer, month, list(sources_by_pk))
     by_account = invoice_lines.usage_rows(list(sources_by_pk), month)
     products = Product.objects.in_bulk()
-    lines, total = [], Decimal("0.00")
+    lines: list[InvoiceLine] = []
+    total = Decimal("0.00")
     for account_id in sorted(by_account, key=lambda pk: (pk != payer.pk, sources_by_pk[pk].name, pk)):
         section, section_total = invoice_lines.section_lines(
             account_id, sources_by_pk[account_id].name, by_account[account_id], products, len(lines)

@@ -44,7 +44,8 @@ def close_plan(run: CloseRun, batch_size: int | None = None) -> tuple[list[list[
     size = batch_size or settings.CLOSE_BATCH_SIZE
     pending = run.items.exclude(status=CloseItem.Status.DONE).values("account_id")
     parties = Account.objects.filter(pk__in=pending).annotate(rollups=builder.has_rollups()).order_by("pk")
-    plain, alone = [], []
+    plain: list[int] = []
+    alone: list[int] = []
     for pk, rollups in parties.values_list("pk", "rollups"):
         (alone if rollups else plain).append(pk)
     return [plain[i : i + size] for i in range(0, len(plain), size)], alone

@@ -5,7 +5,7 @@ gap-free numbers."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from django.db.models import F, Q, Sum
@@ -18,6 +18,7 @@ from billing.models import (
     InvoiceSequence,
     LedgerEntry,
     MonthlyUsage,
+    Product,
 )
 from billing.money import to_cents
 
@@ -41,7 +42,13 @@ def usage_rows(account_ids: list[int], month: date) -> dict[int, list[tuple[int,
 
 
 def section_lines(
-    account_id: int, name: str, rows: list, products: dict, position: int, *, markup: Decimal | None = None
+    account_id: int,
+    name: str,
+    rows: list[tuple[int, Decimal, Decimal]],
+    products: dict[int, Product],
+    position: int,
+    *,
+    markup: Decimal | None = None,
 ) -> tuple[list[InvoiceLine], Decimal]:
     """One section of an invoice: a line per product (by SKU) rounded to cents half up. On a
     platform invoice (no `markup`), a rounding line when those do not add up to the section's
@@ -117,7 +124,9 @@ def statements(account_ids: list[int], month: date) -> dict[int, tuple[Decimal, 
     return figures
 
 
-def finalize(invoice: Invoice, total: Decimal, statement: tuple[Decimal, Decimal, Decimal], number: str, now) -> None:
+def finalize(
+    invoice: Invoice, total: Decimal, statement: tuple[Decimal, Decimal, Decimal], number: str, now: datetime
+) -> None:
     """A platform invoice's figures, number and finalized state (not saved). Its lines' total must
     be the ledger's usage charges of the month: it cannot differ while charges come only from the
     ledger's usage charges, so refuse rather than issue it."""

@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from io import BytesIO
+from typing import Any
 from xml.sax.saxutils import escape
 
 from django.core import signing
@@ -28,7 +29,8 @@ from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import BaseDocTemplate, Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from accounts.models import Account
 from billing.invoices.selectors import Section, SectionPage, invoice_layout, issuer_name, period_end
@@ -94,7 +96,7 @@ def invoice_view(invoice: Invoice, *, pricing: bool, page: int | None = None) ->
 
 def _statement_rows(invoice: Invoice) -> tuple[list[tuple[str, str]], str]:
     currency = invoice.currency
-    if invoice.issuer_id:
+    if invoice.issuer is not None:
         # A reseller invoice is paid to the manager outside the platform's ledger: no balance.
         due = Decimal("0.00") if invoice.status != Invoice.Status.FINALIZED else invoice.total
         rows = [("Usage charges", format_money(invoice.charges, currency)), ("Amount due", format_money(due, currency))]
@@ -182,7 +184,10 @@ TOTAL_RIGHT = ParagraphStyle("InvoiceTotalRight", parent=TOTAL, alignment=TA_RIG
 WIDTH = A4[0] - 30 * mm  # the frame: 15 mm margins
 GRID = colors.HexColor("#cccccc")
 HEAD_FILL = colors.HexColor("#f0f0f0")
-BASE_TABLE = [
+# A TableStyle command: its op code, the first and last cell of its range, then its arguments.
+TableCommand = tuple[str, tuple[int, int], tuple[int, int], *tuple[Any, ...]]
+
+BASE_TABLE: list[TableCommand] = [
     ("FONT", (0, 0), (-1, -1), "Helvetica", 9),
     ("VALIGN", (0, 0), (-1, -1), "TOP"),
     ("TOPPADDING", (0, 0), (-1, -1), 2),
@@ -213,7 +218,7 @@ def invoice_pdf(invoice: Invoice, *, pricing: bool) -> bytes:
     )
     footer = f"Invoice {invoice.number} · {view.payer.name}"
 
-    def on_page(canvas, doc) -> None:
+    def on_page(canvas: Canvas, doc: BaseDocTemplate) -> None:
         canvas.saveState()
         canvas.setFont("Helvetica", 7.5)
         canvas.setFillColor(colors.grey)
@@ -225,7 +230,7 @@ def invoice_pdf(invoice: Invoice, *, pricing: bool) -> bytes:
     return buffer.getvalue()
 
 
-def _story(view: InvoiceView) -> list:
+def _story(view: InvoiceView) -> list[Flowable]:
     invoice = view.invoice
     return [
         *_header(view),
@@ -242,7 +247,7 @@ def _story(view: InvoiceView) -> list:
     ]
 
 
-def _header(view: InvoiceView) -> list:
+def _header(view: InvoiceView) -> list[Flowable]:
     invoice, payer = view.invoice, view.payer
     issued = f"Issued by {view.issuer}"
     if invoice.finalized_at:
@@ -274,10 +279,10 @@ def _statement(view: InvoiceView) -> Table:
     return table
 
 
-def _usage(view: InvoiceView) -> list:
+def _usage(view: InvoiceView) -> list[Flowable]:
     if not view.sections:
         return [_p(f"No usage in {format_date(view.invoice.period, 'F Y')}.")]
-    flowables = []
+    flowables: list[Flowable] = []
     if not view.priced:
         flowables.append(
             _p(
@@ -295,6 +300,7 @@ def _usage(view: InvoiceView) -> list:
 
 
 def _section_table(section: InvoiceSectionView, priced: bool) -> Table:
+    rows: list[list[Paragraph | str | None]]
     if priced:
         rows = [["Product", "Quantity", "Amount"]]
         rows += [[_p(row.description), row.quantity, row.amount] for row in section.rows]
@@ -304,7 +310,7 @@ def _section_table(section: InvoiceSectionView, priced: bool) -> Table:
         rows = [["Product", "Quantity"]]
         rows += [[_p(row.description), row.quantity] for row in section.rows]
         widths = [WIDTH - 40 * mm, 40 * mm]
-    style = [
+    style: list[TableCommand] = [
         *BASE_TABLE,
         ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 9),
         ("BACKGROUND", (0, 0), (-1, 0), HEAD_FILL),

@@ -10,6 +10,7 @@ sees). A manager sees the reseller invoices it issued.
 from __future__ import annotations
 
 import calendar
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -47,7 +48,7 @@ def issued_invoices_of(manager: Account) -> QuerySet[Invoice]:
 
 
 def issuer_name(invoice: Invoice) -> str:
-    return invoice.issuer.name if invoice.issuer_id else "Mission Control (the platform)"
+    return invoice.issuer.name if invoice.issuer is not None else "Mission Control (the platform)"
 
 
 def period_end(invoice: Invoice) -> date:
@@ -125,7 +126,7 @@ def invoice_layout(invoice: Invoice, *, page: int | None = None, per_page: int =
     )
 
 
-def _sections(invoice: Invoice, lines) -> list[Section]:
+def _sections(invoice: Invoice, lines: Iterable[InvoiceLine]) -> list[Section]:
     sections: list[Section] = []
     for line in lines:
         if not sections or sections[-1].account.pk != line.account_id:

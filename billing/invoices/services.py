@@ -25,7 +25,7 @@ from billing.models import (
 )
 
 # The only moves a finalized invoice makes; a draft exists only inside the transaction building it.
-TRANSITIONS = {
+TRANSITIONS: dict[str, set[str]] = {
     Invoice.Status.FINALIZED: {Invoice.Status.PAID, Invoice.Status.VOID},
     Invoice.Status.PAID: set(),
     Invoice.Status.VOID: set(),
@@ -58,7 +58,7 @@ def _move(invoice: Invoice, to: str, *, note: str, stamp: str) -> Invoice:
 
 
 @transaction.atomic
-def mark_invoice_paid(*, invoice: Invoice, note: str, actor) -> Invoice:
+def mark_invoice_paid(*, invoice: Invoice, note: str, actor: Actor) -> Invoice:
     """The issuer records that the invoice was paid (a reseller invoice: the managed account paid
     its manager outside the platform). Audited on the issuer and the bill-to."""
     before = invoice.status
@@ -68,7 +68,7 @@ def mark_invoice_paid(*, invoice: Invoice, note: str, actor) -> Invoice:
 
 
 @transaction.atomic
-def void_invoice(*, invoice: Invoice, reason: str, actor) -> Invoice:
+def void_invoice(*, invoice: Invoice, reason: str, actor: Actor) -> Invoice:
     """The issuer cancels the invoice; a reason is required. The usage stays charged on the
     platform side: voiding a reseller invoice only says the manager will not collect it."""
     if not reason.strip():
@@ -95,7 +95,7 @@ def _audit_status(invoice: Invoice, change_type: audit.ChangeType, before: str, 
 
 
 @transaction.atomic
-def set_resale_markup(*, manager: Account, markup_percent: Decimal, actor) -> ResaleTerms:
+def set_resale_markup(*, manager: Account, markup_percent: Decimal, actor: Actor) -> ResaleTerms:
     """The manager's markup over the platform's cost on its reseller invoices (from the next close)."""
     markup_percent = Decimal(markup_percent).quantize(Decimal("0.01"))
     terms = lock_or_create(ResaleTerms.objects, manager=manager)

@@ -74,7 +74,7 @@ def resale_totals_sql(rollup_ids: list[int], month: date, factor: Decimal) -> di
             GROUP BY mu.account_id, mu.product_id
         ) g GROUP BY g.account_id
     """  # noqa: S608 (table names from the models; values are parameters)
-    params = {"factor": factor, "accounts": rollup_ids, "month": month}
+    params: dict[str, Decimal | date | list[int]] = {"factor": factor, "accounts": rollup_ids, "month": month}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return {account_id: to_cents(Decimal(total)) for account_id, total in cursor.fetchall()}
@@ -99,7 +99,7 @@ def add_resale_lines_sql(invoices: list[Invoice], month: date, factor: Decimal) 
             AS m(account_id, invoice_id, account_name) ON m.account_id = g.account_id
         JOIN {Product._meta.db_table} p ON p.id = g.product_id
     """  # noqa: S608 (table names from the models; values are parameters)
-    params = {
+    params: dict[str, Decimal | date | list[int] | list[str]] = {
         "factor": factor,
         "month": month,
         "accounts": [invoice.bill_to_id for invoice in invoices],

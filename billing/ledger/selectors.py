@@ -13,7 +13,7 @@ from billing.money import to_cents
 
 def billed_party(account: Account) -> Account:
     """The account whose balance pays for `account`'s usage."""
-    return account if account.has_own_balance else account.manager
+    return account if account.has_own_balance else account.managed_by
 
 
 def has_own_balance(account: Account) -> bool:

@@ -7,6 +7,7 @@ account's charges land on its manager (`billed_party`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -261,7 +262,7 @@ def post_own_usage_charges(*, accounts: list[Account], month: date) -> int:
     return _post_bulk(entries, balances)
 
 
-def _charged(entries, *, group_by: str, month: date) -> dict[int, Decimal]:
+def _charged(entries: QuerySet[LedgerEntry], *, group_by: str, month: date) -> dict[int, Decimal]:
     """What was already charged for the month, per account the usage is of (negative amounts)."""
     return dict(
         entries.filter(kind=LedgerEntry.Kind.USAGE_CHARGE, period=month)
@@ -272,7 +273,13 @@ def _charged(entries, *, group_by: str, month: date) -> dict[int, Decimal]:
     )
 
 
-def _usage_charge_entries(accounts, month: date, *, payer_of, charged: dict[int, Decimal]) -> list[LedgerEntry]:
+def _usage_charge_entries(
+    accounts: Sequence[Account],
+    month: date,
+    *,
+    payer_of: Callable[[Account], Balance],
+    charged: dict[int, Decimal],
+) -> list[LedgerEntry]:
     """Each account's missing usage charge, unsaved, on its payer's balance: the one place a usage
     charge's amount (the month's cost to date, rounded to cents once, less what was charged) and
     its idempotency key (that cumulative amount) are decided, one account or thousands."""
@@ -319,7 +326,8 @@ def _post_bulk(entries: list[LedgerEntry], balances: dict[int, Balance]) -> int:
         return 0
     LedgerEntry.objects.bulk_create(entries, batch_size=2000)  # sets each entry's pk (PostgreSQL, SQLite)
     now = timezone.now()
-    before, last = {}, {}
+    before: dict[int, Decimal] = {}
+    last: dict[int, LedgerEntry] = {}
     for entry in entries:
         balance = balances[entry.account_id]
         before.setdefault(entry.account_id, balance.amount)

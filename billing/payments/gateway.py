@@ -9,8 +9,10 @@ errors into plain values. Amounts cross this door as Decimal and leave as intege
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import stripe
 from django.conf import settings
@@ -50,6 +52,11 @@ class BadSignature(Exception):
     pass
 
 
+class MalformedEvent(ValueError):
+    """A signed webhook event that is not the shape Stripe sends (not a JSON object, no type, a
+    settling event without its PaymentIntent, a field of the wrong type): nothing to act on."""
+
+
 def to_minor(amount: Decimal) -> int:
     """USD 12.34 -> 1234, exactly; an amount with fractions of a cent is refused, never rounded here."""
     amount = Decimal(amount)
@@ -77,7 +84,9 @@ def client() -> stripe.StripeClient:
     return _client(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE)
 
 
-def _call(method, params: dict, *, key: str | None = None) -> dict:
+def _call(
+    method: Callable[..., stripe.StripeObject], params: dict[str, Any], *, key: str | None = None
+) -> dict[str, Any]:
     """One API call, answered as a plain dict; every Stripe error becomes one of ours."""
     options = {"idempotency_key": key} if key else None
     try:
@@ -103,7 +112,8 @@ def create_customer(*, name: str, email: str, reference: str, key: str) -> str:
         {"name": name, "email": email, "metadata": {"mission_control_account": reference}},
         key=key,
     )
-    return customer["id"]
+    customer_id: str = customer["id"]
+    return customer_id
 
 
 @dataclass(frozen=True)
@@ -128,7 +138,7 @@ def retrieve_setup_intent(setup_intent_id: str) -> SetupResult:
     return _setup_result(_call(functools.partial(client().v1.setup_intents.retrieve, setup_intent_id), {}))
 
 
-def _setup_result(intent: dict) -> SetupResult:
+def _setup_result(intent: dict[str, Any]) -> SetupResult:
     payment_method = intent.get("payment_method")
     if isinstance(payment_method, dict):
         payment_method = payment_method["id"]
@@ -187,7 +197,7 @@ class IntentResult:
         return self.status == "canceled" or (self.status == "requires_payment_method" and bool(self.failure_message))
 
 
-def intent_result(intent: dict) -> IntentResult:
+def intent_result(intent: dict[str, Any]) -> IntentResult:
     """An IntentResult from a PaymentIntent as a dict (an API answer or a webhook event's object)."""
     error = intent.get("last_payment_error") or {}
     return IntentResult(
@@ -240,6 +250,9 @@ def retrieve_payment_intent(payment_intent_id: str) -> IntentResult:
 def verified_event(payload: bytes, signature: str | None) -> stripe.Event:
     """The event Stripe signed with STRIPE_WEBHOOK_SECRET; BadSignature for anything else."""
     try:
-        return stripe.Webhook.construct_event(payload, signature, settings.STRIPE_WEBHOOK_SECRET)
+        event: stripe.Event = stripe.Webhook.construct_event(payload, signature, settings.STRIPE_WEBHOOK_SECRET)
+        return event
     except (stripe.SignatureVerificationError, ValueError) as error:
         raise BadSignature(str(error)) from error
+    except (AttributeError, TypeError) as error:  # signed, but stripe cannot build an Event of it
+        raise MalformedEvent("The event is not a JSON object.") from error

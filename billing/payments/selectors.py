@@ -57,5 +57,5 @@ def balance_facts(account: Account) -> dict[str, str]:
 def refusal(account: Account) -> str | None:
     """Why `account` can have no cards or payments, or None."""
     if not account.has_own_balance:
-        return f"{account.name} is billed to {account.manager.name} (roll-up billing): it has no balance or cards."
+        return f"{account.name} is billed to {account.managed_by.name} (roll-up billing): it has no balance or cards."
     return None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -140,7 +141,7 @@ def _record_card(*, account: Account, card: gateway.Card, actor: Actor) -> tuple
         },
     )
     if created:
-        changes = [
+        changes: list[audit.FieldChange] = [
             {"field": "card", "from": None, "to": method.label},
             {"field": "expiry", "from": None, "to": method.expiry},
         ]
@@ -182,9 +183,10 @@ def remove_card(*, account: Account, card: PaymentMethod, actor: Actor) -> Payme
     the default goes (returned). A Stripe failure rolls everything back: the card stays."""
     _require_own_balance(account)
     _lock_cards(account)
-    card = PaymentMethod.objects.filter(pk=card.pk, account=account).first()
-    if card is None:
+    stored = PaymentMethod.objects.filter(pk=card.pk, account=account).first()
+    if stored is None:
         return default_card(account)
+    card = stored
     try:
         gateway.detach_card(card.stripe_id)
     except gateway.GatewayError as error:
@@ -197,7 +199,7 @@ def remove_card(*, account: Account, card: PaymentMethod, actor: Actor) -> Payme
         new_default = cards_of(account).first()
         if new_default is not None:
             PaymentMethod.objects.filter(pk=new_default.pk).update(is_default=True)
-    changes = [{"field": "card", "from": label, "to": None}]
+    changes: list[audit.FieldChange] = [{"field": "card", "from": label, "to": None}]
     if new_default is not None:
         changes.append({"field": "default", "from": label, "to": new_default.label})
     audit.record(
@@ -316,10 +318,11 @@ def refresh(payment: Payment) -> tuple[Payment, gateway.IntentResult | None]:
 def settle(intent: gateway.IntentResult) -> Payment | None:
     """Applies a PaymentIntent's state to its payment: succeeded credits the ledger once, a decline
     or cancellation marks it failed; anything else (processing, requires_action) waits."""
-    payment = Payment.objects.select_related("account", "created_by", "acting_as").filter(
-        stripe_payment_intent_id=intent.id
+    payment = (
+        Payment.objects.select_related("account", "created_by", "acting_as")
+        .filter(stripe_payment_intent_id=intent.id)
+        .first()
     )
-    payment = payment.first()
     if payment is None:
         logger.info("Stripe PaymentIntent %s is none of ours; ignored", intent.id)
         return None
@@ -409,11 +412,43 @@ def _actor_of(payment: Payment) -> Actor:
     return Actor(user=payment.created_by, acting_as=payment.acting_as)
 
 
-def handle_event(event: dict) -> Payment | None:
-    """A verified webhook event (billing.payment_views.stripe_webhook)."""
-    if event.get("type") not in SETTLING_EVENTS:
+# The PaymentIntent fields `gateway.intent_result` reads, and their JSON types (None: may be absent).
+_INTENT_FIELDS: dict[str, tuple[type, bool]] = {
+    "id": (str, True),
+    "status": (str, True),
+    "amount": (int, True),
+    "currency": (str, True),
+    "client_secret": (str, False),
+    "last_payment_error": (dict, False),
+}
+
+
+def _event_intent(event: dict[str, Any]) -> dict[str, Any]:
+    data = event.get("data")
+    intent = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(intent, dict):
+        raise gateway.MalformedEvent(f"A {event['type']} event carries its PaymentIntent in data.object.")
+    for name, (kind, required) in _INTENT_FIELDS.items():
+        value = intent.get(name)
+        if value is None and not required:
+            continue
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise gateway.MalformedEvent(f"The PaymentIntent's {name} is missing or not a {kind.__name__}.")
+    message = (intent.get("last_payment_error") or {}).get("message")
+    if intent["amount"] < 0 or not (message is None or isinstance(message, str)):
+        raise gateway.MalformedEvent("The PaymentIntent's amount or last_payment_error is not what Stripe sends.")
+    return intent
+
+
+def handle_event(event: dict[str, Any]) -> Payment | None:
+    """A verified webhook event (billing.payment_views.stripe_webhook). An event of a type we do not
+    act on is ignored whatever it carries; a settling one must carry its PaymentIntent, else
+    `gateway.MalformedEvent` (a signature proves who sent the bytes, not that they are well formed)."""
+    if not isinstance(event.get("type"), str):
+        raise gateway.MalformedEvent("The event has no type.")
+    if event["type"] not in SETTLING_EVENTS:
         return None
-    return settle(gateway.intent_result(event["data"]["object"]))
+    return settle(gateway.intent_result(_event_intent(event)))
 
 
 def _currency(account: Account) -> str:
@@ -435,7 +470,9 @@ def update_auto_recharge(
     row.enabled, row.threshold, row.amount, row.updated_by = enabled, to_cents(threshold), amount, actor.user
     row.save()
     after = {"enabled": row.enabled, "threshold": str(row.threshold), "amount": str(row.amount)}
-    changes = [{"field": f, "from": before[f], "to": after[f]} for f in after if before[f] != after[f]]
+    changes: list[audit.FieldChange] = [
+        {"field": f, "from": before[f], "to": after[f]} for f in after if before[f] != after[f]
+    ]
     if changes:
         audit.record(
             account=account,
@@ -457,7 +494,7 @@ def claim_auto_recharge(*, account_id: int, trigger: str) -> Payment | None:
     if row is None:
         return None
     account = Account.objects.select_related("manager").get(pk=account_id)
-    if not account.has_own_balance or not account.is_enabled:
+    if not account.has_own_balance or not account.is_usable:  # `Account.blocked_reason`
         return None
     balance = current_balance(account).amount
     if balance >= row.threshold:

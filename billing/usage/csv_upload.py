@@ -51,7 +51,7 @@ class ParsedCsv:
     row_numbers: list[int]  # the CSV data-line number of each row (blank lines are skipped)
 
 
-def ingest_csv(*, submitter: Account, upload: UploadedFile, actor: Actor) -> IngestResult:
+def ingest_csv(*, submitter: Account, upload: UploadedFile[bytes], actor: Actor) -> IngestResult:
     """Parse `upload` and ingest it as one atomic batch; errors name the file's own row numbers."""
     parsed = parse_usage_csv(upload)
     try:
@@ -62,9 +62,11 @@ def ingest_csv(*, submitter: Account, upload: UploadedFile, actor: Actor) -> Ing
         raise _renumbered(rejected, parsed.row_numbers) from None
 
 
-def parse_usage_csv(upload: UploadedFile) -> ParsedCsv:
+def parse_usage_csv(upload: UploadedFile[bytes]) -> ParsedCsv:
     _refuse_binary(upload)
     upload.seek(0)
+    if upload.file is None:  # an upload always has its file; a closed one cannot be read
+        raise _file_error("The file is empty.")
     text = io.TextIOWrapper(upload.file, encoding="utf-8-sig", newline="")
     try:
         return _parse(csv.reader(text))
@@ -76,7 +78,7 @@ def parse_usage_csv(upload: UploadedFile) -> ParsedCsv:
         text.detach()  # closing the wrapper must not close the upload
 
 
-def _refuse_binary(upload: UploadedFile) -> None:
+def _refuse_binary(upload: UploadedFile[bytes]) -> None:
     """Known binary formats by their first bytes, and a NUL byte anywhere in the file: text has none,
     and one that reached a record would be refused by PostgreSQL (a text column holds no NUL)."""
     upload.seek(0)

@@ -16,7 +16,7 @@ from billing.models import Product, Rate
 def rate_accounts(account: Account) -> list[int]:
     """The accounts whose rates apply to `account`, most specific first. A managed account uses
     its manager's rates, or its own custom rate where custom pricing is allowed and one is set."""
-    if account.is_managed:
+    if account.is_managed and account.manager_id is not None:  # a managed account always has a manager
         return [account.pk, account.manager_id] if account.allow_custom_pricing else [account.manager_id]
     return [account.pk]
 

@@ -11,10 +11,11 @@ accounts never travel to Python and back as a list of ids.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import F, Q, QuerySet, Sum
 from django.db.models.functions import TruncMonth
@@ -22,7 +23,7 @@ from django.db.models.functions import TruncMonth
 from accounts.models import Account
 from billing.models import DailyUsage, MonthlyUsage, Product, UsageRecord
 
-AccountScope = QuerySet[Account] | Sequence[int]
+AccountScope = QuerySet[Account, Any] | Sequence[int]  # accounts (or their pks as a subquery), or pks
 
 GROUP_BY_DAY = "day"
 GROUP_BY_MONTH = "month"
@@ -82,7 +83,7 @@ def usage_summary(
         raise ValueError(f"Unknown grouping {group_by!r}; expected one of {', '.join(GROUPINGS)}.")
     fields, order = _GROUP_FIELDS[group_by]
     months = _whole_months(start, end) if group_by != GROUP_BY_DAY else None
-    parts = []
+    parts: list[QuerySet[Any]] = []
     days = daily_usage(accounts=accounts, start=start, end=end, product=product)
     if months is not None:
         first, after = months
@@ -110,13 +111,13 @@ def _whole_months(start: date, end: date) -> tuple[date, date] | None:
     return (first, after) if first < after else None
 
 
-def _merge(parts) -> list[dict]:
+def _merge(parts: Iterable[QuerySet[Any, dict[str, Any]]]) -> list[dict[str, Any]]:
     """Adds up rows of the same group coming from the monthly and the daily totals."""
-    parts = list(parts)
-    if len(parts) == 1:
-        return list(parts[0].order_by())
-    merged: dict[tuple, dict] = {}
-    for part in parts:
+    queries = list(parts)
+    if len(queries) == 1:
+        return list(queries[0].order_by())
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for part in queries:
         for row in part.order_by():
             key = tuple(_sortable(v) for k, v in row.items() if not k.endswith("_sum"))
             if key in merged:
@@ -127,11 +128,11 @@ def _merge(parts) -> list[dict]:
     return list(merged.values())
 
 
-def _sortable(value):
+def _sortable(value: Any) -> Any:  # a value of any column, comparable with its like
     return value.date() if isinstance(value, datetime) else value
 
 
-def _with_account_names(rows: list[dict], scope: AccountScope) -> list[dict]:
+def _with_account_names(rows: list[dict[str, Any]], scope: AccountScope) -> list[dict[str, Any]]:
     """Adds each row's account public id and name (one query over the scope), ordered by name."""
     accounts = (
         Account.objects.filter(pk__in=scope)
@@ -144,7 +145,7 @@ def _with_account_names(rows: list[dict], scope: AccountScope) -> list[dict]:
     return sorted(rows, key=lambda r: (r["account__name"], str(r["account__public_id"])))
 
 
-def _usage_row(group_by: str, row: dict) -> UsageRow:
+def _usage_row(group_by: str, row: Mapping[str, Any]) -> UsageRow:
     if group_by == GROUP_BY_PRODUCT:
         key, label, unit = row["product__sku"], row["product__name"], row["product__unit"]
     elif group_by == GROUP_BY_ACCOUNT:
@@ -220,7 +221,7 @@ def usage_records_page(
 
 def usage_record_rows(
     *, accounts: AccountScope, start: date, end: date, product: Product | None, fields: Sequence[str]
-) -> Iterator[tuple]:
+) -> Iterator[tuple[Any, ...]]:
     """Every matching record as a tuple of `fields`, streamed from the database in chunks (a
     server-side cursor on PostgreSQL): memory stays constant whatever the number of records."""
     records = usage_records(accounts=accounts, start=start, end=end, product=product)

@@ -20,8 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Context, Decimal, InvalidOperation
+from typing import TypeVar
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -32,6 +33,7 @@ from accounts.models import Account
 from billing import period_lock
 from billing.ledger.selectors import billed_party
 from billing.models import DailyUsage, Invoice, MonthlyUsage, Product, UsageBatch, UsageRecord
+from billing.money import decimal_places
 from billing.tasks import charge_usage_many
 from billing.usage.rating import RateBook
 
@@ -115,8 +117,27 @@ class _Record:
     account_id: int = 0
     product_id: int = 0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.account_id, self.product_id = self.account.pk, self.product.pk
+
+    # Rating (`_rate_errors`) sets these, and storing the cost, before anything reads them.
+    @property
+    def payer_key(self) -> tuple[int, date]:
+        if self.payer_month is None:
+            raise AssertionError("a record's payer is read before rating")
+        return self.payer_month
+
+    @property
+    def unit_rate(self) -> Decimal:
+        if self.rate is None:
+            raise AssertionError("a record's rate is read before rating")
+        return self.rate
+
+    @property
+    def exact_cost(self) -> Decimal:
+        if self.cost is None:
+            raise AssertionError("a record's cost is read before it is computed")
+        return self.cost
 
 
 def ingest_usage(
@@ -143,8 +164,9 @@ def ingest_usage(
 
 
 def _validate(submitter: Account, rows: Sequence[Mapping[str, object]]) -> list[_Record]:
-    if not submitter.is_enabled:
-        raise UsageRejected([RowError(0, "account", f"{submitter.name} is {submitter.status}; its usage is refused.")])
+    blocked = submitter.blocked_reason
+    if blocked is not None:
+        raise UsageRejected([RowError(0, "account", f"{blocked}; its usage is refused.")])
     if not rows:
         raise UsageRejected([RowError(0, "records", "The batch is empty.")])
     if len(rows) > MAX_BATCH:
@@ -184,7 +206,7 @@ class _Accounts:
         values = [row.get("account") for row in rows if isinstance(row, Mapping)]
         spellings = {value for value in values if isinstance(value, str)}
         others = [value for value in values if not isinstance(value, str)]
-        canonical = {_canonical_id(value) for value in (*spellings, *others)} - {None}
+        canonical = {c for c in map(_canonical_id, (*spellings, *others)) if c is not None}
         self._by_id = {str(submitter.public_id): submitter}
         if canonical and submitter.is_manager:
             for account in Account.objects.filter(manager=submitter, public_id__in=_id_list(canonical)):
@@ -199,7 +221,10 @@ class _Accounts:
         return self._spellings[value]
 
 
-def _id_list(ids: set, sql_type: str = "uuid"):
+_Id = TypeVar("_Id", str, int)
+
+
+def _id_list(ids: set[_Id], sql_type: str = "uuid") -> RawSQL | list[_Id]:
     """For `__in`: on PostgreSQL one array parameter, where Django would prepare each of thousands of
     ids in Python."""
     if connection.vendor == "postgresql":
@@ -208,7 +233,14 @@ def _id_list(ids: set, sql_type: str = "uuid"):
     return sorted(ids)
 
 
-def _parse_row(number, row, accounts: _Accounts, products, latest, errors) -> _Record | None:
+def _parse_row(
+    number: int,
+    row: object,
+    accounts: _Accounts,
+    products: dict[str, Product],
+    latest: datetime,
+    errors: list[RowError],
+) -> _Record | None:
     if not isinstance(row, Mapping):
         errors.append(RowError(number, "record", "must be an object with named fields."))
         return None
@@ -245,19 +277,20 @@ def _canonical_id(value: object) -> str | None:
         return None
 
 
-def _parse_account(number, value, accounts: _Accounts, errors) -> Account | None:
+def _parse_account(number: int, value: object, accounts: _Accounts, errors: list[RowError]) -> Account | None:
     blank = value is None or str(value).strip() == ""
     account = accounts.submitter if blank else accounts.named(value)
     if account is None:
         errors.append(RowError(number, "account", f"'{value}' is not this account or one of its managed accounts."))
         return None
-    if not account.is_enabled:
-        errors.append(RowError(number, "account", f"{account.name} is {account.status}; its usage is refused."))
+    blocked = account.blocked_reason
+    if blocked is not None:
+        errors.append(RowError(number, "account", f"{blocked}; its usage is refused."))
         return None
     return account
 
 
-def _parse_quantity(number, value, errors) -> Decimal | None:
+def _parse_quantity(number: int, value: object, errors: list[RowError]) -> Decimal | None:
     if isinstance(value, bool | float):
         errors.append(RowError(number, "quantity", "must be a decimal number written as a string or an integer."))
         return None
@@ -272,14 +305,14 @@ def _parse_quantity(number, value, errors) -> Decimal | None:
         errors.append(RowError(number, "quantity", "cannot be negative."))
     elif quantity >= MAX_QUANTITY:
         errors.append(RowError(number, "quantity", "is too large."))
-    elif -quantity.as_tuple().exponent > 6:
+    elif decimal_places(quantity) > 6:
         errors.append(RowError(number, "quantity", "has more than 6 decimal places."))
     else:
         return quantity
     return None
 
 
-def _parse_time(number, value, latest: datetime, errors) -> datetime | None:
+def _parse_time(number: int, value: object, latest: datetime, errors: list[RowError]) -> datetime | None:
     try:
         moment = datetime.fromisoformat(str(value).strip())
     except ValueError:
@@ -297,7 +330,7 @@ def _parse_time(number, value, latest: datetime, errors) -> datetime | None:
     return moment
 
 
-def _parse_dimensions(number, row, errors) -> tuple[str, str, str]:
+def _parse_dimensions(number: int, row: Mapping[str, object], errors: list[RowError]) -> tuple[str, str, str]:
     direction = str(row.get("direction") or "").strip().lower()
     if direction not in _DIRECTIONS:
         errors.append(RowError(number, "direction", "must be inbound or outbound."))
@@ -312,7 +345,7 @@ def _parse_dimensions(number, row, errors) -> tuple[str, str, str]:
 
 def _rate_errors(records: list[_Record]) -> list[RowError]:
     book = RateBook({r.account_id: r.account for r in records}.values())
-    errors = []
+    errors: list[RowError] = []
     for number, record in enumerate(records, start=1):
         record.payer_month = (billed_party(record.account).pk, record.started_at.date().replace(day=1))
         record.rate = book.rate_for(record.account, record.product_id, record.started_at)
@@ -324,7 +357,7 @@ def _rate_errors(records: list[_Record]) -> list[RowError]:
 def _closed_month_errors(records: list[_Record]) -> list[RowError]:
     """Usage for a month its payer has already been invoiced for is refused: a finalized invoice
     never changes (billing.invoices)."""
-    payer_months = {r.payer_month for r in records}
+    payer_months = {r.payer_key for r in records}
     closed = set(
         Invoice.objects.closed_for(
             payers=_id_list({payer for payer, _ in payer_months}, "bigint"),
@@ -344,15 +377,15 @@ def _closed_month_errors(records: list[_Record]) -> list[RowError]:
 
 
 @transaction.atomic
-def _store(submitter, records: list[_Record], *, source, actor, filename) -> IngestResult:
+def _store(submitter: Account, records: list[_Record], *, source: str, actor: Actor, filename: str) -> IngestResult:
     # Validation saw the months open; a close may have finished since. Under the shared period
     # lock, check again: a month invoiced meanwhile refuses the whole batch (nothing stored).
-    period_lock.hold_shared({r.payer_month for r in records})
+    period_lock.hold_shared({r.payer_key for r in records})
     closed = _closed_month_errors(records)
     if closed:
         raise UsageRejected(closed)
     for r in records:
-        r.cost = EXACT.multiply(r.quantity, r.rate)
+        r.cost = EXACT.multiply(r.quantity, r.unit_rate)
     insert = _insert_new_postgresql if connection.vendor == "postgresql" else _insert_new_portable
     batch = UsageBatch.objects.create(
         submitted_by_account=submitter,
@@ -435,8 +468,8 @@ def _insert_new_portable(batch: UsageBatch, records: list[_Record]) -> list[_Rec
                 direction=r.direction,
                 country=r.country,
                 destination=r.destination,
-                rate=r.rate,
-                cost=r.cost,
+                rate=r.unit_rate,
+                cost=r.exact_cost,
                 batch=batch,
             )
             for r in new
@@ -483,26 +516,41 @@ def _add_to_totals(records: list[_Record]) -> None:
     """Adds the records to their daily and monthly totals: summed per (account, product, day) here,
     then added in the database (never a read-modify-write), rows in key order so that concurrent
     batches lock the same rows in the same order (daily, then monthly)."""
-    sums: dict[tuple[int, int, date], list] = {}
+    sums: dict[tuple[int, int, date], _Sum] = {}
     for r in records:
         key = (r.account_id, r.product_id, r.started_at.date())
         total = sums.get(key)
         if total is None:
-            sums[key] = [r.quantity, r.cost, 1]
+            sums[key] = _Sum(r.quantity, r.exact_cost, 1)
         else:
-            total[0] = EXACT.add(total[0], r.quantity)
-            total[1] = EXACT.add(total[1], r.cost)
-            total[2] += 1
-    daily = sorted((*key, *total) for key, total in sums.items())
+            total.quantity = EXACT.add(total.quantity, r.quantity)
+            total.cost = EXACT.add(total.cost, r.exact_cost)
+            total.records += 1
+    daily = sorted((*key, *total.row()) for key, total in sums.items())
     if connection.vendor == "postgresql":
         _upsert_totals_postgresql(daily)
         return
-    months: dict[tuple[int, int, date], list] = defaultdict(lambda: [Decimal(0), Decimal(0), 0])
+    months: dict[tuple[int, int, date], _Sum] = defaultdict(lambda: _Sum(Decimal(0), Decimal(0), 0))
     for account, product, day, quantity, cost, count in daily:
         total = months[(account, product, day.replace(day=1))]
-        total[0], total[1], total[2] = EXACT.add(total[0], quantity), EXACT.add(total[1], cost), total[2] + count
+        total.quantity, total.cost = EXACT.add(total.quantity, quantity), EXACT.add(total.cost, cost)
+        total.records += count
     _upsert_values(DailyUsage, "day", daily)
-    _upsert_values(MonthlyUsage, "month", sorted((*key, *total) for key, total in months.items()))
+    _upsert_values(MonthlyUsage, "month", sorted((*key, *total.row()) for key, total in months.items()))
+
+
+@dataclass(slots=True)
+class _Sum:
+    quantity: Decimal
+    cost: Decimal
+    records: int
+
+    def row(self) -> tuple[Decimal, Decimal, int]:
+        return self.quantity, self.cost, self.records
+
+
+# (account id, product id, day or month, quantity, cost, records): one row of a totals table.
+_TotalsRow = tuple[int, int, date, Decimal, Decimal, int]
 
 
 def _adding(table: str, period: str) -> str:
@@ -516,7 +564,7 @@ def _adding(table: str, period: str) -> str:
 _DAILY_INCOMING = "usage_daily_incoming"
 
 
-def _upsert_totals_postgresql(daily: list[tuple]) -> None:
+def _upsert_totals_postgresql(daily: list[_TotalsRow]) -> None:
     """COPY the batch's daily sums into a temporary table; one upsert per totals table from it."""
     days = connection.ops.quote_name(DailyUsage._meta.db_table)
     months = connection.ops.quote_name(MonthlyUsage._meta.db_table)
@@ -541,7 +589,7 @@ def _upsert_totals_postgresql(daily: list[tuple]) -> None:
         cursor.execute(f"DELETE FROM {_DAILY_INCOMING}")  # noqa: S608
 
 
-def _upsert_values(model, period: str, rows: list[tuple]) -> None:
+def _upsert_values(model: type[models.Model], period: str, rows: list[_TotalsRow]) -> None:
     table = connection.ops.quote_name(model._meta.db_table)
     with connection.cursor() as cursor:
         for start in range(0, len(rows), 1000):

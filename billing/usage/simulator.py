@@ -105,7 +105,8 @@ def simulate_usage(
     actor: Actor | None = None,
     progress: Progress | None = None,
 ) -> SimulationResult:
-    """Generate and ingest usage for the enabled `accounts` from `start` to `end` (UTC).
+    """Generate and ingest usage for the usable `accounts` (`Account.blocked_reason`) from `start` to
+    `end` (UTC).
 
     A managed account's usage is submitted by its manager naming it in the `account` field;
     other accounts submit their own. Batches hold at most MAX_BATCH records."""
@@ -113,7 +114,7 @@ def simulate_usage(
     end = min(end, timezone.now())
     actor = actor or Actor.platform_staff()
     accounts = list(accounts)
-    enabled = sorted((a for a in accounts if a.is_enabled), key=lambda a: (_submitter(a).pk, a.pk))
+    enabled = sorted((a for a in accounts if a.is_usable), key=lambda a: (_submitter(a).pk, a.pk))
     accepted = duplicates = done = generated = 0
     open_from = _first_open_instants(enabled)
     for submitter, group in groupby(enabled, key=_submitter):
@@ -150,10 +151,12 @@ def _first_open_instants(accounts: list[Account]) -> dict[int, datetime]:
 
 
 def _submitter(account: Account) -> Account:
-    return account.manager if account.is_managed else account
+    return account.managed_by if account.is_managed else account
 
 
-def _submit(submitter, rows, actor, accepted, duplicates) -> tuple[int, int]:
+def _submit(
+    submitter: Account, rows: list[dict[str, str]], actor: Actor, accepted: int, duplicates: int
+) -> tuple[int, int]:
     result = ingest_usage(submitter=submitter, rows=rows, source="simulator", actor=actor)
     return accepted + result.accepted, duplicates + result.duplicates
 
@@ -217,7 +220,9 @@ def _numbers_rows(profile: Profile, day: date, seed: int) -> list[tuple[datetime
     ]
 
 
-def _day_rows(account, profile: Profile, day: date, records_per_day: float, seed: int) -> list[tuple[datetime, dict]]:
+def _day_rows(
+    account: Account, profile: Profile, day: date, records_per_day: float, seed: int
+) -> list[tuple[datetime, dict[str, str]]]:
     rng = random.Random(f"{seed}:{account.public_id}:{day.isoformat()}")
     mean = records_per_day * profile.weight * WEEKDAY[day.weekday()] * rng.lognormvariate(0, 0.2)
     midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)

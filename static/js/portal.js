@@ -13,6 +13,14 @@
     tick();
     setInterval(tick, 1000);
   }
+  // A new API key, shown once: a button copies it (hidden where the clipboard is out of reach).
+  var copy = document.getElementById("copy-api-key"), key = document.getElementById("new-api-key");
+  if (copy && key && navigator.clipboard) {
+    copy.hidden = false;
+    copy.addEventListener("click", function () {
+      navigator.clipboard.writeText(key.textContent.trim()).then(function () { copy.textContent = "Copied"; });
+    });
+  }
   document.querySelectorAll("form[data-confirm]").forEach(function (form) {
     form.addEventListener("submit", function (event) {
       if (!window.confirm(form.dataset.confirm)) event.preventDefault();

@@ -12,7 +12,7 @@ from django.test import override_settings
 
 from accounts import services
 from accounts.actor import Actor
-from accounts.models import Account, AuditEvent, User
+from accounts.models import Account, AuditEvent, Invitation, User
 from tests.api.conftest import assert_error
 
 VALID = {"business_name": "Nova Dial", "email": "owner@nova.example.com"}
@@ -137,13 +137,19 @@ def test_a_missing_or_invalid_required_field_is_422(manager_api, nothing_created
 
 
 @pytest.mark.parametrize("email", ["alpine-owner@example.com", "ALPINE-OWNER@Example.com"])
-def test_a_duplicate_owner_email_is_422_on_email(world, manager_api, email):
+def test_a_registered_owner_email_is_not_revealed_and_its_user_is_invited(world, manager_api, email):
+    """Issue 11, hole 9: a 201 as for a new address, never "already exists"; the user who has the
+    address is invited to own the account (accounts.services.create_managed_account)."""
     User.objects.filter(pk=world.users["managed_owner"].pk).update(email="alpine-owner@example.com")
-    before = Account.objects.count()
+    users = User.objects.count()
 
-    assert_error(manager_api.post("managed_accounts", {"business_name": "Copy", "email": email}), 422, pointer="/email")
+    response = manager_api.post("managed_accounts", {"business_name": "Copy", "email": email})
 
-    assert Account.objects.count() == before
+    assert response.status_code == 201, response.content
+    managed = Account.objects.get(public_id=response.json()["data"]["id"])
+    assert response.json()["data"]["email"] == "alpine-owner@example.com"
+    assert Invitation.objects.filter(account=managed, email="alpine-owner@example.com", role="owner").exists()
+    assert User.objects.count() == users and not managed.memberships.exists()
 
 
 def test_a_malformed_json_body_is_400(world, manager_api, nothing_created):

@@ -17,6 +17,7 @@ from accounts.models import Account, ApiKey, AuditEvent
 from billing.models import Product, Rate
 from tests.api.conftest import assert_error
 from tests.factories import UserFactory
+from tests.mfa_support import force_login_with_mfa
 
 
 def _snapshot(account: Account) -> dict:
@@ -208,7 +209,7 @@ def test_a_hidden_pricing_accounts_audit_events_carry_no_rate(world, make_key, r
     Account.objects.filter(pk=world.managed.pk).update(pricing_hidden=True, allow_custom_pricing=True)
     staff = UserFactory(email="staff@platform.example.com", is_staff=True, is_superuser=True)
     admin = Client()
-    admin.force_login(staff)
+    force_login_with_mfa(admin, staff)
     product = Product.objects.filter(active=True).first()
     response = admin.post(
         reverse("admin:billing_rate_add"),

@@ -42,6 +42,7 @@ from urllib.parse import quote, urlencode
 import django
 import redis
 from celery.exceptions import AlwaysEagerIgnored
+from cryptography.fernet import Fernet
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
@@ -441,6 +442,9 @@ def database_url() -> str:
     return f"postgres://{auth}@{host}/{quote(db['NAME'], safe='')}"
 
 
+_SERVER_MFA_KEY = Fernet.generate_key().decode()
+
+
 def server_environment() -> dict[str, str]:
     """Production settings, from the environment only, as README's "Production run" sets them; plain
     HTTP on loopback (no TLS redirect) and a rate limit the benchmark does not reach."""
@@ -464,6 +468,8 @@ def server_environment() -> dict[str, str]:
         "STRIPE_SECRET_KEY": os.environ.get("STRIPE_SECRET_KEY") or "sk_test_benchmark_makes_no_stripe_calls",
         "STRIPE_PUBLISHABLE_KEY": os.environ.get("STRIPE_PUBLISHABLE_KEY") or "pk_test_benchmark",
         "STRIPE_WEBHOOK_SECRET": os.environ.get("STRIPE_WEBHOOK_SECRET") or "whsec_benchmark",
+        # Production refuses the development MFA key; no one signs in with MFA during the benchmark.
+        "MFA_ENCRYPTION_KEY": os.environ.get("MFA_ENCRYPTION_KEY") or _SERVER_MFA_KEY,
     }
 
 

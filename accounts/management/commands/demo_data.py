@@ -1,3 +1,5 @@
+from typing import Any
+
 from allauth.account.models import EmailAddress
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -20,7 +22,7 @@ MANAGED_NAMES = [
 class Command(BaseCommand):
     help = "Load demo data (idempotent) and print the demo logins."
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         if User.objects.filter(email=MANAGER_EMAIL).exists():
             self.stdout.write("Demo data already loaded.")
         else:

@@ -1,7 +1,8 @@
 import time
 from datetime import date
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from billing.scale import REFERENCE_MANAGED, REFERENCE_RECORDS, build_workload, parse_month, previous_month
 
@@ -22,14 +23,16 @@ class Command(BaseCommand):
         "their daily and monthly totals. The defaults are the reference workload: 3,000 and 10,000,000."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--managed", type=int, default=REFERENCE_MANAGED)
         parser.add_argument("--records", type=int, default=REFERENCE_RECORDS)
         parser.add_argument("--month", default=None, help="YYYY-MM (UTC); default: last month")
         parser.add_argument("--seed", type=int, default=7)
         parser.add_argument("--name", default=None, help="The manager's name (default: Scale Reseller ...)")
 
-    def handle(self, *args, managed, records, month, seed, name, **options):
+    def handle(
+        self, *args: Any, managed: int, records: int, month: str | None, seed: int, name: str | None, **options: Any
+    ) -> None:
         if managed < 1 or records < 0:
             raise CommandError("--managed must be at least 1 and --records zero or more.")
         start = month_option(month)

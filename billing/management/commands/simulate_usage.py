@@ -1,7 +1,9 @@
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from accounts.models import Account
@@ -15,7 +17,7 @@ class Command(BaseCommand):
         "some accounts, or all. Deterministic: the same seed never adds a record twice."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         which = parser.add_mutually_exclusive_group(required=True)
         which.add_argument("--manager", help="a manager account's public id or name: all its enabled managed accounts")
         which.add_argument("--account", action="append", help="an account's public id (repeatable)")
@@ -27,15 +29,27 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--end", help="ISO 8601 UTC instant to end at (default and at most: now)")
 
-    def handle(self, *args, manager, account, all, days, records_per_day, seed, end, **options):
+    def handle(
+        self,
+        *args: Any,
+        manager: str | None,
+        account: list[str] | None,
+        all: bool,
+        days: int,
+        records_per_day: float,
+        seed: int,
+        end: str | None,
+        **options: Any,
+    ) -> None:
         if days < 1 or records_per_day < 0:
             raise CommandError("--days must be at least 1 and --records-per-day zero or more.")
         accounts = self._accounts(manager=manager, ids=account, everyone=all)
         end_at = self._end(end)
         start = datetime.combine((end_at - timedelta(days=days)).date(), time.min, tzinfo=UTC)
-        for skipped in (a for a in accounts if not a.is_enabled):
-            self.stdout.write(f"Skipping {skipped.name}: {skipped.get_status_display().lower()}.")
-        enabled = sum(a.is_enabled for a in accounts)
+        for skipped in (a for a in accounts if not a.is_usable):
+            why = skipped.get_status_display().lower() if not skipped.is_enabled else skipped.blocked_reason
+            self.stdout.write(f"Skipping {skipped.name}: {why}.")
+        enabled = sum(a.is_usable for a in accounts)
         self.stdout.write(f"Simulating {start:%Y-%m-%d %H:%M} to {end_at:%Y-%m-%d %H:%M} UTC for {enabled} account(s).")
         try:
             result = simulate_usage(
@@ -57,14 +71,14 @@ class Command(BaseCommand):
             )
         )
 
-    def _accounts(self, *, manager, ids, everyone) -> list[Account]:
+    def _accounts(self, *, manager: str | None, ids: list[str] | None, everyone: bool) -> list[Account]:
         accounts = Account.objects.select_related("manager").order_by("pk")
         if everyone:
             return list(accounts.filter(status=Account.Status.ENABLED))
         if manager:
             return list(accounts.filter(manager=self._manager(manager)))
         found = []
-        for value in ids:
+        for value in ids or []:
             try:
                 found.append(accounts.get(public_id=uuid.UUID(value)))
             except (ValueError, Account.DoesNotExist):
@@ -92,7 +106,7 @@ class Command(BaseCommand):
             raise CommandError("--end must be an ISO 8601 instant, e.g. 2026-11-27T12:00:00Z.") from None
         return min(moment if moment.tzinfo else moment.replace(tzinfo=UTC), now)
 
-    def _progress(self, total: int):
+    def _progress(self, total: int) -> Callable[[int, int, Account, int], None]:
         step = max(1, total // 10) if total > 30 else 1  # every account, or every 10%
 
         def report(done: int, total: int, account: Account, generated: int) -> None:

@@ -1,8 +1,9 @@
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from billing.management.commands.scale_data import month_option
 from billing.scale import REFERENCE_MANAGED, REFERENCE_RECORDS
@@ -11,10 +12,12 @@ from billing.scale import REFERENCE_MANAGED, REFERENCE_RECORDS
 # which is not installed with the package.
 try:
     from tests.bench import reference as benchmark
+
+    INSTALLED = True
 except ModuleNotFoundError as missing:
     if missing.name not in ("tests", "tests.bench", "tests.bench.reference"):
         raise
-    benchmark = None  # type: ignore[assignment]
+    INSTALLED = False
 
 NOT_INSTALLED = (
     "manage.py benchmark needs the source checkout: its code is tests/bench/reference.py, which is not "
@@ -30,7 +33,7 @@ class Command(BaseCommand):
         "the first time, reuses it after. Prints a table and writes JSON. See BENCHMARKS.md."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--managed", type=int, default=REFERENCE_MANAGED, help="managed accounts (3,000)")
         parser.add_argument("--records", type=int, default=REFERENCE_RECORDS, help="records in the month (10M)")
         parser.add_argument("--month", default=None, help="YYYY-MM (UTC), a past month; default: last month")
@@ -42,8 +45,8 @@ class Command(BaseCommand):
         parser.add_argument("--worker-concurrency", type=int, default=2, help="Celery worker processes")
         parser.add_argument("--json", default=None, help="where to write the JSON (default: var/benchmark.json)")
 
-    def handle(self, *args, **options):
-        if benchmark is None:
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not INSTALLED:
             raise CommandError(NOT_INSTALLED)
         month = month_option(options["month"])
         if month >= datetime.now(UTC).date().replace(day=1):

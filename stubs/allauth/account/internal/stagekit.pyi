@@ -1,0 +1,3 @@
+from django.http import HttpRequest
+
+def clear_login(request: HttpRequest) -> None: ...
