@@ -15,7 +15,19 @@ from accounts.models import Account, ApiKey, AuditEvent
 from accounts.permissions import MANAGE_MANAGED_ACCOUNTS
 from accounts.selectors import managed_accounts_for
 from accounts.validators import validate_name
-from portal.api import actor, api_view, bool_field, invalid, iso, json_body, page, query_bool, query_time, string_field
+from portal.api import (
+    actor,
+    api_view,
+    bool_field,
+    error,
+    invalid,
+    iso,
+    json_body,
+    page,
+    query_bool,
+    query_time,
+    string_field,
+)
 
 if TYPE_CHECKING:
     from billing.models import Balance  # for the type checker only: accounts never imports billing
@@ -23,6 +35,25 @@ if TYPE_CHECKING:
 CONTAINS_MIN = 3
 # The platform's own changes are "telnyx" in the v2 API (the SDK's enum); our log calls them "platform".
 API_MADE_BY: dict[str, str] = {AuditEvent.MadeBy.PLATFORM: "telnyx"}
+# `filter[status][eq]`, one place: Telnyx's values (the SDK's FilterStatus) beside ours, each the
+# statuses it lists. `active`/`enabled` may use the platform, `blocked`/`disabled` may not (a
+# service block, once there is one, joins `blocked`). A status filter names the statuses it wants,
+# cancelled included, so it overrides `include_cancelled_accounts`, as `cancelled` always did.
+STATUS_FILTERS: dict[str, tuple[str, ...]] = {
+    "all": tuple(Account.Status.values),
+    "active": (Account.Status.ENABLED,),
+    "enabled": (Account.Status.ENABLED,),
+    "blocked": (Account.Status.DISABLED,),
+    "disabled": (Account.Status.DISABLED,),
+    "cancelled": (Account.Status.CANCELLED,),
+}
+# Telnyx's enable re-enables the account's connections on request; there are none here.
+REENABLE_NOTE = error(
+    "ignored_field", "Ignored field",
+    "There are no connections to re-enable here: enabling the account restores its sign-in, keys and usage, "
+    "and reenable_all_connections changes nothing.",
+    pointer="/reenable_all_connections",
+)  # fmt: skip
 SORTS = {"created_at": ("created_at", "id"), "-created_at": ("-created_at", "-id"), "email": ("email", "id"),
          "-email": ("-email", "-id")}  # fmt: skip
 
@@ -111,9 +142,9 @@ def _filtered(request: ApiRequest, accounts: QuerySet[Account]) -> QuerySet[Acco
             accounts = accounts.filter(**{f"{column}__iexact": equals.strip()})
     status = params.get("filter[status][eq]")
     if status is not None:
-        if status not in Account.Status.values:
-            raise invalid("filter[status][eq]", f"Must be one of {', '.join(Account.Status.values)}.", query=True)
-        accounts = accounts.filter(status=status)
+        if status not in STATUS_FILTERS:
+            raise invalid("filter[status][eq]", f"Must be one of {', '.join(STATUS_FILTERS)}.", query=True)
+        accounts = accounts.filter(status__in=STATUS_FILTERS[status])
     elif not query_bool(request, "include_cancelled_accounts"):
         accounts = accounts.exclude(status=Account.Status.CANCELLED)
     sort = params.get("sort", "-created_at")
@@ -186,11 +217,13 @@ def managed_account(request: ApiRequest, managed_id: str) -> JsonResponse:
 @api_view("POST")
 def managed_account_action(request: ApiRequest, managed_id: str, action: str) -> JsonResponse:
     managed = _managed(request, managed_id)
-    if request.body:
-        # Connections are not ours to re-enable (there are none here); the flag is checked and ignored.
-        bool_field(json_body(request, allowed=("reenable_all_connections",)), "reenable_all_connections")
+    body = json_body(request, allowed=("reenable_all_connections",)) if request.body else {}
+    bool_field(body, "reenable_all_connections")  # checked, then ignored: the answer's meta says so
     services.change_managed_account_status(managed=managed, action=action, actor=actor(request))
-    return JsonResponse({"data": managed_account_json(_managed(request, managed_id))})
+    answer: dict[str, Any] = {"data": managed_account_json(_managed(request, managed_id))}
+    if "reenable_all_connections" in body:
+        answer["meta"] = {"notes": [REENABLE_NOTE]}
+    return JsonResponse(answer)
 
 
 def audit_event_json(event: AuditEvent) -> dict[str, Any]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from enum import StrEnum
 from typing import Any, TypedDict
 
-from django.db.models import Model, Q, QuerySet
+from django.db.models import BooleanField, Case, Model, Q, QuerySet, Value, When
+from django.db.models.query import ModelIterable
 
 from accounts.actor import Actor
 from accounts.models import Account, AuditEvent, Membership, Role
@@ -116,23 +117,52 @@ PRICED_CHANGE_TYPES = (ChangeType.RATE_CHANGED,)
 # A reseller invoice's events (marked paid, voided, with the manager's note) are recorded on its
 # issuer, the manager, naming the bill-to as `related_account`; `resource_type` is the model's name.
 INVOICE_RESOURCE_TYPE = "invoice"
+# The `changes` field of those events that carries the manager's free-text note.
+STATUS_NOTE_FIELD = "status_note"
 
 
-def resale_invoice_events_visible(account: Account) -> bool:
-    """Whether `account`'s log shows the events of the reseller invoices billed to it: exactly when
-    it sees those invoices, which billing.invoices.selectors.resale_invoices_visible decides.
+def resale_invoice_notes_visible(account: Account) -> bool:
+    """Whether `account`'s log shows the manager's note on the reseller invoices billed to it:
+    exactly when their invoice page shows it, which billing.invoices.selectors.status_note_visible
+    decides (never with hidden pricing: the note is the manager's, and may name its costs).
     accounts may not import billing, so the rule is stated here again; a test holds the two equal
-    (tests/test_security_holes_input.py)."""
+    (tests/test_security_holes_input.py). The events themselves are always in the bill-to's log:
+    it sees every invoice billed to it."""
     return can_see_pricing(account)
+
+
+class _WithoutManagerNotes(ModelIterable[AuditEvent]):
+    """Yields the events with the manager's note taken out of `changes` wherever the query marked
+    it withheld (`manager_note_withheld`). The stored row keeps it: the manager's log shows it."""
+
+    def __iter__(self) -> Iterator[AuditEvent]:
+        for event in super().__iter__():
+            if getattr(event, "manager_note_withheld", False):
+                event.changes = [c for c in event.changes if c.get("field") != STATUS_NOTE_FIELD]
+            yield event
+
+
+def _without_manager_notes(events: QuerySet[AuditEvent], account: Account) -> QuerySet[AuditEvent]:
+    """`events` as `account` may read them: its reseller invoices' events without the manager's
+    note. In the query itself, so every reader of events_for_account (the log page, the managed
+    account page, GET /v2/audit_events, their paging) gets the same rows; only `.values()` would
+    bypass it, and no reader uses it for `changes`."""
+    withheld = Q(related_account=account, resource_type=INVOICE_RESOURCE_TYPE) & ~Q(account=account)
+    events = events.annotate(
+        manager_note_withheld=Case(When(withheld, then=Value(True)), default=Value(False), output_field=BooleanField())
+    )
+    events._iterable_class = _WithoutManagerNotes
+    return events
 
 
 def events_for_account(account: Account) -> QuerySet[AuditEvent]:
     """Events an account's log shows (pages and API alike): its own, and those of others that
-    concern it; never one about what it may not see: a priced change where pricing is hidden, nor
-    a reseller invoice it is not shown. This is the one place that decides the log's scope."""
+    concern it; never one about what it may not see (a priced change where pricing is hidden), nor
+    what is another's to know (the manager's note on a reseller invoice, where pricing is hidden).
+    This is the one place that decides the log's scope."""
     events = AuditEvent.objects.filter(Q(account=account) | Q(related_account=account))
     if not can_see_pricing(account):
         events = events.exclude(change_type__in=PRICED_CHANGE_TYPES)
-    if not resale_invoice_events_visible(account):
-        events = events.exclude(related_account=account, resource_type=INVOICE_RESOURCE_TYPE)
+    if not resale_invoice_notes_visible(account):
+        events = _without_manager_notes(events, account)
     return events.select_related("user", "acting_as")

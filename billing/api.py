@@ -26,12 +26,9 @@ from billing.invoices.selectors import invoices_of, period_end
 from billing.ledger.selectors import current_balance, has_own_balance
 from billing.models import Balance, Invoice
 from billing.money import to_cents
+from billing.payments.selectors import pending_payments_total
 from billing.usage.services import ingest_usage
 from portal.api import ApiError, actor, api_view, invalid, json_body, page
-
-# Nothing is pending until payments exist: a card top-up will be pending between its PaymentIntent
-# and the ledger entry its confirmation posts. Until then every movement is posted at once.
-NOTHING_PENDING = "0.00"
 
 
 @api_view("GET")
@@ -55,16 +52,19 @@ def balance(request: ApiRequest) -> JsonResponse:
             "ask the manager for its statement.",
         )
     row = current_balance(account)  # a read writes nothing
-    return JsonResponse({"data": balance_json(row)})
+    return JsonResponse({"data": balance_json(row, pending=pending_payments_total(account))})
 
 
-def balance_json(row: Balance) -> dict[str, str]:
+def balance_json(row: Balance, *, pending: Decimal) -> dict[str, str]:
+    """`pending`: the card payments not yet settled (billing.payments.selectors.pending_payments_total),
+    a decimal string like the other amounts (the SDK's `Data.pending: Optional[str]`); not in the
+    balance until Stripe confirms them."""
     return {
         "record_type": "balance",
         "balance": _money(row.amount),
         "credit_limit": _money(row.credit_limit),
         "available_credit": _money(row.available_credit),
-        "pending": NOTHING_PENDING,
+        "pending": _money(pending),
         "currency": row.currency,
     }
 

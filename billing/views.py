@@ -24,11 +24,12 @@ from billing.forms import InvoicePaidForm, InvoiceVoidForm, ResaleMarkupForm, Tr
 from billing.invoices import resale
 from billing.invoices import services as invoice_services
 from billing.invoices.pdf import BadDownloadToken, invoice_pdf, invoice_view, pdf_filename, read_download_token
-from billing.invoices.selectors import invoices_of, issued_invoices_of, period_end, resale_invoices_visible
+from billing.invoices.selectors import invoices_of, issued_invoices_of, period_end, status_note_visible
 from billing.ledger import selectors as ledger_selectors
 from billing.ledger import services as ledger
 from billing.models import Balance, Invoice, LedgerEntry, Product, UsageBatch
 from billing.money import format_money, to_cents
+from billing.payments import selectors as payment_selectors
 from billing.tables import InvoiceTable, IssuedInvoiceTable, LedgerEntryTable
 from billing.usage import csv_upload
 from billing.usage.rating import RateBook, rate_card
@@ -158,16 +159,18 @@ def balance_page(request: HttpRequest, account_id: UUID) -> HttpResponse:
     balance = ledger_selectors.current_balance(account)
     table = LedgerEntryTable(LedgerEntry.objects.filter(account=account).order_by("-created_at", "-id"))
     paginate_table(request, table, per_page=ENTRIES_PER_PAGE)
-    context |= {"balance": _money_facts(balance), "table": table}
+    pending = payment_selectors.pending_payments_total(account)
+    context |= {"balance": _money_facts(balance, pending=pending), "table": table}
     return render(request, "billing/balance.html", context)
 
 
-def _money_facts(balance: Balance) -> dict[str, str | bool]:
+def _money_facts(balance: Balance, *, pending: Decimal) -> dict[str, str | bool]:
     currency = balance.currency
     return {
         "amount": format_money(balance.amount, currency),
         "credit_limit": format_money(balance.credit_limit, currency),
         "available": format_money(balance.available_credit, currency),
+        "pending": format_money(pending, currency),
         "currency": currency,
         "negative": balance.amount < 0,
     }
@@ -257,7 +260,7 @@ INVOICES_PER_PAGE = 25
 @require_GET
 def invoice_list(request: HttpRequest, account_id: UUID) -> HttpResponse:
     """The account's invoices, newest first. A roll-up managed account is billed by its manager: its
-    page says so and lists the manager's invoices to it (unless its pricing is hidden)."""
+    page says so and lists the manager's invoices to it (with hidden pricing too: it owes them)."""
     access = account_access(request, account_id, VIEW_BILLING)
     account = access.account
     table = InvoiceTable(invoices_of(account), account=account)
@@ -267,7 +270,6 @@ def invoice_list(request: HttpRequest, account_id: UUID) -> HttpResponse:
         "account": account,
         "table": table,
         "billed_to_manager": not account.has_own_balance,
-        "resale_visible": resale_invoices_visible(account),
     }
     return render(request, "billing/invoice_list.html", context)
 
@@ -285,11 +287,18 @@ def invoice_detail(request: HttpRequest, account_id: UUID, invoice_id: UUID) -> 
     access = account_access(request, account_id, VIEW_BILLING)
     account = access.account
     invoice = _own_invoice(account, invoice_id)
-    return _invoice_page(request, access, invoice, pricing=can_see_pricing(account), issued=False)
+    return _invoice_page(
+        request,
+        access,
+        invoice,
+        pricing=can_see_pricing(account),
+        issued=False,
+        show_note=status_note_visible(invoice, account),
+    )
 
 
 def _invoice_page(
-    request: HttpRequest, access: AccountAccess, invoice: Invoice, *, pricing: bool, issued: bool
+    request: HttpRequest, access: AccountAccess, invoice: Invoice, *, pricing: bool, issued: bool, show_note: bool
 ) -> HttpResponse:
     view = invoice_view(invoice, pricing=pricing, page=_page_number(request))
     context = {
@@ -310,6 +319,7 @@ def _invoice_page(
         "adds_up": view.adds_up,
         "transitions": _transitions(invoice) if issued else [],
         "page": view.page,
+        "status_note": invoice.status_note if show_note else "",
     }
     return render(request, "billing/invoice_detail.html", context)
 
@@ -425,7 +435,7 @@ def issued_invoice_detail(request: HttpRequest, account_id: UUID, invoice_id: UU
     """A reseller invoice as its issuer sees it: always priced (the manager set the prices)."""
     access = account_access(request, account_id, RESELL)
     invoice = _issued_invoice(access.account, invoice_id)
-    return _invoice_page(request, access, invoice, pricing=True, issued=True)
+    return _invoice_page(request, access, invoice, pricing=True, issued=True, show_note=True)
 
 
 @login_required

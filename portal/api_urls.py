@@ -4,6 +4,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.urls import path, re_path
+from django.views.decorators.csrf import csrf_exempt
 
 from accounts import api as accounts_api
 from billing import api as billing_api
@@ -11,6 +12,7 @@ from portal.api import ApiError
 from reporting import api as reporting_api
 
 
+@csrf_exempt  # key-authenticated like every API view: no CSRF 403 for a POST to an unknown path
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
     return ApiError(404, "not_found", "Not found", f"There is no {request.path} in the v2 API.").response()
 

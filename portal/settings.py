@@ -62,6 +62,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "portal.request_id.RequestIdMiddleware",  # outermost: every answer and log line carries the id
+    "portal.api_middleware.ApiErrorsMiddleware",  # /v2/: Django's own error pages become the API's JSON
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "portal.security.SecurityHeadersMiddleware",  # CSP and no-store: every response but static files
@@ -328,7 +330,11 @@ DJANGO_TABLES2_TEMPLATE = "django_tables2/table.html"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Every line names the request it was written for (portal.request_id; "-" outside a request),
+    # the id the answer carried as X-Request-Id.
+    "filters": {"request_id": {"()": "portal.request_id.RequestIdFilter"}},
+    "formatters": {"default": {"format": "%(asctime)s %(levelname)s %(name)s request_id=%(request_id)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": "default"}},
     "root": {"handlers": ["console"], "level": env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))},
     # stripe-python logs every request at INFO; its errors reach us as exceptions anyway.
     "loggers": {"stripe": {"level": "WARNING"}},

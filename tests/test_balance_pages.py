@@ -23,6 +23,7 @@ from billing.usage.services import ingest_usage
 from tests.conftest import make_managed_accounts
 from tests.factories import AccountFactory, MembershipFactory, UserFactory
 from tests.mfa_support import force_login_with_mfa
+from tests.payments_support import add_card, confirmed_but_unsettled
 
 STAFF = Actor.platform_staff()
 
@@ -114,6 +115,24 @@ def test_an_account_without_a_balance_yet_shows_zero_and_creates_nothing(world, 
     assert "<strong>USD 0.00</strong>" in text(response)
     assert "No entries yet" in text(response)
     assert not Balance.objects.exists()
+
+
+@pytest.mark.usefixtures("localstripe")
+def test_it_shows_the_card_payments_still_pending_beside_the_balance(world, persona, localstripe):
+    credit(world.manager, "5.00")
+    card = add_card(localstripe, world.manager, world.users["owner"])
+    confirmed_but_unsettled(world.manager, world.users["owner"], card, "25.00")
+
+    facts = re.sub(r"\s+", " ", text(persona("billing").get(balance_url(world.manager))))
+
+    assert "<dt>Balance</dt><dd><strong>USD 5.00</strong></dd>" in facts  # not credited until settled
+    assert "<dt>Pending</dt><dd>USD 25.00" in facts
+
+
+def test_nothing_pending_shows_zero(world, persona):
+    facts = re.sub(r"\s+", " ", text(persona("standard_owner").get(balance_url(world.standard))))
+
+    assert "<dt>Pending</dt><dd>USD 0.00" in facts
 
 
 def test_the_entries_are_newest_first_25_a_page(world, persona):

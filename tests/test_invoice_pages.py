@@ -151,16 +151,24 @@ def test_a_roll_up_accounts_list_says_it_is_billed_by_its_manager_and_lists_the_
         assert manager_invoice.number not in page and "6.87" not in page
 
 
-def test_a_hidden_pricing_roll_up_account_sees_no_reseller_invoice(world, persona, manager_invoice):
+def test_a_hidden_pricing_roll_up_account_sees_its_reseller_invoice_with_quantities_only(
+    world, persona, manager_invoice
+):
+    """It owes its manager the total, so it sees it (issue 12, item 4), like a separately billed
+    hidden-pricing account sees its platform invoice: quantities, no per-line amount."""
     Account.objects.filter(pk=world.managed.pk).update(pricing_hidden=True)
     resale = Invoice.objects.get(issuer=world.manager, bill_to=world.managed, period=MARCH)
     for who in ("managed_owner", "manager_acting"):
         client = persona(who)
-        page = text(client.get(list_url(world.managed)))
+        listed = text(client.get(list_url(world.managed)))
+        page = text(client.get(detail_url(world.managed, resale)))
 
-        assert "Acme Reseller sends its invoices to you directly" in page
-        assert resale.number not in page and "2.50" not in page and "<table" not in page
-        assert client.get(detail_url(world.managed, resale)).status_code == 404
+        assert "Acme Reseller's invoices to Alpine Voice are listed below" in listed, who
+        assert resale.number in listed and "USD 2.50" in listed, who
+        assert manager_invoice.number not in listed and "6.87" not in listed, who
+        assert [s["lines"] for s in _sections(page)] == [[("Outbound voice (minute)", "250", "")]], who
+        assert "Quantities only" in page and "Amount</th>" not in page and "Subtotal" not in page, who
+        assert '<div class="invoice-total"><span>Total</span><span>USD 2.50</span>' in page, who
 
 
 def test_a_roll_up_account_cannot_open_its_managers_invoice(world, persona, manager_invoice):

@@ -5,22 +5,29 @@ amount they produce is a string that appears nowhere else. Every GET URL of the 
 walking the URL resolver, as the authorization matrix does), every report grouping and both CSV
 exports are requested as the managed account's owner and as the manager logged in as it; none may
 contain them. The same requests with pricing visible must show them, so the test can fail.
+
+The one amount a hidden-pricing account is shown is what it owes: the total of the invoice billed to
+it (here, world.managed is billed roll-up, so its manager's reseller invoice to it), on its invoice
+pages and PDF only. Those pages are requested too, the PDF read back with pypdf; their per-line
+amounts and rates are secrets like any other.
 """
 
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from io import BytesIO
 
 import pytest
 from django.core import mail
 from django.urls import reverse
+from pypdf import PdfReader
 
 from accounts.actor import Actor
 from accounts.models import Invitation, Role
 from accounts.services import create_api_key, invite_member
 from billing.invoices.builder import invoice_party
-from billing.models import Product, Rate
+from billing.models import Invoice, Product, Rate
 from billing.money import to_cents
 from billing.usage.services import ingest_usage
 from tests.test_authorization_matrix import portal_url_patterns
@@ -97,7 +104,18 @@ def _requests(world, dates) -> list[str]:
         urls.append(reverse("usage_report_csv", args=[world.managed.public_id]) + f"{query}&group_by={group_by}")
     urls.append(reverse("usage_records", args=[world.managed.public_id]) + query)
     urls.append(reverse("usage_records_csv", args=[world.managed.public_id]) + query)
+    # The invoice world.managed owes: its manager's reseller invoice to it, page and PDF.
+    resale = Invoice.objects.get(issuer=world.manager, bill_to=world.managed, period=month)
+    for name in ("invoice_detail", "invoice_pdf"):
+        urls.append(reverse(name, args=[world.managed.public_id, resale.public_id]))
     return urls
+
+
+def _owed(world) -> tuple[list[str], set[str]]:
+    """(the URLs of world.managed's invoices, the total it owes as they print it): allowed there only."""
+    resale = Invoice.objects.get(issuer=world.manager, bill_to=world.managed)
+    prefix = reverse("invoice_list", args=[world.managed.public_id])
+    return [prefix], {f"{resale.total:,.2f}", f"{resale.total:.2f}"}
 
 
 def _route_params(route: str) -> list[str]:
@@ -107,17 +125,21 @@ def _route_params(route: str) -> list[str]:
 def _body(response) -> str:
     if getattr(response, "streaming", False):
         return b"".join(response.streaming_content).decode()
+    if response.get("Content-Type") == "application/pdf":
+        return "\n".join(page.extract_text() for page in PdfReader(BytesIO(response.content)).pages)
     return response.content.decode()
 
 
-def _leaks(client, urls) -> dict[str, list[str]]:
+def _leaks(client, urls, owed: tuple[list[str], set[str]] = ([], set())) -> dict[str, list[str]]:
     secrets = _secrets()
+    invoice_urls, total = owed
     leaks = {}
     for url in urls:
         response = client.get(url)
         assert response.status_code in (200, 302, 403, 404, 405), (url, response.status_code)
         body = _body(response)
-        found = sorted(s for s in secrets if s in body)
+        allowed = total if any(url.startswith(prefix) for prefix in invoice_urls) else set()
+        found = sorted(s for s in secrets - allowed if s in body)
         if "csv" in url and response.status_code == 200:
             header = body.splitlines()[0].lower()
             found += [word for word in ("cost", "rate", "price") if word in header]
@@ -131,10 +153,16 @@ def test_it_hides_every_rate_and_cost_from_hidden_pricing_accounts(world, person
     world.managed.pricing_hidden = True
     world.managed.save()
     client = persona(who)
+    urls = _requests(world, priced_usage)
+    invoice_urls, total = _owed(world)
 
-    assert _leaks(client, _requests(world, priced_usage)) == {}
+    assert _leaks(client, urls, (invoice_urls, total)) == {}
     for message in mail.outbox:
         assert not {s for s in _secrets() if s in message.body}
+    # The invoice it owes is shown to it: its total, and quantities without amounts (no secret above).
+    listed, pdf = _body(client.get(invoice_urls[0])), _body(client.get(urls[-1]))
+    assert urls[-1].endswith("/pdf/") and "Quantities only" in pdf
+    assert any(t in listed for t in total) and any(t in pdf for t in total)
 
 
 def test_the_same_requests_show_prices_when_pricing_is_visible(world, persona, priced_usage):

@@ -42,8 +42,10 @@ def usage(submitter: Account, *rows: tuple[Account, str, str], month: date = MAR
     ingest_usage(submitter=submitter, rows=records, source="api", actor=Actor(user=owner.user))
 
 
-def expected_lines(account: Account, month: date, markup: Decimal) -> dict[str, Decimal]:
-    """Per product: the raw records' exact cost, plus the markup, rounded to cents half up once."""
+def expected_lines(account: Account, month: date, markup: Decimal) -> dict[str | None, Decimal]:
+    """Per product: the raw records' exact cost, plus the markup, rounded to cents half up once; and
+    under None the rounding line to the invoice's total, the account's exact cost rounded to cents,
+    plus the markup, rounded again (if the lines do not add up to it)."""
     start = datetime(month.year, month.month, 1, tzinfo=UTC)
     end = datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
     exact: dict[str, Decimal] = {}
@@ -52,10 +54,16 @@ def expected_lines(account: Account, month: date, markup: Decimal) -> dict[str, 
     ):
         exact[sku] = exact.get(sku, Decimal(0)) + cost
     factor = 1 + markup / 100
-    return {sku: (cost * factor).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) for sku, cost in exact.items()}
+    lines: dict[str | None, Decimal] = {sku: cents(cost * factor) for sku, cost in exact.items()}
+    rounding = cents(cents(sum(exact.values(), Decimal(0))) * factor) - sum(lines.values())
+    return {**lines, None: rounding} if rounding else lines
 
 
-def lines_of(invoice: Invoice) -> dict[str, Decimal]:
+def cents(amount: Decimal) -> Decimal:
+    return amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def lines_of(invoice: Invoice) -> dict[str | None, Decimal]:
     return dict(invoice.lines.values_list("product__sku", "amount"))
 
 
@@ -101,8 +109,14 @@ def test_the_close_issues_one_reseller_invoice_per_roll_up_account_at_cost_plus_
         assert invoice.total == invoice.charges == sum(expected.values())
         assert invoice.status == Invoice.Status.FINALIZED and invoice.finalized_at is not None
         assert invoice.markup_percent == Decimal("17.50")
-    # 250.5 minutes at 0.01 = 2.505, +17.5 % = 2.943375 -> 2.94; 3 messages at 0.004 = 0.012 -> 0.0141 -> 0.01
-    assert lines_of(resale[world.managed.pk]) == {"voice.outbound": Decimal("2.94"), "sms.outbound": Decimal("0.01")}
+    # 250.5 minutes at 0.01 = 2.505, +17.5 % = 2.943375 -> 2.94; 3 messages at 0.004 = 0.012 -> 0.0141 -> 0.01;
+    # the invoice: 2.517 -> 2.52 at the platform, +17.5 % = 2.961 -> 2.96, so a rounding line of 0.01.
+    assert lines_of(resale[world.managed.pk]) == {
+        "voice.outbound": Decimal("2.94"),
+        "sms.outbound": Decimal("0.01"),
+        None: Decimal("0.01"),
+    }
+    assert resale[world.managed.pk].total == Decimal("2.96")
     # Numbered in the manager's own sequence, by account name; the platform's sequence is untouched by them.
     assert [resale[world.managed.pk].number, resale[world.sibling.pk].number] == ["R-0000001", "R-0000002"]
     assert InvoiceSequence.objects.get(issuer_key=f"account:{world.manager.pk}").last_number == 2
@@ -319,3 +333,69 @@ def test_the_managed_account_never_sees_the_markup_or_another_accounts_invoice(m
     assert (
         client.get(reverse("issued_invoice_detail", args=[world.manager.public_id, own.public_id])).status_code == 404
     )
+
+
+# --- Reconciliation with the platform section ----------------------------------------------------------
+
+
+def section_and_resale(manager: Account, account: Account, month: date = MARCH) -> tuple[list, Decimal, list, Decimal]:
+    """(lines, total) of the account's section on the manager's platform invoice, and of its reseller
+    invoice: lines as (description, amount) in position order."""
+    platform = Invoice.objects.platform().get(bill_to=manager, period=month)
+    section = list(platform.lines.filter(account=account).order_by("position").values_list("description", "amount"))
+    resale = Invoice.objects.get(issuer=manager, bill_to=account, period=month)
+    lines = list(resale.lines.order_by("position").values_list("description", "amount"))
+    return section, sum((a for _, a in section), Decimal("0.00")), lines, resale.total
+
+
+@pytest.fixture
+def half_cents(world):
+    """Sections whose lines round apart from their total. Alpine: 250.5 minutes at 0.01 = 2.505,
+    1,001.25 messages at 0.004 = 4.005 and 301 MMS at 0.005 = 1.505: lines 2.51 + 4.01 + 1.51 = 8.03,
+    the section 8.015 -> 8.02. Blue: 0.004 + 0.0035 = 0.0075: lines 0.00 + 0.00, the section 0.01."""
+    Account.objects.update(created_at=LONG_AGO)
+    usage(
+        world.manager,
+        (world.managed, "voice.outbound", "250.5"),
+        (world.managed, "sms.outbound", "1001.25"),
+        (world.managed, "mms.inbound", "301"),
+        (world.sibling, "sms.outbound", "1"),
+        (world.sibling, "voice.inbound", "1"),
+    )
+    return world
+
+
+def test_at_no_markup_each_reseller_invoice_is_its_platform_section_to_the_cent(half_cents):
+    world = half_cents
+    invoice_party(account=world.manager, month=MARCH)
+
+    alpine = section_and_resale(world.manager, world.managed)
+    blue = section_and_resale(world.manager, world.sibling)
+
+    assert alpine[1] == alpine[3] == Decimal("8.02") and alpine[2] == alpine[0]
+    assert alpine[2][-1] == ("Rounding to the section total", Decimal("-0.01"))
+    assert blue[1] == blue[3] == Decimal("0.01") and blue[2] == blue[0]
+    assert blue[2][-1] == ("Rounding to the section total", Decimal("0.01"))
+
+
+def test_a_markup_is_applied_once_to_the_section_total_and_rounded_once(half_cents):
+    world = half_cents
+    invoice_services.set_resale_markup(
+        manager=world.manager, markup_percent=Decimal("10"), actor=Actor(user=world.users["owner"])
+    )
+    invoice_party(account=world.manager, month=MARCH)
+
+    _, alpine_section, alpine, alpine_total = section_and_resale(world.manager, world.managed)
+    _, blue_section, blue, blue_total = section_and_resale(world.manager, world.sibling)
+
+    # 8.02 x 1.10 = 8.822 -> 8.82; the lines (by SKU) at the markup 1.6555, 4.4055, 2.7555 -> 8.83.
+    assert (alpine_section, alpine_total) == (Decimal("8.02"), Decimal("8.82"))
+    assert [amount for _, amount in alpine] == [Decimal("1.66"), Decimal("4.41"), Decimal("2.76"), Decimal("-0.01")]
+    # 0.01 x 1.10 = 0.011 -> 0.01; the lines 0.0044 and 0.00385 -> 0.00 + 0.00.
+    assert (blue_section, blue_total) == (Decimal("0.01"), Decimal("0.01"))
+    assert [amount for _, amount in blue] == [Decimal("0.00"), Decimal("0.00"), Decimal("0.01")]
+    for lines, total in ((alpine, alpine_total), (blue, blue_total)):
+        assert sum(amount for _, amount in lines) == total
+        assert [description for description, _ in lines].count("Rounding to the section total") == 1
+    charges = Invoice.objects.filter(issuer=world.manager).values_list("charges", "total")
+    assert sorted(charges) == [(blue_total, blue_total), (alpine_total, alpine_total)]

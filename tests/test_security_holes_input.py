@@ -25,7 +25,7 @@ from accounts.services import create_api_key
 from accounts.validators import validate_name
 from billing.invoices import services as invoice_services
 from billing.invoices.builder import invoice_party
-from billing.invoices.selectors import invoices_of, resale_invoices_visible
+from billing.invoices.selectors import invoices_of, status_note_visible
 from billing.models import Invoice, Payment
 from billing.usage.services import ingest_usage
 from tests.factories import PASSWORD
@@ -78,25 +78,33 @@ def _logged_types(client: Client, account: Account) -> tuple[list[str], str]:
     return [row.record.change_type for row in response.context["table"].page.object_list], response.content.decode()
 
 
-def test_hole_7_hidden_reseller_invoice_events_stay_out_of_the_log(world, persona):
+def test_hole_7_a_hidden_pricing_account_logs_its_reseller_invoice_events_without_the_managers_note(world, persona):
+    """Issue 12, item 4: a hidden-pricing roll-up account now sees its reseller invoice, so the log
+    shows that it was paid or voided; the manager's note on it stays the manager's."""
     Account.objects.filter(pk=world.managed.pk).update(pricing_hidden=True)
     paid, void = _march_invoices(world)
     world.managed.refresh_from_db()
 
     types, page = _logged_types(persona("managed_owner"), world.managed)
-    assert "invoice.marked_paid" not in types and SECRET_NOTE not in page
+    assert "invoice.marked_paid" in types and SECRET_NOTE not in page
     body = api(key_of(world.managed)).get("/v2/audit_events").json()
-    assert not [e for e in body["data"] if e["change_type"].startswith("invoice.")]
+    logged = [e for e in body["data"] if e["change_type"].startswith("invoice.")]
+    assert [(e["resource_id"], e["changes"]) for e in logged] == [
+        (str(paid.public_id), [{"field": "status", "from": "finalized", "to": "paid"}])
+    ]
     assert SECRET_NOTE not in json.dumps(body)
     # A manager logged in as it sees its log as its owner does.
     types, page = _logged_types(persona("manager_acting"), world.managed)
-    assert "invoice.marked_paid" not in types and SECRET_NOTE not in page
+    assert "invoice.marked_paid" in types and SECRET_NOTE not in page
+    # The stored event keeps the note: it is the manager's record.
+    stored = AuditEvent.objects.get(change_type="invoice.marked_paid")
+    assert {"field": "status_note", "from": "", "to": SECRET_NOTE} in stored.changes
 
     # Where pricing is visible, the account sees its own invoice's events; the manager sees both.
     types, page = _logged_types(_client_of(world.users["sibling_owner"]), world.sibling)
     assert "invoice.voided" in types and SECRET_NOTE in page
-    types, _ = _logged_types(persona("owner"), world.manager)
-    assert {"invoice.marked_paid", "invoice.voided"} <= set(types)
+    types, page = _logged_types(persona("owner"), world.manager)
+    assert {"invoice.marked_paid", "invoice.voided"} <= set(types) and SECRET_NOTE in page
 
 
 def _client_of(user: User) -> Client:
@@ -105,25 +113,31 @@ def _client_of(user: User) -> Client:
     return client
 
 
-def test_hole_7_the_log_and_the_invoice_list_agree_on_reseller_invoices(world):
-    """The audit log (accounts, which may not import billing) and the invoice list (billing) decide
-    the same thing for every kind of account: a reseller invoice's events are in an account's log
-    exactly when the invoice is among the invoices it sees."""
+def test_hole_7_the_log_and_the_invoice_pages_agree_on_reseller_invoices_and_their_notes(world):
+    """The audit log (accounts, which may not import billing) and the invoices (billing) decide the
+    same things for every kind of account: a reseller invoice's events are in an account's log
+    exactly when the invoice is among the invoices it sees (now always, for its bill-to), and the
+    manager's note on it reaches the log exactly when the invoice page shows it (never with hidden
+    pricing)."""
     paid, void = _march_invoices(world)
     accounts = [world.manager, world.managed, world.sibling, world.standard, world.other_managed]
     for hidden in (False, True):
         Account.objects.filter(pk__in=[world.managed.pk, world.sibling.pk]).update(pricing_hidden=hidden)
         for account in accounts:
             account.refresh_from_db()
-            assert audit.resale_invoice_events_visible(account) == resale_invoices_visible(account), account
             seen = {str(i.public_id) for i in invoices_of(account)}
-            logged = set(
-                audit.events_for_account(account)
-                .filter(resource_type="invoice", related_account=account)
-                .values_list("resource_id", flat=True)
-            )
-            billed = {str(i.public_id) for i in (paid, void) if i.bill_to_id == account.pk}
-            assert logged == billed & seen, (account, hidden)
+            events = [
+                e
+                for e in audit.events_for_account(account)
+                if e.resource_type == "invoice" and e.related_account_id == account.pk
+            ]
+            billed = {i for i in (paid, void) if i.bill_to_id == account.pk}
+            assert {e.resource_id for e in events} == {str(i.public_id) for i in billed} & seen, (account, hidden)
+            for invoice in billed:
+                shown = status_note_visible(invoice, account)
+                assert shown == audit.resale_invoice_notes_visible(account) == (not hidden), (account, hidden)
+                notes = [c for e in events for c in e.changes if c["field"] == "status_note"]
+                assert bool(notes) == shown, (account, hidden)
     assert Invoice._meta.model_name == audit.INVOICE_RESOURCE_TYPE  # what audit.record stores
 
 

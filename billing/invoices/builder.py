@@ -3,9 +3,10 @@
 One invoice per billed party (an account that holds its own balance) and UTC calendar month. Its
 lines are the party's rated usage of the month from the monthly totals, one per account and
 product (on a manager's invoice, a section per roll-up managed account), each rounded to cents
-half up; a section whose rounded lines do not add up to its rounded total gets a rounding line, so
-every section equals the usage charge the ledger posted for that account and month, and the invoice
-total equals the party's usage charges of the month.
+half up; a section whose rounded lines do not add up to its rounded total gets a rounding line
+(`lines.section_amounts`, the rule reseller invoices follow too), so every section equals the
+usage charge the ledger posted for that account and month, and the invoice total equals the party's
+usage charges of the month.
 
 The statement: every ledger entry belongs to one month (a usage charge to the month of its usage,
 any other entry to the month it was posted in). Opening balance = all entries of earlier months;

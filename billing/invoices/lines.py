@@ -5,8 +5,10 @@ gap-free numbers."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.db.models import F, Q, Sum
 
@@ -50,18 +52,15 @@ def section_lines(
     *,
     markup: Decimal | None = None,
 ) -> tuple[list[InvoiceLine], Decimal]:
-    """One section of an invoice: a line per product (by SKU) rounded to cents half up. On a
-    platform invoice (no `markup`), a rounding line when those do not add up to the section's
-    rounded total; on a reseller invoice, each line is at the manager's resale price
-    (`resale_amount`) and the section is the sum of its lines. Returns the lines (positions after
-    `position`, no invoice yet) and the section total. The one place the rule lives for every
-    Python path (the PostgreSQL statements of `add_lines_sql` and `add_resale_lines_sql` mirror it)."""
-    lines, rounded, exact = [], Decimal("0.00"), Decimal(0)
-    for product_id, quantity, cost in sorted(rows, key=lambda r: products[r[0]].sku):
+    """One section of an invoice as `section_amounts` decides it: a line per product (by SKU) and
+    at most one rounding line, on a platform invoice (no `markup`) at the platform's price, on a
+    reseller invoice at the manager's. Returns the lines (positions after `position`, no invoice
+    yet) and the section total."""
+    ordered = sorted(rows, key=lambda r: products[r[0]].sku)
+    amounts = section_amounts([cost for _, _, cost in ordered], markup)
+    lines = []
+    for (product_id, quantity, _), amount in zip(ordered, amounts.lines, strict=True):
         product = products[product_id]
-        amount = to_cents(cost) if markup is None else resale_amount(cost, markup)
-        rounded += amount
-        exact += cost
         position += 1
         lines.append(
             InvoiceLine(
@@ -74,24 +73,48 @@ def section_lines(
                 amount=amount,
             )
         )
-    section_total = to_cents(exact) if markup is None else rounded
-    if rounded != section_total:
+    if amounts.rounding:
         lines.append(
             InvoiceLine(
                 account_id=account_id,
                 account_name=name,
                 position=position + 1,
-                description="Rounding to the section total",
-                amount=section_total - rounded,
+                description=ROUNDING_LINE,
+                amount=amounts.rounding,
             )
         )
-    return lines, section_total
+    return lines, amounts.total
 
 
-def resale_amount(cost: Decimal, markup_percent: Decimal) -> Decimal:
-    """The manager's resale price of a line: the platform's exact rated cost plus the markup,
-    rounded to cents once (half up)."""
-    return to_cents(cost * (1 + markup_percent / 100))
+ROUNDING_LINE = "Rounding to the section total"
+
+
+class SectionAmounts(NamedTuple):
+    lines: list[Decimal]
+    rounding: Decimal
+    total: Decimal
+
+
+def markup_factor(markup_percent: Decimal | None) -> Decimal:
+    """What the platform's price is multiplied by at the manager's resale price (1 without a markup)."""
+    return 1 + (markup_percent or Decimal(0)) / 100
+
+
+def section_amounts(costs: Sequence[Decimal], markup_percent: Decimal | None = None) -> SectionAmounts:
+    """The rule of every invoice section, platform and reseller alike, from the exact rated costs of
+    its lines (one per product). The platform section's total is its exact cost rounded once,
+    `to_cents(sum(costs))`, which is what the ledger charged for the account and month; a reseller
+    invoice's total is that section total with the markup applied once and rounded once,
+    `to_cents(section_total * factor)`. Each line is its own exact cost at the price, rounded once,
+    `to_cents(cost * factor)`; when those do not add up to the total, one rounding line takes the
+    difference (a cent or a few, either sign). A rounding line, not an allocation of the cents over
+    the lines, so that every line reads as quantity x price and at 0 % a reseller invoice is its
+    platform section line for line. The PostgreSQL twin is `billing.invoices.sql.SECTIONS_SQL`,
+    which both of its builders (platform sections, reseller invoices) read."""
+    factor = markup_factor(markup_percent)
+    lines = [to_cents(cost * factor) for cost in costs]
+    total = to_cents(to_cents(sum(costs, Decimal(0))) * factor)
+    return SectionAmounts(lines, total - sum(lines, Decimal("0.00")), total)
 
 
 def statement(account: Account, month: date) -> tuple[Decimal, Decimal, Decimal]:

@@ -41,17 +41,19 @@ def _resale_recipients(manager: Account, month: date, used: set[int]) -> list[Ac
 
 def issue_resale_invoices(manager: Account, month: date, *, sql: bool | None = None) -> list[Invoice]:
     """The manager's invoices to its roll-up managed accounts for the month, at its resale prices
-    (the rated cost plus the markup in force now), finalized, numbered gap-free in the manager's own
-    sequence. Written in bulk inside the transaction that issues the manager's platform invoice, so
-    the two exist together or not at all; the unique constraint on (issuer, bill-to, period) is the
-    last line of defence. On PostgreSQL the totals come from one grouped query and the lines are
-    written by one INSERT ... SELECT (no line objects in Python); elsewhere they are built here."""
+    (the markup in force now over the platform's price: each invoice is its account's section of the
+    manager's platform invoice at the markup, by `lines.section_amounts`), finalized, numbered
+    gap-free in the manager's own sequence. Written in bulk inside the transaction that issues the
+    manager's platform invoice, so the two exist together or not at all; the unique constraint on
+    (issuer, bill-to, period) is the last line of defence. On PostgreSQL the totals come from one
+    grouped query and the lines are written by one INSERT ... SELECT (no line objects in Python);
+    elsewhere they are built here."""
     markup = markup_of(manager)
     in_sql = connection.vendor == "postgresql" if sql is None else sql
     sections: dict[int, list[InvoiceLine]] = {}
     if in_sql:
         rollup_ids = list(Account.objects.rollups_of(manager).values_list("pk", flat=True))
-        totals = invoice_sql.resale_totals_sql(rollup_ids, month, 1 + markup / 100)
+        totals = invoice_sql.resale_totals_sql(rollup_ids, month, markup)
     else:
         names = dict(Account.objects.rollups_of(manager).values_list("pk", "name"))
         products = Product.objects.in_bulk()
@@ -80,7 +82,7 @@ def issue_resale_invoices(manager: Account, month: date, *, sql: bool | None = N
     ]
     Invoice.objects.bulk_create(invoices)  # returns the pks (PostgreSQL, SQLite)
     if in_sql:
-        invoice_sql.add_resale_lines_sql(invoices, month, 1 + markup / 100)
+        invoice_sql.add_resale_lines_sql(invoices, month, markup)
         return invoices
     lines = []
     for invoice in invoices:

@@ -4,7 +4,8 @@ sees, and an invoice's lines laid out in its sections.
 An account sees the invoices billed to it once they are finalized (a draft exists only inside the
 transaction that builds it): the platform's, or, for a roll-up managed account, its manager's
 reseller invoices (its usage is also a section of the manager's platform invoice, which it never
-sees). A manager sees the reseller invoices it issued.
+sees). A manager sees the reseller invoices it issued. Hidden pricing changes how an invoice is
+shown (billing.invoices.pdf.invoice_view's `pricing`, and `status_note_visible`), never whether.
 """
 
 from __future__ import annotations
@@ -23,18 +24,21 @@ from billing.models import Invoice, InvoiceLine
 
 
 def invoices_of(account: Account) -> QuerySet[Invoice]:
-    """The invoices `account`'s people (and its API keys) may see, newest first. A managed account
-    whose manager hides pricing sees no reseller invoice: at the manager's resale prices, it would
-    tell the account the manager's own cost (and at 0 % markup, exactly). The manager sends those
-    itself (it has the page and the PDF)."""
-    invoices = Invoice.objects.filter(bill_to=account).issued()
-    if not resale_invoices_visible(account):
-        invoices = invoices.platform()
-    return invoices.select_related("issuer").order_by("-period", "-id")
+    """The invoices `account`'s people (and its API keys) may see, newest first: every issued invoice
+    billed to it. A roll-up account whose manager hides its pricing still owes the manager money, so
+    it sees its reseller invoices like a separately billed hidden-pricing account sees its platform
+    invoices (DESIGN section 3): the total and the quantities, no rate, no per-line amount (the
+    caller passes can_see_pricing as `pricing` to invoice_view), never the markup."""
+    return Invoice.objects.filter(bill_to=account).issued().select_related("issuer").order_by("-period", "-id")
 
 
-def resale_invoices_visible(account: Account) -> bool:
-    return can_see_pricing(account)
+def status_note_visible(invoice: Invoice, account: Account) -> bool:
+    """Whether `account`, billed by `invoice`, is shown its status note. On a reseller invoice the
+    note is the manager's free text (how it was paid, why it was voided), which may name its own
+    costs: a hidden-pricing account is never shown it, here or in its audit log, where
+    accounts.audit.resale_invoice_notes_visible states the same rule (accounts may not import
+    billing; tests/test_security_holes_input.py holds the two equal)."""
+    return invoice.issuer_id is None or can_see_pricing(account)
 
 
 def issued_invoices_of(manager: Account) -> QuerySet[Invoice]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.models import Account
@@ -13,6 +14,9 @@ from billing.models import AutoRecharge, Payment, PaymentMethod
 from billing.money import format_money
 
 DAY = timedelta(hours=24)
+
+# A pending payment with no PaymentIntent after this long was never sent: no money moved.
+ABANDONED_AFTER = timedelta(minutes=15)
 
 
 def cards_of(account: Account) -> QuerySet[PaymentMethod]:
@@ -27,6 +31,19 @@ def payments_of(account: Account) -> QuerySet[Payment]:
     return (
         Payment.objects.filter(account=account).select_related("created_by", "acting_as").order_by("-created_at", "-id")
     )
+
+
+def pending_payments_total(account: Account) -> Decimal:
+    """What the account's card payments may still add to its balance: the `pending` of `GET /balance`
+    and of the balance page. A pending payment counts while money may yet move: it has a PaymentIntent
+    (Stripe may have taken the money, or may once the bank answers), or it was claimed less than
+    ABANDONED_AFTER ago and its PaymentIntent is being created. One older than that with no
+    PaymentIntent does not count: it was never sent to Stripe, so nothing was charged and nothing
+    will be (`services.refresh` marks it failed). Succeeded payments are in the balance already."""
+    stale = Q(stripe_payment_intent_id__isnull=True, created_at__lt=timezone.now() - ABANDONED_AFTER)
+    pending = Payment.objects.filter(account=account, status=Payment.Status.PENDING).exclude(stale)
+    total: Decimal = pending.aggregate(total=Sum("amount", default=Decimal("0.00")))["total"]
+    return total
 
 
 def auto_recharge_of(account: Account) -> AutoRecharge:

@@ -35,13 +35,9 @@ from billing.ledger.selectors import current_balance
 from billing.models import AutoRecharge, LedgerEntry, Payment, PaymentMethod, StripeCustomer
 from billing.money import format_money, to_cents
 from billing.payments import gateway
-from billing.payments.selectors import DAY, cards_of, default_card, refusal
+from billing.payments.selectors import ABANDONED_AFTER, DAY, cards_of, default_card, refusal
 
 logger = logging.getLogger(__name__)
-
-
-# A pending payment with no PaymentIntent after this long was never sent: no money moved.
-ABANDONED_AFTER = timedelta(minutes=15)
 
 
 # An auto-recharge still pending after this long no longer blocks the next one (it still counts).

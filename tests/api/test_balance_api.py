@@ -19,7 +19,7 @@ The money, posted through billing.ledger and usage ingestion (list prices, USD: 
 from __future__ import annotations
 
 import importlib
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -27,6 +27,7 @@ import telnyx
 from django.apps import apps
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from telnyx.types import BalanceRetrieveResponse, ManagedAccountRetrieveResponse
 from telnyx.types.managed_account_balance import ManagedAccountBalance
 
@@ -35,10 +36,13 @@ from accounts.actor import Actor
 from accounts.models import Account
 from billing.ledger.selectors import ledger_sum
 from billing.ledger.services import balance_of, post_entry, post_usage_charges, transfer_credit
-from billing.models import Balance, LedgerEntry
+from billing.models import Balance, LedgerEntry, Payment
+from billing.payments import selectors as payment_selectors
+from billing.payments import services as payments
 from billing.usage.services import ingest_usage
 from tests.api.conftest import assert_error, owner_of
 from tests.factories import account_with_owner
+from tests.payments_support import DECLINED_ON_CHARGE, add_card, confirmed_but_unsettled
 
 MARCH = date(2025, 3, 1)
 
@@ -142,6 +146,47 @@ def test_it_reads_a_separate_managed_accounts_own_balance_even_with_hidden_prici
 
     # 120.00 transferred in - 0.305 rounded half up to 0.31
     assert _amounts(data) == ("balance", "119.69", "0.00", "119.69", "USD")
+
+
+def test_pending_is_the_sum_of_the_payments_that_may_still_move_money(world, catalogue, localstripe, make_key, sdk):
+    """Pending: a top-up Stripe has taken but whose news has not settled it (25.00) and one claimed a
+    moment ago whose PaymentIntent is still being created (7.50). Not pending: one claimed longer
+    than ABANDONED_AFTER ago with no PaymentIntent (never sent: nothing was charged), a declined
+    one, a settled one (in the balance already), and another account's."""
+    owner = owner_of(world.standard)
+    card = add_card(localstripe, world.standard, owner)
+    confirmed_but_unsettled(world.standard, owner, card, "25.00")
+    _claim(world.standard, card, "7.50")
+    abandoned = _claim(world.standard, card, "40.00")
+    Payment.objects.filter(pk=abandoned.pk).update(
+        created_at=timezone.now() - payments.ABANDONED_AFTER - timedelta(minutes=1)
+    )
+    declined = add_card(localstripe, world.standard, owner, DECLINED_ON_CHARGE)
+    failed = payments.top_up(
+        account=world.standard, amount=Decimal("9.00"), card=declined, key="d", actor=Actor(user=owner)
+    )
+    settled = payments.top_up(
+        account=world.standard, amount=Decimal("10.00"), card=card, key="s", actor=Actor(user=owner)
+    )
+    other_owner = owner_of(world.other_manager)
+    other_card = add_card(localstripe, world.other_manager, other_owner)
+    confirmed_but_unsettled(world.other_manager, other_owner, other_card, "99.00")
+    assert (failed.status, settled.status) == (Payment.Status.FAILED, Payment.Status.SUCCEEDED)
+
+    data = _balance(sdk(make_key(world.standard)))
+
+    assert _amounts(data) == ("balance", "10.00", "0.00", "10.00", "USD")
+    assert data.pending == "32.50"
+    assert payment_selectors.pending_payments_total(world.standard) == Decimal("32.50")
+    assert _balance(sdk(make_key(world.other_manager))).pending == "99.00"
+
+
+def _claim(account: Account, card, amount: str) -> Payment:
+    payment, created = payments.claim_top_up(
+        account=account, amount=Decimal(amount), card=card, key=amount, actor=Actor(user=owner_of(account))
+    )
+    assert created and payment.stripe_payment_intent_id is None
+    return payment
 
 
 def test_it_reads_a_negative_balance_inside_the_credit_limit(money, make_key, sdk):
