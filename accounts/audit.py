@@ -11,7 +11,7 @@ from django.db.models.query import ModelIterable
 
 from accounts.actor import Actor
 from accounts.models import Account, AuditEvent, Membership, Role
-from accounts.permissions import can_see_pricing
+from accounts.permissions import can_see_manager_notes, can_see_pricing
 
 
 class ChangeType(StrEnum):
@@ -122,13 +122,10 @@ STATUS_NOTE_FIELD = "status_note"
 
 
 def resale_invoice_notes_visible(account: Account) -> bool:
-    """Whether `account`'s log shows the manager's note on the reseller invoices billed to it:
-    exactly when their invoice page shows it, which billing.invoices.selectors.status_note_visible
-    decides (never with hidden pricing: the note is the manager's, and may name its costs).
-    accounts may not import billing, so the rule is stated here again; a test holds the two equal
-    (tests/test_security_holes_input.py). The events themselves are always in the bill-to's log:
-    it sees every invoice billed to it."""
-    return can_see_pricing(account)
+    """Whether `account`'s log shows the manager's note on the reseller invoices billed to it
+    (permissions.can_see_manager_notes, as the invoice page). The events themselves are always in
+    the bill-to's log: it sees every invoice billed to it."""
+    return can_see_manager_notes(account)
 
 
 class _WithoutManagerNotes(ModelIterable[AuditEvent]):

@@ -109,6 +109,13 @@ def can_see_pricing(account: Account) -> bool:
     return not (account.is_managed and account.pricing_hidden)
 
 
+def can_see_manager_notes(account: Account) -> bool:
+    """Whether `account` may read its manager's free-text notes on the reseller invoices billed to
+    it (how it was paid, why it was voided): they may name the manager's own costs, so never where
+    pricing is hidden. The invoice page and the audit log both ask this."""
+    return can_see_pricing(account)
+
+
 @dataclass(frozen=True)
 class Denial:
     """Why logging in as a managed account is not (or no longer) allowed: `code` for the audit log,

@@ -19,7 +19,7 @@ from decimal import Decimal
 from django.db.models import Max, Min, QuerySet, Sum
 
 from accounts.models import Account
-from accounts.permissions import can_see_pricing
+from accounts.permissions import can_see_manager_notes
 from billing.models import Invoice, InvoiceLine
 
 
@@ -34,11 +34,9 @@ def invoices_of(account: Account) -> QuerySet[Invoice]:
 
 def status_note_visible(invoice: Invoice, account: Account) -> bool:
     """Whether `account`, billed by `invoice`, is shown its status note. On a reseller invoice the
-    note is the manager's free text (how it was paid, why it was voided), which may name its own
-    costs: a hidden-pricing account is never shown it, here or in its audit log, where
-    accounts.audit.resale_invoice_notes_visible states the same rule (accounts may not import
-    billing; tests/test_security_holes_input.py holds the two equal)."""
-    return invoice.issuer_id is None or can_see_pricing(account)
+    note is the manager's free text, shown by the one rule permissions.can_see_manager_notes (the
+    audit log asks it too)."""
+    return invoice.issuer_id is None or can_see_manager_notes(account)
 
 
 def issued_invoices_of(manager: Account) -> QuerySet[Invoice]:
