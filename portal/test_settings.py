@@ -15,3 +15,12 @@ if not os.environ.get("STRIPE_API_BASE"):
     # then to a closed loopback port, never to a developer's `./dev run` localstripe.
     STRIPE_API_BASE = "http://127.0.0.1:9"
     STRIPE_JS_URL = f"{STRIPE_API_BASE}/js.stripe.com/v3/"
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not Django's default shared-cache in-memory database: tests that run a real Celery
+    # worker or a live server talk to it from other threads, and shared-cache SQLite answers a
+    # concurrent writer with "database table is locked" at once instead of waiting out the busy
+    # timeout as the file database of `./dev run` does. WAL lets a reader poll while the worker
+    # writes; the file is scratch, so commits need not reach the disk.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}  # noqa: F405
+    DATABASES["default"]["OPTIONS"]["init_command"] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF"  # noqa: F405

@@ -197,17 +197,20 @@ def test_the_simulator_leaves_invoiced_months_alone_so_a_second_run_after_a_clos
 
     from billing.invoices.builder import invoice_party
     from billing.models import UsageRecord
-    from billing.usage.simulator import simulate_usage
+    from billing.usage.simulator import account_usage, simulate_usage
 
+    # An account's size is drawn from its random public id (down to 2 % of the mean), so the rate is
+    # high enough that even the smallest account has traffic on June 10-12.
     start, end = datetime(2025, 5, 20, tzinfo=UTC), datetime(2025, 6, 10, tzinfo=UTC)
-    simulate_usage(accounts=[world.standard], start=start, end=end, records_per_day=5)
+    simulate_usage(accounts=[world.standard], start=start, end=end, records_per_day=400)
     invoice_party(account=world.standard, month=datetime(2025, 5, 1).date())
     before = UsageRecord.objects.filter(account=world.standard, started_at__lt=datetime(2025, 6, 1, tzinfo=UTC)).count()
+    later = datetime(2025, 6, 12, tzinfo=UTC)
+    new_days = list(account_usage(world.standard, start=end, end=later, records_per_day=400, seed=0))
+    new_days = [r for r in new_days if datetime.fromisoformat(r["started_at"]) > end]
 
-    again = simulate_usage(
-        accounts=[world.standard], start=start, end=datetime(2025, 6, 12, tzinfo=UTC), records_per_day=5
-    )
+    again = simulate_usage(accounts=[world.standard], start=start, end=later, records_per_day=400)
 
-    assert again.accepted > 0  # June 10-12, still open
+    assert again.accepted == len(new_days) > 0  # June 10-12, still open
     may = UsageRecord.objects.filter(account=world.standard, started_at__lt=datetime(2025, 6, 1, tzinfo=UTC))
     assert may.count() == before
