@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.db import transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import JsonResponse
 
-from accounts import audit, services
+from accounts import audit, audit_text, services
 from accounts.api_access import ApiRequest, key_account, key_permission, managed_account_of
 from accounts.models import Account, ApiKey, AuditEvent
 from accounts.permissions import MANAGE_MANAGED_ACCOUNTS
@@ -73,16 +74,31 @@ def managed_account_json(account: Account, *, api_key: str | None = None, with_b
         "api_user": account.managed_by.email,
         "api_key": key,
         "api_token": key,
-        "rollup_billing": account.billing_mode == Account.BillingMode.ROLLUP,
+        "rollup_billing": account.billing_mode_in() == Account.BillingMode.ROLLUP,
+        # Ours: a change of `rollup_billing` takes effect at the start of the next UTC month.
+        "billing_mode_change": _billing_mode_change_json(account),
         "managed_account_allow_custom_pricing": account.allow_custom_pricing,
         "pricing_hidden": account.pricing_hidden,
         "status": account.status,
+        # New service (controls): "blocked" with the reason (Account.service_block), else "active".
+        "service_status": "blocked" if account.service_block else "active",
+        "service_blocked_reason": account.service_block or None,
         "created_at": iso(account.created_at),
         "updated_at": iso(account.updated_at),
     }
     if with_balance and account.has_own_balance:
         record["balance"] = _balance_json(account)
     return record
+
+
+def _billing_mode_change_json(account: Account) -> dict[str, Any] | None:
+    """The pending billing-mode change: the `rollup_billing` it sets and its first day, or None."""
+    if not account.billing_mode_change_pending or account.billing_mode_from is None:
+        return None
+    return {
+        "rollup_billing": account.billing_mode_next == Account.BillingMode.ROLLUP,
+        "effective_from": account.billing_mode_from.isoformat(),
+    }
 
 
 def _balance_json(account: Account) -> dict[str, str]:
@@ -173,13 +189,20 @@ def _create(request: ApiRequest, manager: Account) -> JsonResponse:
     body = json_body(request, allowed=("business_name", "email", "password", "managed_account_allow_custom_pricing",
                                        "rollup_billing", "pricing_hidden"))  # fmt: skip
     name = _name_field(body, "business_name", required=True)
-    email = string_field(body, "email", required=True, max_length=254)
+    # `email` is optional, as in Telnyx's API. Without it the account is created with no owner and
+    # no invitation: the key in the answer works, nobody signs in to it, it cannot be logged in as,
+    # and its record's `email` is "". A password needs an owner to belong to.
+    email = string_field(body, "email", max_length=254)
     password = string_field(body, "password", max_length=128)
+    if email is not None and not email.strip():
+        raise invalid("email", "Give the owner's e-mail address, or leave email out to create no owner.")
+    if password and email is None:
+        raise invalid("password", "A password is the owner's: give the owner's email with it.")
     rollup = bool_field(body, "rollup_billing", default=False)
     managed = services.create_managed_account(
         manager=manager,
         name=name,
-        owner_email=email,
+        owner_email=email or "",
         owner_password=password or None,
         billing_mode=Account.BillingMode.ROLLUP if rollup else Account.BillingMode.SEPARATE,
         allow_custom_pricing=bool_field(body, "managed_account_allow_custom_pricing", default=False),
@@ -196,7 +219,8 @@ def managed_account(request: ApiRequest, managed_id: str) -> JsonResponse:
     managed = _managed(request, managed_id, with_balance=retrieve)
     if request.method == "PATCH":
         body = json_body(
-            request, allowed=("managed_account_allow_custom_pricing", "pricing_hidden", "organization_name")
+            request,
+            allowed=("managed_account_allow_custom_pricing", "pricing_hidden", "organization_name", "rollup_billing"),
         )
         values: dict[str, bool | str] = {}
         for field, target in (("managed_account_allow_custom_pricing", "allow_custom_pricing"),
@@ -209,7 +233,12 @@ def managed_account(request: ApiRequest, managed_id: str) -> JsonResponse:
             if not name:
                 raise invalid("organization_name", "organization_name cannot be blank.")
             values["name"] = name
-        services.update_managed_account(managed=managed, actor=actor(request), **values)
+        rollup = bool_field(body, "rollup_billing")
+        with transaction.atomic():  # a refused billing-mode change leaves the other fields unchanged too
+            if rollup is not None:  # from the start of next month (services.set_billing_mode)
+                mode = Account.BillingMode.ROLLUP if rollup else Account.BillingMode.SEPARATE
+                services.set_billing_mode(managed=managed, mode=mode, actor=actor(request))
+            services.update_managed_account(managed=managed, actor=actor(request), **values)
         managed = _managed(request, managed_id)
     return JsonResponse({"data": managed_account_json(managed, with_balance=retrieve)})
 
@@ -226,16 +255,38 @@ def managed_account_action(request: ApiRequest, managed_id: str, action: str) ->
     return JsonResponse(answer)
 
 
-def audit_event_json(event: AuditEvent) -> dict[str, Any]:
+# Resources whose label is an identifier people use (Telnyx's `alternate_resource_id`, as a phone
+# number is for a number): a member's or invitee's e-mail, a key's or card's name, an invoice's
+# number. An account's name is not one (two managed accounts may share a name), nor is a batch's.
+ALTERNATE_ID_TYPES = ("user", "membership", "invitation", "apikey", "paymentmethod", "invoice")
+
+
+def change_made_by(event: AuditEvent, reader: Account) -> str:
+    """Telnyx's `change_made_by` as `reader`'s log reads the event: `telnyx` for the platform;
+    `account_manager` for a change its manager made to a managed account (stored on the manager, or
+    made while logged in as it, or from the manager's pages or keys); else who the person is in the
+    account the event was recorded on (`account_owner` or `organization_member`)."""
+    if event.change_made_by == AuditEvent.MadeBy.PLATFORM:
+        return API_MADE_BY[AuditEvent.MadeBy.PLATFORM]
+    if reader.is_managed and event.account_id == reader.manager_id:
+        return AuditEvent.MadeBy.ACCOUNT_MANAGER
+    return event.change_made_by
+
+
+def audit_event_json(event: AuditEvent, reader: Account) -> dict[str, Any]:
+    """The event as Telnyx's audit event, read from `reader`'s log: `changes` by the API's field
+    names (accounts.audit_text, the page's renderer), `user_id` the person's public UUID,
+    `alternate_resource_id` the resource's human identifier where it has one, else null."""
+    alternate = audit_text.resource_label(event) if event.resource_type in ALTERNATE_ID_TYPES else ""
     return {
         "id": str(event.public_id),
         "record_type": "audit_event",
         "resource_id": event.resource_id,
-        "alternate_resource_id": str(event.related_account.public_id) if event.related_account is not None else None,
+        "alternate_resource_id": alternate or None,
         "change_type": event.change_type,
-        "changes": event.changes,
-        "change_made_by": API_MADE_BY.get(event.change_made_by, event.change_made_by),
-        "user_id": str(event.user_id) if event.user_id else None,
+        "changes": audit_text.api_changes(event),
+        "change_made_by": change_made_by(event, reader),
+        "user_id": str(event.user.public_id) if event.user is not None else None,
         "organization_id": str(event.account.public_id),
         "created_at": iso(event.created_at),
     }
@@ -243,7 +294,8 @@ def audit_event_json(event: AuditEvent) -> dict[str, Any]:
 
 @api_view("GET")
 def audit_events(request: ApiRequest) -> JsonResponse:
-    events = audit.events_for_account(key_account(request)).select_related("account", "related_account")
+    reader = key_account(request)
+    events = audit.events_for_account(reader)
     after = query_time(request, "filter[created_after]")
     before = query_time(request, "filter[created_before]")
     if after:
@@ -254,4 +306,4 @@ def audit_events(request: ApiRequest) -> JsonResponse:
     if sort not in ("asc", "desc"):
         raise invalid("sort", "Must be asc or desc.", query=True)
     events = events.order_by(*(("created_at", "id") if sort == "asc" else ("-created_at", "-id")))
-    return page(request, events, audit_event_json)
+    return page(request, events, lambda event: audit_event_json(event, reader))

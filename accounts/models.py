@@ -1,15 +1,24 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import OuterRef, Q
+from django.db.models import F, OuterRef, Q
 from django.utils import timezone
+
+
+def month_of(moment: date | None = None) -> date:
+    """The first day of the UTC calendar month of `moment` (a date or datetime), now by default:
+    the billing month. (billing.periods has the same calendar; accounts cannot import billing.)"""
+    day = moment if moment is not None else timezone.now()
+    if isinstance(day, datetime):
+        day = day.astimezone(UTC).date()
+    return day.replace(day=1)
 
 
 class UserManager(BaseUserManager["User"]):
@@ -42,6 +51,8 @@ class User(AbstractUser):
     # The stubs cannot express a subclass removing an inherited field (sign-in is by e-mail).
     username = None  # type: ignore[assignment]
     email = models.EmailField("e-mail address", unique=True)
+    # The id the v2 API gives (audit events' `user_id`), a UUID as Telnyx's; the pk stays internal.
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: ClassVar[list[str]] = []
@@ -60,21 +71,43 @@ class User(AbstractUser):
 class AccountQuerySet(models.QuerySet["Account"]):
     """The recurring rules about which accounts, named once (pages, tasks and the close use them)."""
 
-    def rollups_of(self, manager: Account | int | OuterRef) -> AccountQuerySet:
-        """The managed accounts whose usage `manager` pays (roll-up billing)."""
-        return self.filter(manager=manager, billing_mode=Account.BillingMode.ROLLUP)
+    def rollups_of(self, manager: Account | int | OuterRef, month: date | None = None) -> AccountQuerySet:
+        """The managed accounts whose usage of `month` (this month by default) `manager` pays
+        (roll-up billing in that month, `Account.billing_mode_in`)."""
+        return self.filter(Account.billing_mode_is(Account.BillingMode.ROLLUP, month), manager=manager)
 
-    def rolled_up(self) -> AccountQuerySet:
-        """Every roll-up managed account, whichever its manager."""
-        return self.filter(kind=Account.Kind.MANAGED, billing_mode=Account.BillingMode.ROLLUP)
+    def rolled_up(self, month: date | None = None) -> AccountQuerySet:
+        """Every managed account billed by roll-up in `month` (this month by default), whichever its manager."""
+        return self.filter(Account.billing_mode_is(Account.BillingMode.ROLLUP, month))
 
-    def paying_own_usage(self) -> AccountQuerySet:
-        """Accounts that hold a balance of their own (the SQL form of `Account.has_own_balance`)."""
-        return self.filter(Account.pays_own_usage())
+    def paying_own_usage(self, month: date | None = None) -> AccountQuerySet:
+        """Accounts that hold a balance of their own in `month` (this month by default): the SQL
+        form of `Account.has_own_balance_in`."""
+        return self.filter(Account.pays_own_usage(month))
+
+    def billing_mode_changes_due(self, month: date | None = None) -> AccountQuerySet:
+        """Managed accounts with a scheduled billing-mode change due by `month` (this month by
+        default) whose stored `billing_mode` is not flipped yet (`Account.billing_mode_in`)."""
+        due = Q(billing_mode_from__lte=month_of(month)) & ~Q(billing_mode=F("billing_mode_next"))
+        return self.filter(due, kind=Account.Kind.MANAGED)
 
     def open_before(self, instant: datetime) -> AccountQuerySet:
         """Accounts created before `instant` and not cancelled: those a month ending then bills."""
         return self.filter(created_at__lt=instant).exclude(status=Account.Status.CANCELLED)
+
+
+class ServiceBlock(models.TextChoices):
+    """Why an account gets no new service (`Account.service_block`). Usage that happened is still
+    recorded and billed; only new traffic stops. The first two are stored on the account by
+    `controls` (its spend limits and credit rule); the others follow from other accounts' states."""
+
+    SPEND_LIMIT = "spend_limit", "Spend limit reached"
+    CREDIT_EXHAUSTED = "credit_exhausted", "Credit exhausted"
+    MANAGER_BLOCKED = "manager_blocked", "Manager blocked"
+    ACCOUNT_DISABLED = "account_disabled", "Account disabled"
+
+
+STORED_SERVICE_BLOCKS = [(c.value, c.label) for c in (ServiceBlock.SPEND_LIMIT, ServiceBlock.CREDIT_EXHAUSTED)]
 
 
 class Account(models.Model):
@@ -107,8 +140,11 @@ class Account(models.Model):
         limit_choices_to={"kind": Kind.MANAGER},
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ENABLED)
-    # Managed accounts only.
+    # Managed accounts only. `billing_mode` is the mode in force this month; a change scheduled for
+    # a later month is `billing_mode_next` from `billing_mode_from` on (see `billing_mode_in`).
     billing_mode = models.CharField(max_length=10, choices=BillingMode.choices, blank=True)
+    billing_mode_next = models.CharField(max_length=10, choices=BillingMode.choices, blank=True)
+    billing_mode_from = models.DateField(null=True, blank=True)
     pricing_hidden = models.BooleanField(default=False)
     allow_custom_pricing = models.BooleanField(default=False)
     # Manager accounts only.
@@ -116,6 +152,10 @@ class Account(models.Model):
     admins_can_log_in_as = models.BooleanField(
         default=False, help_text="Admins of this manager account may log in as its managed accounts."
     )
+    # Written only by controls.services: a spend limit or exhausted credit stops new service, until
+    # `service_blocked_until` when the block ends with its period (a spend limit's day or month).
+    service_blocked_reason = models.CharField(max_length=20, choices=STORED_SERVICE_BLOCKS, blank=True)
+    service_blocked_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -130,6 +170,11 @@ class Account(models.Model):
             models.CheckConstraint(
                 name="account_billing_mode_only_on_managed",
                 condition=(Q(kind="managed") & ~Q(billing_mode="")) | (~Q(kind="managed") & Q(billing_mode="")),
+            ),
+            models.CheckConstraint(
+                name="account_billing_mode_change_whole",
+                condition=Q(billing_mode_next="", billing_mode_from__isnull=True)
+                | (Q(kind="managed", billing_mode_from__isnull=False) & ~Q(billing_mode_next="")),
             ),
             models.CheckConstraint(
                 name="account_limit_only_on_manager",
@@ -196,14 +241,107 @@ class Account(models.Model):
         return self.blocked_reason is None
 
     @property
-    def has_own_balance(self) -> bool:
-        """Roll-up managed accounts are billed to their manager; every other account holds money."""
-        return not (self.is_managed and self.billing_mode == self.BillingMode.ROLLUP)
+    def own_service_block(self) -> str:
+        """The block controls stored on this account, "" once none is (or its period has ended)."""
+        until = self.service_blocked_until
+        if not self.service_blocked_reason or (until is not None and until <= timezone.now()):
+            return ""
+        return self.service_blocked_reason
+
+    @property
+    def service_block(self) -> str:
+        """Why this account gets no new service now (a `ServiceBlock` value), "" when it does: it is
+        not usable (`blocked_reason`), its own spend limit or credit stopped it, or it is a roll-up
+        account whose manager's did. Usage already reported is still accepted and billed (ingestion
+        asks `blocked_reason` only). Load `manager` with the account where this is asked per row."""
+        if self.blocked_reason is not None:
+            return ServiceBlock.ACCOUNT_DISABLED if not self.is_enabled else ServiceBlock.MANAGER_BLOCKED
+        if self.own_service_block:
+            return self.own_service_block
+        if not self.has_own_balance and self.manager is not None and self.manager.own_service_block:
+            return ServiceBlock.MANAGER_BLOCKED
+        return ""
+
+    @property
+    def in_service(self) -> bool:
+        """Whether new traffic may start (the simulator generates usage only for these)."""
+        return not self.service_block
+
+    @property
+    def service_block_display(self) -> str:
+        return ServiceBlock(self.service_block).label if self.service_block else ""
+
+    def billing_mode_in(self, month: date | None = None) -> str:
+        """The billing mode in force in `month` (the UTC month of a date; this month by default):
+        the one rule every reader of a month's mode asks (the close, the usage charges, the ledger's
+        `billed_party`, reports), with `billing_mode_is` as its SQL form.
+
+        How a change is stored. A change always takes effect at the start of a UTC month, never in
+        the middle of one: scheduling it (accounts.services.schedule_billing_mode_change) sets
+        `billing_mode_next` (the other mode) and `billing_mode_from` (the first day of next month),
+        leaving `billing_mode`, the mode in force now, as it is. From the start of that month the
+        rule answers `billing_mode_next` for it and every later month, and the mode before it,
+        which is the other of the two, for every earlier month, whether or not `billing_mode` has
+        been flipped yet. A beat task flips `billing_mode` early on the 1st
+        (accounts.services.apply_billing_mode_changes) and keeps `billing_mode_next` and
+        `billing_mode_from`, which then record the last change, so the close of the month before,
+        which runs later on the 1st (or is re-run by the command), still bills that month by the
+        old mode. Cancelling a pending change clears both fields. Without a change on record the
+        mode is `billing_mode` in every month.
+
+        One change is on record at a time: a new one may be scheduled only from the month after
+        the last took effect (a mode holds at least one whole month), so the two months that may
+        still be billed, this one and the last, are always answered right. Months before the
+        change on record are closed: their invoices are final and their usage refused."""
+        month = month_of(month)
+        if self.billing_mode_from is None or not self.billing_mode_next:
+            return self.billing_mode
+        if month >= self.billing_mode_from:
+            return self.billing_mode_next
+        return OTHER_BILLING_MODE[self.billing_mode_next]
 
     @staticmethod
-    def pays_own_usage() -> Q:
-        """`has_own_balance` as a condition, for filters and annotations."""
-        return ~Q(kind=Account.Kind.MANAGED) | Q(billing_mode=Account.BillingMode.SEPARATE)
+    def billing_mode_is(mode: str, month: date | None = None) -> Q:
+        """`billing_mode_in(month) == mode` as a condition, for filters and annotations."""
+        month = month_of(month)
+        unchanged = Q(billing_mode_from__isnull=True, billing_mode=mode)
+        since = Q(billing_mode_from__lte=month, billing_mode_next=mode)
+        before = Q(billing_mode_from__gt=month, billing_mode_next=OTHER_BILLING_MODE[mode])
+        return Q(kind=Account.Kind.MANAGED) & (unchanged | since | before)
+
+    def has_own_balance_in(self, month: date | None = None) -> bool:
+        """Whether the account pays its own usage of `month`: a managed account billed by roll-up in
+        it is billed to its manager; every other account holds money."""
+        return not (self.is_managed and self.billing_mode_in(month) == self.BillingMode.ROLLUP)
+
+    @property
+    def has_own_balance(self) -> bool:
+        """`has_own_balance_in` this month."""
+        return self.has_own_balance_in()
+
+    @staticmethod
+    def pays_own_usage(month: date | None = None) -> Q:
+        """`has_own_balance_in(month)` as a condition, for filters and annotations."""
+        return ~Q(kind=Account.Kind.MANAGED) | Account.billing_mode_is(Account.BillingMode.SEPARATE, month)
+
+    @property
+    def billing_mode_change_pending(self) -> bool:
+        """A change is scheduled and its month has not begun."""
+        return self.billing_mode_from is not None and self.billing_mode_from > month_of()
+
+    @property
+    def billing_mode_until(self) -> date | None:
+        """The last day of the current mode when a change is pending, else None."""
+        if not self.billing_mode_change_pending or self.billing_mode_from is None:
+            return None
+        return date.fromordinal(self.billing_mode_from.toordinal() - 1)
+
+
+# A change of billing mode is always to the other mode (Account.billing_mode_in).
+OTHER_BILLING_MODE: dict[str, str] = {
+    Account.BillingMode.ROLLUP: Account.BillingMode.SEPARATE,
+    Account.BillingMode.SEPARATE: Account.BillingMode.ROLLUP,
+}
 
 
 class Role(models.TextChoices):
@@ -279,6 +417,9 @@ class AuditEvent(models.Model):
     change_type = models.CharField(max_length=64, db_index=True)
     resource_type = models.CharField(max_length=32)
     resource_id = models.CharField(max_length=64)
+    # What people call the resource (an e-mail, a key's or account's name, an invoice number), kept
+    # as it was when the change was made, so the log still names a member removed or a card deleted.
+    resource_label = models.CharField(max_length=255, blank=True, default="")
     changes = models.JSONField(default=list, blank=True)
     change_made_by = models.CharField(max_length=24, choices=MadeBy.choices)
     # The real person: the manager's user while acting as a managed account, never the owner

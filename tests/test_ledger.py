@@ -726,7 +726,7 @@ def test_the_charge_task_running_several_times_at_once_posts_once(catalogue, wor
     if connection.vendor != "postgresql":
         pytest.skip(POSTGRES_ONLY)
     # Hold back the on-commit charge, so that the racing tasks are the first to charge the month.
-    monkeypatch.setattr(usage_module, "_charge_after_commit", lambda records: None)
+    monkeypatch.setattr(usage_module, "_charge_after_commit", lambda records, batch_id: None)
     ingest(
         world, [usage("m", quantity="12.5", account=world.managed), usage("n", quantity="40", account=world.managed)]
     )

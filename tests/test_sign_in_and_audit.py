@@ -43,7 +43,7 @@ def test_signing_in_writes_one_event_per_account_of_the_user(world):
     assert signed_in_user_id(client) == str(owner.pk)
     events = AuditEvent.objects.filter(change_type="user.signed_in")
     assert sorted(e.account_id for e in events) == sorted([world.manager.pk, world.standard.pk])
-    assert all(e.user == owner and e.resource_id == str(owner.pk) for e in events)
+    assert all(e.user == owner and e.resource_id == str(owner.public_id) for e in events)
     assert AuditEvent.objects.count() == 2
 
 
@@ -292,9 +292,9 @@ def test_a_managers_log_shows_its_managed_account_changes(world, persona):
         ("managed_account.updated", world.sibling),
         ("managed_account.disabled", world.managed),
     ]
-    content = response.content.decode()
-    assert "status: enabled → disabled" in content
-    assert "name: Blue Harbor → Blue Harbour" in content
+    content = response.content.decode()  # the log in words (tests/test_audit_log_in_words.py)
+    assert "disabled <a href=" in content and ">Alpine Voice</a>" in content
+    assert "renamed <a href=" in content and "from &#x27;Blue Harbor&#x27; to &#x27;Blue Harbour&#x27;" in content
 
 
 def test_a_managed_accounts_log_shows_the_managers_changes_to_it_but_not_its_siblings(world, persona):
@@ -313,7 +313,7 @@ def test_a_managed_accounts_log_shows_the_managers_changes_to_it_but_not_its_sib
     assert shown[0].related_account == world.managed
     assert shown[0].user == world.users["owner"]
     content = response.content.decode()
-    assert "name: Alpine Voice → Alpine Voice Ltd" in content
+    assert "Business name from &#x27;Alpine Voice&#x27; to &#x27;Alpine Voice Ltd&#x27;" in content
     assert "Blue Harbor" not in content
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 from django.db.models import Sum
@@ -11,13 +12,21 @@ from billing.models import Balance, LedgerEntry
 from billing.money import to_cents
 
 
-def billed_party(account: Account) -> Account:
-    """The account whose balance pays for `account`'s usage."""
-    return account if account.has_own_balance else account.managed_by
+def billed_party(account: Account, month: date | None = None) -> Account:
+    """The account whose balance pays for `account`'s usage of `month` (this month by default),
+    by the billing mode in force in that month (Account.billing_mode_in)."""
+    return account if account.has_own_balance_in(month) else account.managed_by
 
 
-def has_own_balance(account: Account) -> bool:
-    return account.has_own_balance
+def has_own_balance(account: Account, month: date | None = None) -> bool:
+    return account.has_own_balance_in(month)
+
+
+def owes_from_separate_billing(account: Account) -> bool:
+    """A roll-up account that still owes on its own balance: the usage of its last separately
+    billed month charged after it went to roll-up (accounts.services.billing_mode_refusal). Its
+    manager may settle that with a transfer, up to what it owes."""
+    return not has_own_balance(account) and Balance.objects.filter(account=account, amount__lt=0).exists()
 
 
 def current_balance(account: Account) -> Balance:
@@ -26,12 +35,14 @@ def current_balance(account: Account) -> Balance:
     return Balance.objects.filter(account=account).first() or Balance(account=account)
 
 
-def transfer_refusal(managed: Account) -> str | None:
-    """Why no credit can go to `managed` from its manager, or None: a roll-up account has no balance,
-    and a cancelled one would strand credit nobody can use."""
-    if not has_own_balance(managed):
-        return f"{managed.name} is billed to you (roll-up); it has no balance to transfer to."
-    if managed.status == Account.Status.CANCELLED:
+def transfer_refusal(managed: Account, *, to_manager: bool = False) -> str | None:
+    """Why no credit can go to `managed` from its manager (or, `to_manager`, back from it), or None:
+    a roll-up account has no balance, and a cancelled one would strand credit nobody can use (what
+    it holds may still go back to its manager)."""
+    if not has_own_balance(managed) and (to_manager or not owes_from_separate_billing(managed)):
+        direction = "from" if to_manager else "to"
+        return f"{managed.name} is billed to you (roll-up); it has no balance to transfer {direction}."
+    if managed.status == Account.Status.CANCELLED and not to_manager:
         return f"{managed.name} is cancelled; credit cannot be transferred to it."
     return None
 

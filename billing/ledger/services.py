@@ -7,6 +7,7 @@ account's charges land on its manager (`billed_party`)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -19,12 +20,13 @@ from django.utils import timezone
 
 from accounts import audit
 from accounts.actor import Actor
+from accounts.audit import FieldChange
 from accounts.errors import Refusal
 from accounts.locks import lock_rows
 from accounts.models import Account
-from billing.ledger.selectors import billed_party, has_own_balance, transfer_refusal
-from billing.ledger.signals import debit_posted
-from billing.models import Balance, LedgerEntry, MonthlyUsage
+from billing.ledger.selectors import billed_party, has_own_balance, owes_from_separate_billing, transfer_refusal
+from billing.ledger.signals import balances_debited, credit_changed, debit_posted
+from billing.models import Balance, CreditTransfer, LedgerEntry, MonthlyUsage
 from billing.money import to_cents
 
 
@@ -36,19 +38,21 @@ class InsufficientCredit(LedgerError):
     """A debit beyond the available credit; told apart so callers can retry or explain it."""
 
 
-def balance_of(account: Account) -> Balance:
-    """The account's balance row (created at zero on first use). Roll-up accounts have none."""
-    if not has_own_balance(account):
+def balance_of(account: Account, month: date | None = None) -> Balance:
+    """The account's balance row (created at zero on first use), for a movement of `month` (this
+    month by default). Roll-up accounts have none, but for what a roll-up account still owes
+    from its separately billed months (`owes_from_separate_billing`)."""
+    if not has_own_balance(account, month) and not owes_from_separate_billing(account):
         raise LedgerError(f"{account.name} is billed to its manager and has no balance of its own.")
     balance, _ = Balance.objects.get_or_create(account=account)
     return balance
 
 
-def _lock(accounts: list[Account]) -> dict[int, Balance]:
+def _lock(accounts: list[Account], month: date | None = None) -> dict[int, Balance]:
     """Balance rows locked in primary-key order, so that two transactions never wait on each other
     in opposite orders (a transfer and a reverse transfer at once cannot deadlock)."""
     for account in accounts:
-        balance_of(account)
+        balance_of(account, month)
     return {b.account_id: b for b in lock_rows(Balance.objects.filter(account_id__in={a.pk for a in accounts}))}
 
 
@@ -106,6 +110,9 @@ def _post(
     balance.save(update_fields=["amount", "updated_at"])
     if amount < 0:
         _after_debit(entry, before=balance.amount - amount, after=balance.amount)
+        balances_debited.send(sender=LedgerEntry, after={balance.account_id: balance.amount})
+    else:
+        credit_changed.send(sender=LedgerEntry, account_id=balance.account_id, available=balance.available_credit)
     return Posted(entry, created=True)
 
 
@@ -142,14 +149,55 @@ def post_entry(
     )
 
 
+class TransferKeyReused(LedgerError):
+    """An idempotency key already used for another transfer: the request is not a repeat of it."""
+
+    status = 409
+    code = "idempotency_key_reused"
+    title = "Idempotency key reused"
+
+
+@dataclass(frozen=True)
+class Transferred:
+    transfer: CreditTransfer
+    created: bool  # False when the idempotency key had already made this transfer
+
+
 @transaction.atomic
 def transfer_credit(*, manager: Account, managed: Account, amount: Decimal, key: str, actor: Actor) -> Posted:
-    """Moves credit from a manager to one of its separately billed managed accounts: both legs in
-    one transaction, the manager's leg limited by its available credit."""
+    """Moves credit from a manager to one of its separately billed managed accounts (the page's
+    transfer): `transfer` to the managed account, answered as its debit leg. The form's key is one
+    per form, so a repeat of it (a double click, the back button) is that form's transfer, made once,
+    whatever it asks now."""
+    made = transfer(manager=manager, managed=managed, amount=amount, key=key, actor=actor, same_request_only=False)
+    return Posted(made.transfer.debit, created=made.created)
+
+
+@transaction.atomic
+def transfer(
+    *,
+    manager: Account,
+    managed: Account,
+    amount: Decimal,
+    actor: Actor,
+    direction: str = CreditTransfer.Direction.TO_MANAGED,
+    key: str | None = None,
+    reference: str = "",
+    same_request_only: bool = True,
+) -> Transferred:
+    """Moves credit between a manager and one of its separately billed managed accounts, either
+    way: both legs in one transaction, the sender's leg limited by its available credit (a managed
+    account gives back at most what it holds: its credit line is its manager's guarantee, not
+    money). `key` (unique per manager) makes a repeat find the transfer it made; the same key with
+    another request is refused (`same_request_only`; else the key's transfer is the answer). Under
+    both balances' locks, so two requests with one key queue and the second finds the first's."""
     amount = Decimal(amount)
+    to_manager = direction == CreditTransfer.Direction.TO_MANAGER
+    if direction not in CreditTransfer.Direction.values:
+        raise LedgerError("A transfer goes to the managed account or to the manager.", field="direction")
     if managed.manager_id != manager.pk:
         raise LedgerError("That is not one of your managed accounts.")
-    refusal = transfer_refusal(managed)
+    refusal = transfer_refusal(managed, to_manager=to_manager)
     if refusal is not None:
         raise LedgerError(refusal)
     if not amount.is_finite() or amount <= 0 or amount != to_cents(amount):
@@ -157,37 +205,67 @@ def transfer_credit(*, manager: Account, managed: Account, amount: Decimal, key:
     if amount > settings.BILLING_MAX_TRANSFER:
         raise LedgerError(f"A transfer is at most USD {settings.BILLING_MAX_TRANSFER:,.2f}.", field="amount")
     balances = _lock([manager, managed])
+    if key is not None:
+        done = CreditTransfer.objects.filter(manager=manager, idempotency_key=key).first()
+        if done is not None:
+            asked = (managed.pk, amount, direction, reference)
+            return Transferred(_repeated(done, asked=asked) if same_request_only else done, created=False)
+    sender, receiver = (managed, manager) if to_manager else (manager, managed)
+    owed = -balances[managed.pk].amount
+    if not has_own_balance(managed) and amount > owed:
+        raise LedgerError(
+            f"{managed.name} is billed to you (roll-up): transfer at most the USD {owed:,.2f} it still owes "
+            "from its separately billed months.",
+            field="amount",
+        )
+    if to_manager and amount > balances[managed.pk].amount:
+        held = max(balances[managed.pk].amount, Decimal(0))
+        raise InsufficientCredit(
+            f"Not enough credit: {managed.name} holds {balances[managed.pk].currency} {held:,.2f}, "
+            f"less than {amount:,.2f}.",
+            field="amount",
+        )
+    ledger_key = f"transfer:{key if key is not None else uuid.uuid4()}"
     out = _post(
-        balances[manager.pk],
-        kind=LedgerEntry.Kind.TRANSFER_OUT,
-        amount=-amount,
-        key=f"transfer:{key}",
-        description=f"Credit transferred to {managed.name}",
-        allow_overdraft=False,
-        related_account=managed,
+        balances[sender.pk], kind=LedgerEntry.Kind.TRANSFER_OUT, amount=-amount, key=ledger_key,
+        description=f"Credit transferred to {receiver.name}", allow_overdraft=False, related_account=receiver,
         actor=actor,
-    )
-    if not out.created:
-        return out
-    _post(
-        balances[managed.pk],
-        kind=LedgerEntry.Kind.TRANSFER_IN,
-        amount=amount,
-        key=f"transfer:{key}",
-        description=f"Credit from {manager.name}",
-        allow_overdraft=True,
-        related_account=manager,
-        actor=actor,
-    )
+    )  # fmt: skip
+    into = _post(
+        balances[receiver.pk], kind=LedgerEntry.Kind.TRANSFER_IN, amount=amount, key=ledger_key,
+        description=f"Credit from {sender.name}", allow_overdraft=True, related_account=sender, actor=actor,
+    )  # fmt: skip
+    made = CreditTransfer.objects.create(
+        public_id=out.entry.public_id, manager=manager, managed=managed, direction=direction, amount=amount,
+        currency=out.entry.currency, reference=reference, idempotency_key=key, debit=out.entry, credit=into.entry,
+        created_by=actor.user, created_at=out.entry.created_at,
+    )  # fmt: skip
+    changes: list[FieldChange] = [{"field": "amount", "from": None, "to": str(amount)}]
+    if to_manager:
+        changes.append({"field": "direction", "from": None, "to": direction})
+    if reference:
+        changes.append({"field": "reference", "from": None, "to": reference})
     audit.record(
         account=manager,
         related_account=managed,
         actor=actor,
         change_type=audit.ChangeType.BALANCE_TRANSFERRED,
         resource=out.entry,
-        changes=[{"field": "amount", "from": None, "to": str(amount)}],
+        changes=changes,
     )
-    return out
+    return Transferred(made, created=True)
+
+
+def _repeated(done: CreditTransfer, *, asked: tuple[int, Decimal, str, str]) -> CreditTransfer:
+    """The transfer a key made, when the request (managed account, amount, direction, reference)
+    asks for the same; refused when it asks otherwise."""
+    if (done.managed_id, done.amount, done.direction, done.reference) != asked:
+        raise TransferKeyReused(
+            "This idempotency key was used for another transfer (other accounts, amount, direction or "
+            "reference); send a new key for a new transfer.",
+            field="idempotency_key",
+        )
+    return done
 
 
 @transaction.atomic
@@ -197,8 +275,8 @@ def post_usage_charges(*, account: Account, month: date) -> Posted | None:
     Safe to run any number of times, at once too: the cumulative amount is in the idempotency key
     and the difference is taken under the balance's lock. Usage already happened, so a charge may
     take the balance below the credit limit."""
-    payer = billed_party(account)
-    balance = _lock([payer])[payer.pk]
+    payer = billed_party(account, month)
+    balance = _lock([payer], month)[payer.pk]
     charged = _charged(
         LedgerEntry.objects.filter(account=payer, related_account=account), group_by="related_account_id", month=month
     )
@@ -224,6 +302,8 @@ def post_usage_charges_for(*, payer: Account, accounts: list[Account], month: da
     the close), set-based: two grouped sums, one bulk insert and one balance update, under the
     payer's balance lock, instead of a round of queries per account. The same amounts and the same
     idempotency keys, so the two can be mixed and repeated. Returns how many entries it posted."""
+    if any(a.manager_id != payer.pk or a.has_own_balance_in(month) for a in accounts):
+        raise LedgerError(f"Only accounts billed to {payer.name} by roll-up in {month:%B %Y} are charged to it.")
     balance = _lock([payer])[payer.pk]
     ids = [account.pk for account in accounts]
     charged = _charged(
@@ -246,7 +326,7 @@ def post_own_usage_charges(*, accounts: list[Account], month: date) -> int:
     accounts = sorted({account.pk: account for account in accounts}.values(), key=lambda a: a.pk)
     if not accounts:
         return 0
-    if not all(has_own_balance(account) for account in accounts):
+    if not all(has_own_balance(account, month) for account in accounts):
         raise LedgerError("Only accounts with a balance of their own pay their own usage.")
     ids = [account.pk for account in accounts]
     present = set(Balance.objects.filter(account_id__in=ids).values_list("account_id", flat=True))
@@ -335,9 +415,11 @@ def _post_bulk(entries: list[LedgerEntry], balances: dict[int, Balance]) -> int:
         balance.amount += entry.amount
         balance.updated_at = now
     Balance.objects.bulk_update([balances[pk] for pk in last], ["amount", "updated_at"], batch_size=2000)
-    for pk, entry in last.items():
-        if balances[pk].amount < before[pk]:
-            _after_debit(entry, before=before[pk], after=balances[pk].amount)
+    debited = {pk: balances[pk].amount for pk in last if balances[pk].amount < before[pk]}
+    for pk in debited:
+        _after_debit(last[pk], before=before[pk], after=debited[pk])
+    if debited:
+        balances_debited.send(sender=LedgerEntry, after=debited)
     return len(entries)
 
 
@@ -388,6 +470,7 @@ def set_credit_limit(*, account: Account, limit: Decimal, actor: Actor) -> Balan
             resource=balance,
             changes=[{"field": "credit_limit", "from": str(before), "to": str(limit)}],
         )
+        credit_changed.send(sender=Balance, account_id=account.pk, available=balance.available_credit)
     return balance
 
 

@@ -36,6 +36,7 @@ from billing.models import DailyUsage, Invoice, MonthlyUsage, Product, UsageBatc
 from billing.money import decimal_places
 from billing.tasks import charge_usage_many
 from billing.usage.rating import RateBook
+from billing.usage.signals import usage_stored
 
 MAX_BATCH = 10_000
 MAX_ERRORS_SHOWN = 100
@@ -347,7 +348,8 @@ def _rate_errors(records: list[_Record]) -> list[RowError]:
     book = RateBook({r.account_id: r.account for r in records}.values())
     errors: list[RowError] = []
     for number, record in enumerate(records, start=1):
-        record.payer_month = (billed_party(record.account).pk, record.started_at.date().replace(day=1))
+        month = record.started_at.date().replace(day=1)
+        record.payer_month = (billed_party(record.account, month).pk, month)  # the payer of that month
         record.rate = book.rate_for(record.account, record.product_id, record.started_at)
         if record.rate is None:
             errors.append(RowError(number, "product", f"{record.product.sku} has no price at {record.started_at}."))
@@ -404,7 +406,7 @@ def _store(submitter: Account, records: list[_Record], *, source: str, actor: Ac
         batch.accepted, batch.duplicates = len(new), len(records) - len(new)
         UsageBatch.objects.filter(pk=batch.pk).update(accepted=batch.accepted, duplicates=batch.duplicates)
     _add_to_totals(new)
-    _charge_after_commit(new)
+    _charge_after_commit(new, batch_id=batch.pk)
     audit.record(
         account=submitter,
         actor=actor,
@@ -479,17 +481,20 @@ def _insert_new_portable(batch: UsageBatch, records: list[_Record]) -> list[_Rec
     return new
 
 
-def _charge_after_commit(records: list[_Record]) -> None:
+def _charge_after_commit(records: list[_Record], *, batch_id: int) -> None:
     """Usage charges follow in tasks once the batch is committed: ingestion never waits on a
     manager's balance lock, and the charge is idempotent (billing.ledger.post_usage_charges).
     A batch touches up to thousands of (account, month) pairs: they go out as a few messages of
-    CHARGES_PER_MESSAGE pairs each, each posted set-based (billing.tasks.charge_usage_many)."""
+    CHARGES_PER_MESSAGE pairs each, each posted set-based (billing.tasks.charge_usage_many). Then
+    `usage_stored` tells the apps built on billing (controls checks spend limits)."""
     months = sorted({(r.account_id, r.started_at.date().replace(day=1).isoformat()) for r in records})
     chunks = [months[i : i + CHARGES_PER_MESSAGE] for i in range(0, len(months), CHARGES_PER_MESSAGE)]
+    account_ids = sorted({r.account_id for r in records})
 
     def send() -> None:
         for chunk in chunks:
             charge_usage_many.delay(chunk)
+        usage_stored.send(sender=UsageBatch, batch_id=batch_id, account_ids=account_ids)
 
     transaction.on_commit(send)
 

@@ -5,7 +5,8 @@ large accounts and a long tail), a kind of business (contact centre, messaging, 
 that sets its product mix, a home country, its phone numbers. Each UTC day's traffic is drawn
 from a generator seeded by (seed, account, day) alone, so a day looks the same whatever range
 it is generated in, and its idempotency keys are the same: re-running adds nothing twice, and a
-later run only adds what happened since. Nothing is generated after `end` (at most now).
+later run only adds what happened since. Nothing is generated after `end` (at most now), nor
+before the account's `created_at`.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def simulate_usage(
     actor: Actor | None = None,
     progress: Progress | None = None,
 ) -> SimulationResult:
-    """Generate and ingest usage for the usable `accounts` (`Account.blocked_reason`) from `start` to
+    """Generate and ingest usage for the `accounts` in service (`Account.service_block`) from `start` to
     `end` (UTC).
 
     A managed account's usage is submitted by its manager naming it in the `account` field;
@@ -114,7 +115,7 @@ def simulate_usage(
     end = min(end, timezone.now())
     actor = actor or Actor.platform_staff()
     accounts = list(accounts)
-    enabled = sorted((a for a in accounts if a.is_usable), key=lambda a: (_submitter(a).pk, a.pk))
+    enabled = sorted((a for a in accounts if a.in_service), key=lambda a: (_submitter(a).pk, a.pk))
     accepted = duplicates = done = generated = 0
     open_from = _first_open_instants(enabled)
     for submitter, group in groupby(enabled, key=_submitter):
@@ -167,9 +168,10 @@ def _submit(
 def account_usage(
     account: Account, *, start: datetime, end: datetime, records_per_day: float, seed: int
 ) -> Iterator[dict[str, str]]:
-    """Usage rows for one account from `start` to `end`, day by day."""
+    """Usage rows for one account from `start` to `end`, day by day; never before the account was
+    created (`created_at`): there is no usage before an account exists."""
     profile = account_profile(account, seed=seed)
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    start, end = max(start, account.created_at).astimezone(UTC), end.astimezone(UTC)
     day = start.date()
     while day <= end.date():
         events = _numbers_rows(profile, day, seed) if day.day == 1 else []

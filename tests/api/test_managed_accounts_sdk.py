@@ -283,10 +283,10 @@ def test_disable_then_enable_changes_status_and_audits_the_keys_creator(world, m
     assert [e.change_type for e in listed] == ["managed_account.enabled", "managed_account.disabled"]
     for event in listed:
         assert isinstance(event, AuditEventListResponse)
-        assert event.user_id == str(admin.pk)
+        assert event.user_id == str(admin.public_id)  # the person's UUID, as Telnyx gives it
         assert event.change_made_by == "organization_member"
         assert event.resource_id == managed_id
-        assert event.alternate_resource_id == managed_id
+        assert event.alternate_resource_id is None  # an account has no alternate id (names repeat)
         assert event.organization_id == str(world.manager.public_id)
         assert event.changes is not None and event.changes[0].field == "status"
     assert listed[0].changes[0].from_ == "disabled" and listed[0].changes[0].to == "enabled"

@@ -6,6 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from accounts.demo import demo_accounts
 from accounts.models import Account
 from billing.usage.services import UsageRejected
 from billing.usage.simulator import simulate_usage
@@ -14,7 +15,8 @@ from billing.usage.simulator import simulate_usage
 class Command(BaseCommand):
     help = (
         "Generate realistic usage through the ingestion service for a manager's managed accounts, "
-        "some accounts, or all. Deterministic: the same seed never adds a record twice."
+        "some accounts, the demo data's accounts, or all; never before an account was created. "
+        "Deterministic: the same seed never adds a record twice."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -22,6 +24,9 @@ class Command(BaseCommand):
         which.add_argument("--manager", help="a manager account's public id or name: all its enabled managed accounts")
         which.add_argument("--account", action="append", help="an account's public id (repeatable)")
         which.add_argument("--all", action="store_true", help="every enabled account")
+        which.add_argument(
+            "--demo", action="store_true", help="the accounts demo_data created (none a person added by hand)"
+        )
         parser.add_argument("--days", type=int, default=90, help="days of history, ending now (default 90)")
         parser.add_argument(
             "--records-per-day", type=float, default=40, help="mean records a day for an average account (default 40)"
@@ -35,6 +40,7 @@ class Command(BaseCommand):
         manager: str | None,
         account: list[str] | None,
         all: bool,
+        demo: bool,
         days: int,
         records_per_day: float,
         seed: int,
@@ -43,13 +49,13 @@ class Command(BaseCommand):
     ) -> None:
         if days < 1 or records_per_day < 0:
             raise CommandError("--days must be at least 1 and --records-per-day zero or more.")
-        accounts = self._accounts(manager=manager, ids=account, everyone=all)
+        accounts = self._accounts(manager=manager, ids=account, everyone=all, demo=demo)
         end_at = self._end(end)
         start = datetime.combine((end_at - timedelta(days=days)).date(), time.min, tzinfo=UTC)
-        for skipped in (a for a in accounts if not a.is_usable):
+        for skipped in (a for a in accounts if not a.in_service):
             why = skipped.get_status_display().lower() if not skipped.is_enabled else skipped.blocked_reason
-            self.stdout.write(f"Skipping {skipped.name}: {why}.")
-        enabled = sum(a.is_usable for a in accounts)
+            self.stdout.write(f"Skipping {skipped.name}: {why or skipped.service_block_display.lower()}.")
+        enabled = sum(a.in_service for a in accounts)
         self.stdout.write(f"Simulating {start:%Y-%m-%d %H:%M} to {end_at:%Y-%m-%d %H:%M} UTC for {enabled} account(s).")
         try:
             result = simulate_usage(
@@ -71,8 +77,10 @@ class Command(BaseCommand):
             )
         )
 
-    def _accounts(self, *, manager: str | None, ids: list[str] | None, everyone: bool) -> list[Account]:
+    def _accounts(self, *, manager: str | None, ids: list[str] | None, everyone: bool, demo: bool) -> list[Account]:
         accounts = Account.objects.select_related("manager").order_by("pk")
+        if demo:
+            return list(accounts.filter(pk__in=demo_accounts().values("pk")))
         if everyone:
             return list(accounts.filter(status=Account.Status.ENABLED))
         if manager:

@@ -1,0 +1,138 @@
+"""Spend limits: how much a managed account may spend in a month (and a day), and what happens when
+it has (an audit event and the reached state, and for "block" no new service until the period ends
+or the limit is raised). The block itself is on the account (`Account.service_blocked_reason`), so
+that accounts can read it without importing controls."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Case, F, OuterRef, Q, Subquery, Sum, Value, When
+from django.db.models.expressions import Expression
+from django.db.models.functions import Cast, Coalesce
+
+from accounts.models import Account
+from billing.models import DailyUsage, MonthlyUsage, Product, ResaleTerms, money_field
+
+USE = models.DecimalField(max_digits=34, decimal_places=12)
+
+
+def _cost_of(model: type[DailyUsage] | type[MonthlyUsage], **period: date) -> Expression:
+    """A limit's account's rated cost in the period: every product, or the limit's one."""
+    rows = model.objects.filter(account=OuterRef("account"), **period).order_by().values("account")
+    every = rows.annotate(total=Sum("cost")).values("total")
+    one = rows.filter(product=OuterRef("product")).annotate(total=Sum("cost")).values("total")
+    cost = Case(When(product__isnull=True, then=Subquery(every)), default=Subquery(one), output_field=USE)
+    return Coalesce(cost, Value(Decimal(0)), output_field=USE)
+
+
+def price_factor(prefix: str = "account__") -> Expression:
+    """What the platform's rated cost is multiplied by at the prices the account pays: 1 for an
+    account paying the platform, 1 + markup for a roll-up account paying its manager's resale price
+    (billing.invoices.lines.markup_factor, as SQL)."""
+    markup = ResaleTerms.objects.filter(manager=OuterRef(f"{prefix}manager")).values("markup_percent")[:1]
+    rollup = Q(**{f"{prefix}billing_mode": Account.BillingMode.ROLLUP})
+    resale = Value(Decimal(1)) + Coalesce(Subquery(markup), Value(Decimal(0))) / Value(Decimal(100))
+    return Case(When(rollup, then=resale), default=Value(Decimal(1)), output_field=USE)
+
+
+class SpendLimitQuerySet(models.QuerySet["SpendLimit"]):
+    def with_use(self, *, today: date) -> SpendLimitQuerySet:
+        """Each limit with its account's spend this month and today (`monthly_use`, `daily_use`),
+        exact (not yet in cents) at the prices the account pays."""
+        factor = price_factor()
+        return self.annotate(
+            monthly_use=_cost_of(MonthlyUsage, month=today.replace(day=1)) * factor,
+            daily_use=_cost_of(DailyUsage, day=today) * factor,
+        )
+
+    def with_ratio(self, *, today: date) -> SpendLimitQuerySet:
+        """`with_use` and `ratio`: the larger share used of the monthly and the daily amount, for
+        sorting nearest to its limit first. A share, not money, so a float: SQLite divides its
+        whole-number decimals as integers (money comparisons use cents, `controls.services`)."""
+        share = models.FloatField()
+
+        def used(use: str, amount: str) -> Expression:
+            return Cast(F(use), share) / Cast(F(amount), share)
+
+        daily = Case(When(daily_amount__isnull=True, then=Value(0.0)), default=used("daily_use", "daily_amount"))
+        return (
+            self.with_use(today=today)
+            .annotate(monthly_ratio=used("monthly_use", "monthly_amount"), daily_ratio=daily)
+            .annotate(
+                ratio=Case(
+                    When(monthly_ratio__gte=F("daily_ratio"), then=F("monthly_ratio")),
+                    default=F("daily_ratio"),
+                    output_field=share,
+                )
+            )
+        )
+
+
+class SpendLimit(models.Model):
+    """A monthly (and optionally daily) amount in USD an account may spend, on every product or on
+    one. Its manager sets one per managed account and product; a separately billed account's own
+    people may set their own, never above the manager's. `*_reached_for` is the period in which the
+    amount was last reached: a reached state of a period gone by means nothing, so it resets with
+    the period, and a crossing is acted on once (the check changes it by conditional update)."""
+
+    class SetBy(models.TextChoices):
+        MANAGER = "manager", "Manager"
+        OWNER = "owner", "Account"
+
+    class Action(models.TextChoices):
+        ALERT = "alert", "Alert only"
+        BLOCK = "block", "Alert and block"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="spend_limits")
+    set_by = models.CharField(max_length=10, choices=SetBy.choices)
+    product = models.ForeignKey(Product, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    monthly_amount = money_field()
+    daily_amount = models.DecimalField(max_digits=20, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(max_length=3, default="USD")
+    action = models.CharField(max_length=10, choices=Action.choices, default=Action.BLOCK)
+    monthly_reached_for = models.DateField(null=True, blank=True, help_text="First day of the month it was reached")
+    daily_reached_for = models.DateField(null=True, blank=True, help_text="The day it was reached")
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = SpendLimitQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["account_id", "set_by", "product__sku"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "set_by", "product"],
+                condition=Q(product__isnull=False),
+                name="spend_limit_one_per_product",
+            ),
+            models.UniqueConstraint(
+                fields=["account", "set_by"], condition=Q(product__isnull=True), name="spend_limit_one_for_all"
+            ),
+            models.CheckConstraint(name="spend_limit_monthly_positive", condition=Q(monthly_amount__gt=0)),
+            models.CheckConstraint(
+                name="spend_limit_daily_positive", condition=Q(daily_amount__isnull=True) | Q(daily_amount__gt=0)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule} of {self.account_id}"
+
+    @property
+    def scope(self) -> str:
+        return self.product.name if self.product_id and self.product else "all products"
+
+    @property
+    def rule(self) -> str:
+        """The rule as the audit log and the pages name it."""
+        daily = f", USD {self.daily_amount:,.2f} a day" if self.daily_amount is not None else ""
+        who = "manager's" if self.set_by == self.SetBy.MANAGER else "account's own"
+        return f"The {who} limit of USD {self.monthly_amount:,.2f} a month{daily} on {self.scope}"
