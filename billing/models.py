@@ -111,8 +111,11 @@ class UsageBatch(models.Model):
     duplicates = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        verbose_name_plural = "usage batches"
+
     def __str__(self) -> str:
-        return f"{self.get_source_display()} batch {self.public_id} ({self.accepted} records)"
+        return f"{self.get_source_display()} of {self.created_at:%Y-%m-%d %H:%M} UTC ({self.accepted} records)"
 
 
 class UsageRecord(models.Model):
@@ -164,6 +167,7 @@ class DailyUsage(models.Model):
     records = models.PositiveIntegerField()
 
     class Meta:
+        verbose_name = verbose_name_plural = "daily usage"
         constraints = [
             models.UniqueConstraint(fields=["account", "product", "day"], name="daily_usage_account_product_day")
         ]
@@ -185,6 +189,7 @@ class MonthlyUsage(models.Model):
     records = models.PositiveIntegerField()
 
     class Meta:
+        verbose_name = verbose_name_plural = "monthly usage"
         constraints = [
             models.UniqueConstraint(fields=["account", "product", "month"], name="monthly_usage_account_product_month"),
             models.CheckConstraint(name="monthly_usage_month_is_first_day", condition=Q(month__day=1)),
@@ -260,6 +265,7 @@ class LedgerEntry(models.Model):
     objects = LedgerQuerySet.as_manager()
 
     class Meta:
+        verbose_name_plural = "ledger entries"
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["account", "idempotency_key"], name="ledger_idempotency_key_per_account"),
@@ -271,7 +277,7 @@ class LedgerEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.amount} on {self.account_id}"
+        return f"{self.get_kind_display()} of {self.currency} {self.amount} on {self.created_at:%Y-%m-%d}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
@@ -280,6 +286,64 @@ class LedgerEntry(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise ValidationError("Ledger entries are never deleted; post a correcting entry instead.")
+
+
+class CreditTransferQuerySet(models.QuerySet["CreditTransfer"]):
+    def of(self, account: Account) -> CreditTransferQuerySet:
+        """The transfers `account` is a party to: as the manager, or as the managed account."""
+        return self.filter(Q(manager=account) | Q(managed=account))
+
+
+class CreditTransfer(models.Model):
+    """Credit moved between a manager and one of its separately billed managed accounts, either
+    way: the two ledger entries it posted, and what was asked. Its id is its debit leg's. The
+    idempotency key (the page form's, or an API client's `Idempotency-Key`) is unique per manager:
+    a repeated request finds the transfer it made instead of moving money twice."""
+
+    class Direction(models.TextChoices):
+        TO_MANAGED = "to_managed", "To the managed account"
+        TO_MANAGER = "to_manager", "To the manager"
+
+    public_id = models.UUIDField(unique=True, editable=False)
+    manager = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
+    managed = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="credit_transfers")
+    direction = models.CharField(max_length=10, choices=Direction.choices)
+    amount = money_field()
+    currency = models.CharField(max_length=3, default="USD")
+    reference = models.CharField(max_length=255, blank=True)
+    idempotency_key = models.CharField(max_length=191, null=True, blank=True)
+    debit = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="+")
+    credit = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(db_index=True)
+
+    objects = CreditTransferQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["manager", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="credit_transfer_key_per_manager",
+            ),
+            models.CheckConstraint(name="credit_transfer_amount_positive", condition=Q(amount__gt=0)),
+        ]
+        indexes = [
+            models.Index(fields=["manager", "-created_at"], name="credit_transfer_manager"),
+            models.Index(fields=["managed", "-created_at"], name="credit_transfer_managed"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_direction_display()}: {self.currency} {self.amount}"
+
+    @property
+    def sender(self) -> Account:
+        return self.manager if self.direction == self.Direction.TO_MANAGED else self.managed
+
+    @property
+    def receiver(self) -> Account:
+        return self.managed if self.direction == self.Direction.TO_MANAGED else self.manager
 
 
 class InvoiceSequence(models.Model):
@@ -422,6 +486,9 @@ class CloseRun(models.Model):
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        verbose_name = "monthly close"
+
     def __str__(self) -> str:
         return f"Close of {self.period:%Y-%m}"
 
@@ -440,10 +507,12 @@ class CloseItem(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = "billed party of a close"
+        verbose_name_plural = "billed parties of closes"
         constraints = [models.UniqueConstraint(fields=["run", "account"], name="close_item_once_per_run")]
 
     def __str__(self) -> str:
-        return f"{self.run} / {self.account_id}: {self.status}"
+        return f"{self.run}: {self.get_status_display().lower()}"
 
 
 # --- Payments through Stripe (billing.payments) -------------------------------------------------------

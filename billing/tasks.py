@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from celery import Task, shared_task
 from django.utils import timezone
 
+from accounts import services as account_services
 from accounts.models import Account
 from billing.invoices import close as invoice_close
 from billing.ledger import services as ledger
@@ -35,7 +36,7 @@ def charge_usage_many(pairs: list[tuple[int, str]]) -> int:
         by_month[month].append(account_id)
     posted = 0
     for month, ids in sorted(by_month.items()):
-        for payer, group in _charge_groups(ids):
+        for payer, group in _charge_groups(ids, date.fromisoformat(month)):
             try:
                 if payer is None:
                     posted += ledger.post_own_usage_charges(accounts=group, month=date.fromisoformat(month))
@@ -50,12 +51,13 @@ def charge_usage_many(pairs: list[tuple[int, str]]) -> int:
     return posted
 
 
-def _charge_groups(account_ids: list[int]) -> list[tuple[Account | None, list[Account]]]:
-    """(None, accounts paying their own usage), then (manager, its roll-up accounts) per manager."""
+def _charge_groups(account_ids: list[int], month: date) -> list[tuple[Account | None, list[Account]]]:
+    """(None, accounts paying their own usage of `month`), then (manager, its roll-up accounts of
+    `month`) per manager, by the billing mode in force in that month."""
     accounts = Account.objects.select_related("manager").filter(pk__in=account_ids).order_by("pk")
     own, rolled_up = [], defaultdict(list)
     for account in accounts:
-        if account.has_own_balance:
+        if account.has_own_balance_in(month):
             own.append(account)
         else:
             rolled_up[account.manager_id].append(account)
@@ -98,6 +100,13 @@ def close_batch(self: Task[[int, list[int]], int], run_id: int, account_ids: lis
             args=(run_id, failed), exc=failures[failed[0]], countdown=min(2**self.request.retries * 5, 600)
         )
     return len(account_ids)
+
+
+@shared_task
+def apply_billing_mode_changes() -> dict[str, int]:
+    """Beat runs this at the top of every hour of the 1st (UTC), the first time before the close of
+    the month before: the billing-mode changes due this month take effect (idempotent)."""
+    return account_services.apply_billing_mode_changes()
 
 
 @shared_task

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from billing import payment_views, views
+from billing import managed_views, payment_views, views
 
 urlpatterns = [
     path("a/<uuid:account_id>/usage/upload/", views.usage_upload, name="usage_upload"),
@@ -31,6 +31,17 @@ urlpatterns = [
         "a/<uuid:account_id>/managed/<uuid:managed_id>/transfer/",
         views.managed_transfer,
         name="managed_transfer",
+    ),
+    # A managed account's hub tabs that read billing (accounts.managed_hub).
+    path(
+        "a/<uuid:account_id>/managed/<uuid:managed_id>/invoices/",
+        managed_views.managed_invoices,
+        name="managed_invoices",
+    ),
+    path(
+        "a/<uuid:account_id>/managed/<uuid:managed_id>/balance/",
+        managed_views.managed_balance,
+        name="managed_balance",
     ),
 ]
 

@@ -317,6 +317,8 @@ def _invoice_page(
         "section_count": view.section_count,
         "sections_total": view.sections_total,
         "adds_up": view.adds_up,
+        # The self-check is internal: platform staff see it, customers never do (issue 12, item 7).
+        "staff_check": request.user.is_staff,
         "transitions": _transitions(invoice) if issued else [],
         "page": view.page,
         "status_note": invoice.status_note if show_note else "",

@@ -11,6 +11,7 @@ sms.outbound 0.004/message):
     world.sibling (Blue Harbor)     roll-up, voice 33.3 = 0.333 -> 0.33,
                                     sms 1001 = 4.004 -> 4.00, exact 4.337   -> section 4.34 (rounding 0.01)
                                                                               total 6.87
+    The stored rounding line is not shown: its cent goes to Blue Harbor's largest line, shown 4.01.
     statement: adjustment 10.00 in February (opening), top-up 100.00 in March (credits),
                charges 6.87, closing 103.13
 """
@@ -248,10 +249,10 @@ def test_a_managers_invoice_has_its_own_section_then_one_per_roll_up_account(wor
     assert sections[0]["lines"] == [("Outbound SMS (message)", "7", "USD 0.03")]
     assert sections[1]["lines"] == [("Outbound voice (minute)", "250", "USD 2.50")]
     assert sections[2]["lines"] == [
-        ("Outbound SMS (message)", "1,001", "USD 4.00"),
+        ("Outbound SMS (message)", "1,001", "USD 4.01"),
         ("Outbound voice (minute)", "33.3", "USD 0.33"),
-        ("Rounding to the section total", "", "USD 0.01"),
-    ]
+    ]  # its stored rounding line (USD 0.01) is in its largest line, never a line of its own
+    assert "Rounding" not in page
 
 
 def test_the_sections_add_up_to_the_total_and_the_page_says_so(world, persona, manager_invoice):
@@ -262,7 +263,8 @@ def test_the_sections_add_up_to_the_total_and_the_page_says_so(world, persona, m
         assert sum(_usd(amount) for _, _, amount in section["lines"]) == _usd(section["subtotal"])
     total = _usd(re.search(r'<div class="invoice-total"><span>Total</span><span>(.*?)</span>', page).group(1))
     assert sum(_usd(s["subtotal"]) for s in sections) == total == manager_invoice.total == Decimal("6.87")
-    assert "Check: the 3 section subtotals add up to USD 6.87, the invoice total. ✓" in page
+    assert "Rounding" not in page
+    assert "Check" not in page  # platform staff only: tests/test_invoice_shows_customers_no_internal_check.py
     # ...and the invoice total is what the ledger charged for the month.
     charged = LedgerEntry.objects.filter(account=world.manager, kind=LedgerEntry.Kind.USAGE_CHARGE, period=MARCH)
     assert -sum(e.amount for e in charged) == total
@@ -271,10 +273,11 @@ def test_the_sections_add_up_to_the_total_and_the_page_says_so(world, persona, m
 def test_a_check_that_fails_is_shown_as_failed(world, persona, manager_invoice):
     # A finalized invoice never changes; this edit only simulates a broken one to see the check fire.
     Invoice.objects.filter(pk=manager_invoice.pk).update(total=Decimal("6.88"))
+    User.objects.filter(pk=world.users["billing"].pk).update(is_staff=True)  # the check is for platform staff
 
     page = text(persona("billing").get(detail_url(world.manager, manager_invoice)))
 
-    assert "Check failed: the 3 section subtotals add up to USD 6.87, not USD 6.88" in page
+    assert "Check failed (platform staff only): the 3 sections, rounding included, add up to USD 6.87, not" in page
     assert "✓" not in page
 
 
@@ -475,14 +478,18 @@ def test_the_invoice_page_runs_the_same_queries_for_3_and_300_roll_up_accounts(d
     assert small_count == large_count, (small_count, large_count)
     # 50 sections a page; the check still covers all 301 sections.
     assert len(_sections(small_page)) == 4 and len(_sections(large_page)) == 50
-    assert "Check: the 301 section subtotals add up to" in large_page
+    assert "Check" not in large_page  # platform staff only
     assert "Sections 1–50 of 301" in large_page and "Page 1 of 7" in large_page
     assert seconds < 10, seconds
     pages = [_queries(large_client, detail_url(large, large.invoice) + f"?page={n}") for n in range(1, 8)]
     assert {count for count, _ in pages} == {large_count}
     shown = [section for _, page in pages for section in _sections(page)]
     assert len(shown) == 301 and len({s["title"] for s in shown}) == 301  # each section on exactly one page
+    assert large.invoice.lines.filter(product__isnull=True).count() > 50  # stored rounding lines, none shown
+    for section in shown:
+        assert sum(_usd(amount) for _, _, amount in section["lines"]) == _usd(section["subtotal"])
     assert sum(_usd(s["subtotal"]) for s in shown) == large.invoice.total
+    assert not [page for _, page in pages if "Rounding" in page]
     assert "Sections 301–301 of 301" in pages[-1][1]
     # A page past the end, or not a number, shows the last or the first page rather than an error.
     assert "Page 7 of 7" in _queries(large_client, detail_url(large, large.invoice) + "?page=99")[1]

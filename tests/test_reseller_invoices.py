@@ -22,6 +22,7 @@ from billing.invoices.services import InvoiceStateError
 from billing.models import Invoice, InvoiceLine, InvoiceSequence, ResaleTerms, UsageRecord
 from billing.usage.services import ingest_usage
 from tests.conftest import make_managed_accounts
+from tests.test_invoice_pages import _sections, _usd
 
 MARCH, APRIL = date(2025, 3, 1), date(2025, 4, 1)
 LONG_AGO = datetime(2025, 1, 1, tzinfo=UTC)
@@ -315,7 +316,7 @@ def test_the_issued_invoice_page_and_pdf_show_the_issuer_the_markup_and_the_acti
 
     assert "Issued by Acme Reseller" in page and "10.00 % over your cost" in page
     assert "Mark paid…" in page and "Void…" in page and "Blue Harbor" in page
-    assert "the 1 section subtotal add up to" in page
+    assert "Check" not in page  # the self-check is for platform staff only
     assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf"
     assert pdf.content.startswith(b"%PDF")
 
@@ -399,3 +400,58 @@ def test_a_markup_is_applied_once_to_the_section_total_and_rounded_once(half_cen
         assert [description for description, _ in lines].count("Rounding to the section total") == 1
     charges = Invoice.objects.filter(issuer=world.manager).values_list("charges", "total")
     assert sorted(charges) == [(blue_total, blue_total), (alpine_total, alpine_total)]
+
+
+def test_the_pages_show_each_reseller_invoice_as_its_platform_section_with_no_rounding_line(half_cents, persona):
+    """The stored rounding lines (Alpine -0.01, Blue +0.01) are shown inside the largest lines
+    (billing.invoices.lines.shown_amounts): at 0 % the manager and the managed account see the
+    reseller invoice line for line as the platform section, adding up to its total."""
+    world = half_cents
+    platform = invoice_party(account=world.manager, month=MARCH)
+    platform_sections = {s["title"]: s for s in _sections(text(persona("owner").get(_detail(world.manager, platform))))}
+    alpine = Invoice.objects.get(issuer=world.manager, bill_to=world.managed)
+    blue = Invoice.objects.get(issuer=world.manager, bill_to=world.sibling)
+
+    # Alpine's lines by SKU, stored 1.51 + 4.01 + 2.51 and -0.01: the cent comes off the 4.01.
+    assert platform_sections["Alpine Voice"]["lines"] == [
+        ("Inbound MMS (message)", "301", "USD 1.51"),
+        ("Outbound SMS (message)", "1,001.25", "USD 4.00"),
+        ("Outbound voice (minute)", "250.5", "USD 2.51"),
+    ]
+    pages = [
+        (alpine, text(persona("owner").get(_issued(world.manager, alpine)))),
+        (alpine, text(persona("managed_owner").get(_detail(world.managed, alpine)))),
+        (blue, text(persona("owner").get(_issued(world.manager, blue)))),
+    ]
+    for invoice, page in pages:
+        assert "Rounding" not in page
+        [section] = _sections(page)
+        assert section["lines"] == platform_sections[section["title"]]["lines"]
+        assert section["subtotal"] == platform_sections[section["title"]]["subtotal"]
+        assert sum(_usd(amount) for _, _, amount in section["lines"]) == _usd(section["subtotal"]) == invoice.total
+    assert [_usd(s["subtotal"]) for s in platform_sections.values()] == [Decimal("8.02"), Decimal("0.01")]
+
+
+def test_at_a_markup_the_lines_shown_add_up_to_the_reseller_invoice_total(half_cents, persona):
+    world = half_cents
+    invoice_services.set_resale_markup(
+        manager=world.manager, markup_percent=Decimal("10"), actor=Actor(user=world.users["owner"])
+    )
+    invoice_party(account=world.manager, month=MARCH)
+    alpine = Invoice.objects.get(issuer=world.manager, bill_to=world.managed)
+
+    page = text(persona("managed_owner").get(_detail(world.managed, alpine)))
+
+    # Stored 1.66 + 4.41 + 2.76 and a rounding line of -0.01 for a total of 8.82.
+    [section] = _sections(page)
+    assert [amount for _, _, amount in section["lines"]] == ["USD 1.66", "USD 4.40", "USD 2.76"]
+    assert section["subtotal"] == "USD 8.82" and alpine.total == Decimal("8.82")
+    assert "Rounding" not in page and "over your cost" not in page
+
+
+def _detail(account: Account, invoice: Invoice) -> str:
+    return reverse("invoice_detail", args=[account.public_id, invoice.public_id])
+
+
+def _issued(manager: Account, invoice: Invoice) -> str:
+    return reverse("issued_invoice_detail", args=[manager.public_id, invoice.public_id])

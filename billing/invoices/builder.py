@@ -40,13 +40,14 @@ from billing.models import (
 
 
 def billed_parties(month: date) -> AccountQuerySet:
-    """Every account that holds its own balance and either existed in the month (and is not
-    cancelled) or had usage in it, its own or its roll-up managed accounts'."""
+    """Every account that holds its own balance in the month (by the billing mode in force in it,
+    Account.billing_mode_in) and either existed in the month (and is not cancelled) or had usage
+    in it, its own or its roll-up managed accounts'."""
     existed = Account.objects.open_before(periods.month_start(periods.next_month(month)))
     usage = MonthlyUsage.objects.filter(month=month)
-    rolled_up = usage.filter(account__in=Account.objects.rolled_up()).values("account__manager_id")
+    rolled_up = usage.filter(account__in=Account.objects.rolled_up(month)).values("account__manager_id")
     used = Q(pk__in=usage.values("account_id")) | Q(pk__in=rolled_up)
-    return Account.objects.paying_own_usage().filter(Q(pk__in=existed.values("pk")) | used).order_by("pk")
+    return Account.objects.paying_own_usage(month).filter(Q(pk__in=existed.values("pk")) | used).order_by("pk")
 
 
 def is_closed(*, payer_id: int, month: date) -> bool:
@@ -67,11 +68,12 @@ def invoice_party(*, account: Account, month: date) -> Invoice:
         return Invoice.objects.platform().get(bill_to=account, period=month)
 
 
-def _sources(account: Account) -> list[Account]:
-    """The accounts whose usage the party pays: itself and, for a manager, its roll-up accounts."""
+def _sources(account: Account, month: date) -> list[Account]:
+    """The accounts whose usage of `month` the party pays: itself and, for a manager, its accounts
+    billed by roll-up in that month."""
     rollups = []
     if account.is_manager:
-        rollups = list(Account.objects.rollups_of(account).order_by("name", "pk"))
+        rollups = list(Account.objects.rollups_of(account, month).order_by("name", "pk"))
     return [account, *rollups]
 
 
@@ -82,7 +84,7 @@ def _build(account: Account, month: date) -> Invoice:
     existing = Invoice.objects.platform().filter(bill_to=account, period=month).first()
     if existing is not None and existing.status != Invoice.Status.DRAFT:
         return existing
-    sources = _sources(account)
+    sources = _sources(account, month)
     ledger_services.post_usage_charges(account=account, month=month)
     if len(sources) > 1:
         ledger_services.post_usage_charges_for(payer=account, accounts=sources[1:], month=month)
@@ -107,7 +109,7 @@ def add_lines(
 ) -> Decimal:
     """The invoice's lines, section by section; returns its total. A manager's roll-up invoice is
     written by one statement on PostgreSQL (`sql`, by default there), any other built here."""
-    sources_by_pk = {a.pk: a for a in (sources or _sources(payer))}
+    sources_by_pk = {a.pk: a for a in (sources or _sources(payer, month))}
     if sql is None:
         sql = connection.vendor == "postgresql" and len(sources_by_pk) > 1
     if sql:
@@ -128,9 +130,10 @@ def add_lines(
     return total
 
 
-def has_rollups() -> Exists:
-    """Annotation: the account is a manager with roll-up managed accounts (its party is closed alone)."""
-    return Exists(Account.objects.rollups_of(OuterRef("pk")))
+def has_rollups(month: date) -> Exists:
+    """Annotation: the account is a manager with accounts billed by roll-up in `month` (its party
+    is closed alone)."""
+    return Exists(Account.objects.rollups_of(OuterRef("pk"), month))
 
 
 def invoice_parties(*, accounts: list[Account], month: date) -> dict[int, Invoice]:
@@ -146,7 +149,7 @@ def invoice_parties(*, accounts: list[Account], month: date) -> dict[int, Invoic
 @transaction.atomic
 def _build_batch(accounts: list[Account], month: date) -> dict[int, Invoice]:
     ids = [account.pk for account in accounts]
-    if Account.objects.filter(pk__in=ids).filter(has_rollups()).exists():
+    if Account.objects.filter(pk__in=ids).filter(has_rollups(month)).exists():
         raise ValueError("A manager with roll-up accounts is closed alone (invoice_party).")
     period_lock.hold_exclusive_many(ids, month)
     existing = {

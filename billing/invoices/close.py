@@ -43,7 +43,8 @@ def close_plan(run: CloseRun, batch_size: int | None = None) -> tuple[list[list[
     roll-up accounts, in pk order; managers with roll-up accounts, each closed alone)."""
     size = batch_size or settings.CLOSE_BATCH_SIZE
     pending = run.items.exclude(status=CloseItem.Status.DONE).values("account_id")
-    parties = Account.objects.filter(pk__in=pending).annotate(rollups=builder.has_rollups()).order_by("pk")
+    parties = Account.objects.filter(pk__in=pending).annotate(rollups=builder.has_rollups(run.period))
+    parties = parties.order_by("pk")
     plain: list[int] = []
     alone: list[int] = []
     for pk, rollups in parties.values_list("pk", "rollups"):

@@ -22,7 +22,7 @@ from billing.models import (
     MonthlyUsage,
     Product,
 )
-from billing.money import to_cents
+from billing.money import CENT, to_cents
 
 PLATFORM_ISSUER = "platform"
 
@@ -115,6 +115,38 @@ def section_amounts(costs: Sequence[Decimal], markup_percent: Decimal | None = N
     lines = [to_cents(cost * factor) for cost in costs]
     total = to_cents(to_cents(sum(costs, Decimal(0))) * factor)
     return SectionAmounts(lines, total - sum(lines, Decimal("0.00")), total)
+
+
+def shown_amounts(amounts: Sequence[Decimal], rounding: Decimal) -> list[Decimal]:
+    """How a section's product lines are shown to the payer (page and PDF, platform sections and
+    reseller invoices alike), presentation only: the section's stored rounding line (`rounding`, the
+    line without a product, a cent or a few) is not shown; its cents are spread a cent at a time
+    over the largest lines, ties to the first by position, so the lines shown add up to the stored
+    section total, which is what the ledger charged. Taking cents back, a line with less than a
+    cent is passed over while another has one to give, so no usage line reads negative; a rounding
+    of more cents than there are lines (only at a high markup) goes round again. At 0 % markup the
+    rounding is at most half a cent per line and enough lines have a cent to give, so each line
+    moves by a cent at most, and a reseller invoice shows its platform section line for line.
+
+    A line shown is therefore not checkable against quantity x rate; invoices show no unit price
+    anyway (a rate can change mid-month). The stored lines and totals never change
+    (`section_amounts`)."""
+    cents = rounding / CENT
+    if cents != cents.to_integral_value():
+        raise ValueError(f"a rounding of {rounding} is not whole cents")
+    left = abs(int(cents))
+    if left and not amounts:
+        raise ValueError(f"a rounding of {rounding} with no lines to spread it over")
+    step = CENT if cents > 0 else -CENT
+    shown = list(amounts)
+    while left:
+        ranked = sorted(range(len(shown)), key=lambda i: (-shown[i], i))
+        if step < 0:
+            ranked = [i for i in ranked if shown[i] >= CENT] or ranked
+        for i in ranked[:left]:
+            shown[i] += step
+        left -= min(left, len(ranked))
+    return shown
 
 
 def statement(account: Account, month: date) -> tuple[Decimal, Decimal, Decimal]:

@@ -1,15 +1,22 @@
 """An invoice as a PDF (DESIGN section 5: "HTML page and PDF download"), and the invoice as shown,
 which the HTML page (billing.views.invoice_detail) and the PDF both print: header, statement, the
 lines in a section per account (billing.invoices.selectors' layout), section subtotals and the
-check that the sections add up to the total.
+total (the self-check that the sections add up to the total is `InvoiceView.adds_up`, shown to
+platform staff on the page only, never in the PDF).
+
+The rounding: each section's lines are rounded one by one and the section total, which the
+ledger charged, is the exact cost rounded once (billing.invoices.lines.section_amounts); the
+difference is stored as a rounding line in its section. It is never shown: `section_view` spreads
+it over the section's largest lines (billing.invoices.lines.shown_amounts), so the lines shown add
+up to the stored section subtotal and the subtotals to the total, with no rounding line anywhere.
 
 Hidden pricing (DESIGN section 3) is decided by the caller (`pricing`, from
 accounts.permissions.can_see_pricing) and applied here once for both: without it the lines carry
-quantities only, with no per-line amount, no rounding line and no subtotal; the statement and the
+quantities only, with no per-line amount and no subtotal; the statement and the
 total stay, since they are money the account itself owes.
 
-The PDF is drawn with reportlab's platypus and its built-in Helvetica: no font is loaded from disk
-or the network. Helvetica covers Latin-1 (WinAnsi); a character outside it prints as a blank box.
+The PDF is drawn with reportlab's platypus in the Unicode fonts of billing.invoices.fonts, which
+come from pip packages (what prints in which script is said there).
 """
 
 from __future__ import annotations
@@ -20,7 +27,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from io import BytesIO
 from typing import Any
-from xml.sax.saxutils import escape
 
 from django.core import signing
 from django.utils.dateformat import format as format_date
@@ -33,6 +39,9 @@ from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import BaseDocTemplate, Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from accounts.models import Account
+from billing.invoices import fonts
+from billing.invoices.fonts import SANS, SANS_BOLD
+from billing.invoices.lines import shown_amounts
 from billing.invoices.selectors import Section, SectionPage, invoice_layout, issuer_name, period_end
 from billing.models import Invoice, InvoiceLine
 from billing.money import format_money
@@ -115,15 +124,18 @@ def section_view(section: Section, payer: Account, currency: str, priced: bool) 
         title, note = section.name, "Own usage" if payer.is_manager else ""
     else:
         title, note = section.name, "Roll-up managed account"
-    # Without pricing the rounding line (no product) would be a per-line amount by another name.
-    lines = section.lines if priced else [line for line in section.lines if line.product_id is not None]
+    # The rounding line (no product) is not shown: its cents are in the product lines shown, which
+    # add up to the stored subtotal, what the ledger charged (lines.shown_amounts).
+    lines = [line for line in section.lines if line.product_id is not None]
+    rounding = sum((line.amount for line in section.lines if line.product_id is None), Decimal("0.00"))
+    amounts = shown_amounts([line.amount for line in lines], rounding)
     rows = [
         InvoiceLineRow(
             description=line.description,
-            quantity=quantity(line) if line.product_id is not None else "",
-            amount=format_money(line.amount, currency) if priced else None,
+            quantity=quantity(line),
+            amount=format_money(amount, currency) if priced else None,
         )
-        for line in lines
+        for line, amount in zip(lines, amounts, strict=True)
     ]
     return InvoiceSectionView(title, note, rows, format_money(section.subtotal, currency) if priced else None)
 
@@ -170,15 +182,14 @@ def read_download_token(token: str) -> tuple[uuid.UUID, uuid.UUID]:
 # --- The PDF ---------------------------------------------------------------------------------------------
 
 _STYLES = getSampleStyleSheet()
-TITLE = ParagraphStyle("InvoiceTitle", parent=_STYLES["Title"], fontName="Helvetica-Bold", alignment=0, fontSize=18)
-H2 = ParagraphStyle("InvoiceH2", parent=_STYLES["Heading2"], fontName="Helvetica-Bold", fontSize=12, keepWithNext=1)
+TITLE = ParagraphStyle("InvoiceTitle", parent=_STYLES["Title"], fontName=SANS_BOLD, alignment=0, fontSize=18)
+H2 = ParagraphStyle("InvoiceH2", parent=_STYLES["Heading2"], fontName=SANS_BOLD, fontSize=12, keepWithNext=1)
 H3 = ParagraphStyle(
-    "InvoiceH3", parent=_STYLES["Heading3"], fontName="Helvetica-Bold", fontSize=10, keepWithNext=1, spaceBefore=8
+    "InvoiceH3", parent=_STYLES["Heading3"], fontName=SANS_BOLD, fontSize=10, keepWithNext=1, spaceBefore=8
 )
-BODY = ParagraphStyle("InvoiceBody", parent=_STYLES["BodyText"], fontName="Helvetica", fontSize=9, leading=11)
+BODY = ParagraphStyle("InvoiceBody", parent=_STYLES["BodyText"], fontName=SANS, fontSize=9, leading=11)
 SMALL = ParagraphStyle("InvoiceSmall", parent=BODY, fontSize=8, textColor=colors.grey)
-FAIL = ParagraphStyle("InvoiceFail", parent=BODY, fontName="Helvetica-Bold", textColor=colors.red)
-TOTAL = ParagraphStyle("InvoiceTotal", parent=BODY, fontName="Helvetica-Bold", fontSize=12, leading=15)
+TOTAL = ParagraphStyle("InvoiceTotal", parent=BODY, fontName=SANS_BOLD, fontSize=12, leading=15)
 TOTAL_RIGHT = ParagraphStyle("InvoiceTotalRight", parent=TOTAL, alignment=TA_RIGHT)
 
 WIDTH = A4[0] - 30 * mm  # the frame: 15 mm margins
@@ -188,7 +199,7 @@ HEAD_FILL = colors.HexColor("#f0f0f0")
 TableCommand = tuple[str, tuple[int, int], tuple[int, int], *tuple[Any, ...]]
 
 BASE_TABLE: list[TableCommand] = [
-    ("FONT", (0, 0), (-1, -1), "Helvetica", 9),
+    ("FONT", (0, 0), (-1, -1), SANS, 9),
     ("VALIGN", (0, 0), (-1, -1), "TOP"),
     ("TOPPADDING", (0, 0), (-1, -1), 2),
     ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
@@ -196,12 +207,14 @@ BASE_TABLE: list[TableCommand] = [
 
 
 def _p(text: str, style: ParagraphStyle = BODY) -> Paragraph:
-    """A paragraph of plain text: names and descriptions are data, never markup."""
-    return Paragraph(escape(text), style)
+    """A paragraph of plain text: names and descriptions are data, never markup (fonts.markup
+    escapes them, and sets the characters the style's font lacks in a face that has them)."""
+    return Paragraph(fonts.markup(text, bold=style.fontName == SANS_BOLD), style)
 
 
 def invoice_pdf(invoice: Invoice, *, pricing: bool) -> bytes:
     """The invoice as a PDF, as its payer sees it (`pricing` from can_see_pricing)."""
+    fonts.register_base()
     view = invoice_view(invoice, pricing=pricing)
     buffer = BytesIO()
     document = SimpleDocTemplate(
@@ -215,14 +228,15 @@ def invoice_pdf(invoice: Invoice, *, pricing: bool) -> bytes:
         author="Mission Control",
         subject=f"Invoice {invoice.number} for {view.payer.name}, {period_label(invoice)}",
         creator="Mission Control",
+        initialFontName=SANS,  # reportlab's default would add Helvetica to every page
     )
     footer = f"Invoice {invoice.number} · {view.payer.name}"
 
     def on_page(canvas: Canvas, doc: BaseDocTemplate) -> None:
         canvas.saveState()
-        canvas.setFont("Helvetica", 7.5)
         canvas.setFillColor(colors.grey)
-        canvas.drawString(15 * mm, 10 * mm, footer)
+        fonts.draw_string(canvas, 15 * mm, 10 * mm, footer, 7.5)
+        canvas.setFont(SANS, 7.5)
         canvas.drawRightString(A4[0] - 15 * mm, 10 * mm, f"Page {doc.page}")
         canvas.restoreState()
 
@@ -241,7 +255,6 @@ def _story(view: InvoiceView) -> list[Flowable]:
         *_usage(view),
         Spacer(1, 6 * mm),
         _total(view),
-        _check(view),
         Spacer(1, 4 * mm),
         _p(f"Invoice {invoice.number}, issued by {view.issuer}.", SMALL),
     ]
@@ -255,12 +268,15 @@ def _header(view: InvoiceView) -> list[Flowable]:
     facts = [
         ("Invoice number", _p(invoice.number)),
         ("Period", _p(period_label(invoice))),
-        ("Issued to", Paragraph(f"{escape(payer.name)}<br/><font size=8>{escape(payer.email)}</font>", BODY)),
+        (
+            "Issued to",
+            Paragraph(f"{fonts.markup(payer.name)}<br/><font size=8>{fonts.markup(payer.email)}</font>", BODY),
+        ),
         ("Status", _p(invoice.get_status_display())),
         ("Currency", _p(invoice.currency)),
     ]
     table = Table(facts, colWidths=[35 * mm, WIDTH - 35 * mm], hAlign="LEFT")
-    table.setStyle(TableStyle([*BASE_TABLE, ("FONT", (0, 0), (0, -1), "Helvetica-Bold", 9)]))
+    table.setStyle(TableStyle([*BASE_TABLE, ("FONT", (0, 0), (0, -1), SANS_BOLD, 9)]))
     return [_p(f"Invoice {invoice.number}", TITLE), _p(issued, BODY), Spacer(1, 3 * mm), table]
 
 
@@ -272,7 +288,7 @@ def _statement(view: InvoiceView) -> Table:
                 *BASE_TABLE,
                 ("ALIGN", (1, 0), (1, -1), "RIGHT"),
                 ("LINEBELOW", (0, 0), (-1, -2), 0.25, GRID),
-                ("FONT", (0, -1), (-1, -1), "Helvetica-Bold", 9),
+                ("FONT", (0, -1), (-1, -1), SANS_BOLD, 9),
             ]
         )
     )
@@ -292,9 +308,9 @@ def _usage(view: InvoiceView) -> list[Flowable]:
             )
         )
     for section in view.sections:
-        heading = escape(section.title)
+        heading = fonts.markup(section.title, bold=True)
         if section.note:
-            heading += f'  <font name="Helvetica" size=8 color="grey">{escape(section.note)}</font>'
+            heading += f'  <font name="{SANS}" size=8 color="grey">{fonts.markup(section.note)}</font>'
         flowables += [Paragraph(heading, H3), _section_table(section, view.priced)]
     return flowables
 
@@ -312,14 +328,14 @@ def _section_table(section: InvoiceSectionView, priced: bool) -> Table:
         widths = [WIDTH - 40 * mm, 40 * mm]
     style: list[TableCommand] = [
         *BASE_TABLE,
-        ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 9),
+        ("FONT", (0, 0), (-1, 0), SANS_BOLD, 9),
         ("BACKGROUND", (0, 0), (-1, 0), HEAD_FILL),
         ("ALIGN", (1, 0), (-1, -1), "RIGHT"),
         ("LINEBELOW", (0, 0), (-1, -1), 0.25, GRID),
     ]
     if priced:
         style += [
-            ("FONT", (0, -1), (-1, -1), "Helvetica-Bold", 9),
+            ("FONT", (0, -1), (-1, -1), SANS_BOLD, 9),
             ("LINEABOVE", (0, -1), (-1, -1), 0.75, colors.black),
         ]
     table = Table(rows, colWidths=widths, repeatRows=1, hAlign="LEFT")  # the head repeats on every page
@@ -331,19 +347,3 @@ def _total(view: InvoiceView) -> Table:
     table = Table([[_p("Total", TOTAL), _p(view.total, TOTAL_RIGHT)]], colWidths=[WIDTH - 60 * mm, 60 * mm])
     table.setStyle(TableStyle([*BASE_TABLE, ("LINEABOVE", (0, 0), (-1, 0), 1.5, colors.black)]))
     return table
-
-
-def _check(view: InvoiceView) -> Paragraph:
-    count = view.section_count
-    plural = "" if count == 1 else "s"
-    if view.adds_up:
-        if view.priced:
-            said = f"the {count} section subtotal{plural} add up to {view.sections_total}, the invoice total."
-        else:
-            said = "the lines add up to the invoice total."
-        return _p(f"Check: {said} OK", SMALL)
-    if view.priced:
-        said = f"the {count} section subtotal{plural} add up to {view.sections_total}, not {view.total}"
-    else:
-        said = "the lines do not add up to the invoice total"
-    return _p(f"Check failed: {said}. Contact support.", FAIL)

@@ -32,10 +32,10 @@ def markup_of(manager: Account) -> Decimal:
 
 
 def _resale_recipients(manager: Account, month: date, used: set[int]) -> list[Account]:
-    """The roll-up managed accounts billed by the manager for the month: those that existed in it
+    """The managed accounts billed by the manager by roll-up in the month: those that existed in it
     (and are not cancelled) or had usage in it, by name."""
     existed = Account.objects.open_before(periods.month_start(periods.next_month(month)))
-    rollups = Account.objects.rollups_of(manager)
+    rollups = Account.objects.rollups_of(manager, month)
     return list(rollups.filter(Q(pk__in=existed.values("pk")) | Q(pk__in=used)).order_by("name", "pk"))
 
 
@@ -52,10 +52,10 @@ def issue_resale_invoices(manager: Account, month: date, *, sql: bool | None = N
     in_sql = connection.vendor == "postgresql" if sql is None else sql
     sections: dict[int, list[InvoiceLine]] = {}
     if in_sql:
-        rollup_ids = list(Account.objects.rollups_of(manager).values_list("pk", flat=True))
+        rollup_ids = list(Account.objects.rollups_of(manager, month).values_list("pk", flat=True))
         totals = invoice_sql.resale_totals_sql(rollup_ids, month, markup)
     else:
-        names = dict(Account.objects.rollups_of(manager).values_list("pk", "name"))
+        names = dict(Account.objects.rollups_of(manager, month).values_list("pk", "name"))
         products = Product.objects.in_bulk()
         totals = {}
         for pk, rows in invoice_lines.usage_rows(list(names), month).items():
