@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.actor import Actor
-from accounts.api_access import ApiRequest
+from accounts.api_access import MANAGED_ACCOUNT_HEADER, ApiRequest, acting_on, on_behalf
 from accounts.errors import Refusal
 from accounts.models import ApiKey
 from accounts.services import api_key_for
@@ -74,7 +74,9 @@ ApiView = Callable[Concatenate[ApiRequest, _P], HttpResponseBase]
 
 def api_view(*methods: str) -> Callable[[ApiView[_P]], ApiView[_P]]:
     """Authenticates the key, enforces the method and the rate limit, and turns every refusal
-    into the contract's error shape. The view gets `request.api_key`."""
+    into the contract's error shape. The view gets `request.api_key`, and `request.on_behalf` when a
+    manager's key names one of its managed accounts in `X-Managed-Account-Id` (checked on every
+    request; `accounts.api_access.key_account` then answers that account)."""
 
     def decorate(view: ApiView[_P]) -> ApiView[_P]:
         @csrf_exempt
@@ -88,6 +90,7 @@ def api_view(*methods: str) -> Callable[[ApiView[_P]], ApiView[_P]]:
                     return response
                 request.api_key = _authenticate(request)
                 _rate_limit(request.api_key)
+                request.on_behalf = on_behalf(request.api_key, request.headers.get(MANAGED_ACCOUNT_HEADER))
                 _refuse_nul_in_query(request)
                 return view(request, *args, **kwargs)
             except ApiError as refused:
@@ -193,8 +196,15 @@ def _client_address(request: HttpRequest) -> str:
 
 
 def actor(request: ApiRequest) -> Actor:
-    """Changes made through a key are made by the person who created the key."""
-    return Actor(user=request.api_key.created_by, ip_address=request.META.get("REMOTE_ADDR"))
+    """Changes made through a key are made by the person who created the key; through a manager's key
+    naming a managed account, by that person acting as the account's owner, as in a log-in-as session
+    (`change_made_by` account_manager)."""
+    acting = acting_on(request)
+    return Actor(
+        user=request.api_key.created_by,
+        acting_as=acting.acting_as if acting is not None else None,
+        ip_address=request.META.get("REMOTE_ADDR"),
+    )
 
 
 def too_large() -> ApiError:

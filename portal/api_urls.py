@@ -8,7 +8,9 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accounts import api as accounts_api
 from billing import api as billing_api
+from controls import api as controls_api
 from portal.api import ApiError
+from portal.openapi import openapi_json
 from reporting import api as reporting_api
 
 
@@ -18,6 +20,7 @@ def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpRespon
 
 
 urlpatterns = [
+    path("openapi.json", openapi_json, name="api_openapi"),
     path("managed_accounts", accounts_api.managed_accounts, name="api_managed_accounts"),
     path("managed_accounts/<str:managed_id>", accounts_api.managed_account, name="api_managed_account"),
     *[
@@ -36,6 +39,19 @@ urlpatterns = [
     path("balance", billing_api.balance, name="api_balance"),
     path("invoices", billing_api.invoices, name="api_invoices"),
     path("invoices/<str:invoice_id>", billing_api.invoice, name="api_invoice"),
+    path("credit_transfers", billing_api.credit_transfers, name="api_credit_transfers"),
+    path("credit_transfers/<str:transfer_id>", billing_api.credit_transfer, name="api_credit_transfer"),
+    path("spend_limit", controls_api.own_spend_limit, name="api_spend_limit"),
+    path(
+        "managed_accounts/<str:managed_id>/spend_limit",
+        controls_api.managed_spend_limit,
+        name="api_managed_account_spend_limit",
+    ),  # fmt: skip
+    path(
+        "managed_accounts/<str:managed_id>/credit_limit",
+        controls_api.managed_credit_limit,
+        name="api_managed_account_credit_limit",
+    ),  # fmt: skip
     # Anything else under /v2/ answers in the contract's error shape, not Django's HTML 404.
     re_path(r"^.*$", api_not_found, name="api_not_found"),
 ]
