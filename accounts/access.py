@@ -51,8 +51,11 @@ def account_access(request: HttpRequest, account_id: UUID, permission: str) -> A
     return AccountAccess(account=account, membership=membership, can=permissions_for(membership=membership))
 
 
-def managed_account_access(request: HttpRequest, account_id: UUID, managed_id: UUID) -> tuple[AccountAccess, Account]:
-    """A manager's access to one of its own managed accounts; any other id is a 404."""
-    access = account_access(request, account_id, MANAGE_MANAGED_ACCOUNTS)
+def managed_account_access(
+    request: HttpRequest, account_id: UUID, managed_id: UUID, permission: str = MANAGE_MANAGED_ACCOUNTS
+) -> tuple[AccountAccess, Account]:
+    """A manager's access to one of its own managed accounts (`permission` in the manager: its billing
+    members read a managed account's invoices with RESELL); any other id is a 404."""
+    access = account_access(request, account_id, permission)
     managed = get_object_or_404(Account.objects.select_related("manager"), manager=access.account, public_id=managed_id)
     return access, managed

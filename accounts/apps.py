@@ -6,7 +6,7 @@ from django.http import HttpRequest
 
 class AccountsConfig(AppConfig):
     name = "accounts"
-    verbose_name = "Accounts"
+    verbose_name = "Customer accounts"  # allauth's own app is "Accounts"
 
     def ready(self) -> None:
         from allauth.account.signals import user_logged_in

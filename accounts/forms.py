@@ -37,6 +37,23 @@ class SignupForm(forms.Form):
         create_standard_account(owner=user, name=self.cleaned_data["organization_name"])
 
 
+class InviteeSignupForm(forms.Form):
+    """An invitee's own password; the e-mail address is the invitation's."""
+
+    password1 = forms.CharField(
+        label="Choose a password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+    password2 = forms.CharField(
+        label="The password again", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("password1") and data.get("password2") and data["password1"] != data["password2"]:
+            self.add_error("password2", "The two passwords differ.")
+        return data
+
+
 class ManagedAccountCreateForm(forms.Form):
     name = forms.CharField(label="Business name", max_length=255, strip=True, validators=NAME_VALIDATORS)
     email = forms.EmailField(label="Owner e-mail", max_length=254, validators=[sent_as_utf8])
@@ -55,6 +72,21 @@ class ManagedAccountCreateForm(forms.Form):
     )
     allow_custom_pricing = forms.BooleanField(required=False, label="Allow custom pricing")
     pricing_hidden = forms.BooleanField(required=False, label="Hide pricing from this account")
+
+    # Shown only when another of the manager's accounts has the name (accounts.views.managed_create).
+    confirm_same_name = forms.BooleanField(required=False, widget=forms.HiddenInput, label="Create it anyway")
+
+    def offer_same_name(self, same_named: list[Account]) -> None:
+        """Refuse the name until confirmed, naming the accounts that have it by their owner e-mail."""
+        owners = ", ".join(account.email or "no owner" for account in same_named)
+        self.add_error(
+            "name",
+            f"You already have a managed account named {same_named[0].name} (owner: {owners}). "
+            "Tick the box below to create another one with the same name.",
+        )
+        field = self.fields["confirm_same_name"]
+        field.widget = forms.CheckboxInput()
+        field.label = f"Create another account named {same_named[0].name}"
 
     def clean_email(self) -> str:
         # No "already registered" here: an address that has a user gets an invitation instead
@@ -108,10 +140,10 @@ class AuditFilterForm(forms.Form):
     )
     change_type = forms.ChoiceField(label="Type", required=False)
 
-    def __init__(self, *args: Any, change_types: list[str], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, change_types: list[tuple[str, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         change_type = cast(forms.ChoiceField, self.fields["change_type"])
-        change_type.choices = [("", "All types")] + [(t, t) for t in change_types]
+        change_type.choices = [("", "All types"), *change_types]  # (code, label) pairs
 
     def clean(self) -> dict[str, Any]:
         super().clean()

@@ -153,6 +153,8 @@ def log_in_as_rule(facts: LogInAsFacts) -> Denial | None:
             "not_allowed",
             "Only the manager account's owners (or admins the owner allows) can log in as a managed account.",
         )
+    if managed.status == Account.Status.CANCELLED:
+        return Denial("account_not_enabled", f"{managed.name} is cancelled: it can no longer be logged in as.")
     if not managed.is_enabled:
         status = managed.get_status_display().lower()
         return Denial("account_not_enabled", f"{managed.name} is {status}; enable it first.")
@@ -173,14 +175,19 @@ def log_in_as_denial(*, user: User, managed_account: Account, already_acting: bo
         return "You are already logged in as a managed account. Return to your own account first."
     if not managed_account.is_managed:
         return "Only managed accounts can be logged in as."
-    role = (
-        Membership.objects.filter(user=user, account=managed_account.managed_by).values_list("role", flat=True).first()
-    )
+    denial = log_in_as_rule(log_in_as_facts(user=user, managed_account=managed_account))
+    return denial.message if denial else None
+
+
+def log_in_as_facts(*, user: User | None, managed_account: Account) -> LogInAsFacts:
+    """`log_in_as_rule`'s facts before acting as a (managed) `managed_account`: `user`'s role in its
+    manager (None for nobody) and the owner they would act as. Log-in-as asks it once; a manager key's
+    `X-Managed-Account-Id` on every request (accounts.api_access.on_behalf)."""
+    memberships = Membership.objects.filter(user=user, account=managed_account.managed_by)
+    role = memberships.values_list("role", flat=True).first() if user is not None else None
     owner = log_in_as_target(managed_account)
     elsewhere = owner is not None and owner.memberships.exclude(account=managed_account).exists()
-    facts = LogInAsFacts(managed_account=managed_account, role=role, owner=owner, owner_elsewhere=elsewhere)
-    denial = log_in_as_rule(facts)
-    return denial.message if denial else None
+    return LogInAsFacts(managed_account=managed_account, role=role, owner=owner, owner_elsewhere=elsewhere)
 
 
 def acting_facts(*, real_user_id: int, acted_as: User, manager_id: int, managed_account_id: int) -> LogInAsFacts:

@@ -10,6 +10,7 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 
 from accounts.models import Account, Invitation, Membership, User
+from portal.site import absolute_url
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
@@ -69,5 +70,15 @@ def with_balances(accounts: QuerySet[Account]) -> QuerySet[WithAnnotations[Accou
     )
 
 
+def same_named_managed_accounts(manager: Account, name: str) -> list[Account]:
+    """The manager's managed accounts (cancelled ones aside) already named `name`, in any case."""
+    return list(
+        manager.managed_accounts.filter(name__iexact=name.strip())
+        .exclude(status=Account.Status.CANCELLED)
+        .order_by("pk")[:5]
+    )
+
+
 def invitation_url(invitation: Invitation) -> str:
-    return reverse("accept_invitation", kwargs={"token": invitation.token})
+    """The invitation's link as the e-mail carries it: absolute, on SITE_URL."""
+    return absolute_url(reverse("accept_invitation", kwargs={"token": invitation.token}))

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import date, timedelta
+from decimal import Decimal
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
@@ -20,7 +21,7 @@ from accounts import audit
 from accounts.actor import Actor
 from accounts.errors import Refusal
 from accounts.locks import lock_row
-from accounts.models import Account, ApiKey, Invitation, Membership, Role, User
+from accounts.models import Account, ApiKey, Invitation, Membership, Role, User, month_of
 from accounts.permissions import can_assign_role, may_grant_log_in_as
 from accounts.tasks import send_invitation_email
 
@@ -179,8 +180,10 @@ def create_managed_account(
             f"You have reached your limit of {manager.managed_account_limit:,} managed accounts. "
             "Cancel one you no longer need, or ask support to raise the limit."
         )
-    email = _checked_owner_address(email=owner_email, password=owner_password or None)
-    owner = _created_user(email=email, password=owner_password or None)
+    # Without an owner e-mail (optional in the API, as in Telnyx's) the account has no owner and no
+    # invitation: its API keys work, nobody signs in to it, and it cannot be logged in as.
+    email = _checked_owner_address(email=owner_email, password=owner_password or None) if owner_email else ""
+    owner = _created_user(email=email, password=owner_password or None) if email else None
     managed = Account.objects.create(
         name=name.strip(),
         email=email,
@@ -203,7 +206,7 @@ def create_managed_account(
             for f in ("name", "email", "billing_mode", "allow_custom_pricing", "pricing_hidden")
         ],
     )
-    if owner is None:
+    if owner is None and email:
         _invite_existing_owner(managed=managed, email=email, password=owner_password or None, actor=actor)
     return managed
 
@@ -267,6 +270,180 @@ def update_managed_account(*, managed: Account, actor: Actor, **values: object) 
             changes=changes,
         )
     return managed
+
+
+# --- Billing mode ---------------------------------------------------------------------------------
+
+
+def next_month(month: date) -> date:
+    """The first day of the month after `month`."""
+    return (month + timedelta(days=32)).replace(day=1)
+
+
+def _mode_label(mode: str) -> str:
+    return Account.BillingMode(mode).label.lower()
+
+
+def _own_balance(account: Account) -> Decimal:
+    """The account's own balance: billing's Balance row, read through the ORM's reverse one-to-one
+    `balance` (accounts never imports billing, as accounts.selectors), zero when it has none."""
+    amount = Account.objects.filter(pk=account.pk).values_list("balance__amount", flat=True).first()
+    return amount or Decimal(0)
+
+
+def billing_mode_refusal(managed: Account, mode: str, *, at_switch: bool = False) -> str | None:
+    """Why `managed` cannot go to `mode` billing, or None. Going to roll-up needs its own balance
+    settled when the change is scheduled (zero: refunded, or transferred back to the manager
+    through the ledger's transfer), and again when it takes effect (`at_switch`): then it may not
+    hold credit, which roll-up would strand; what it owes by then is its usage since, billed by
+    the close of its last separate month on its own invoice, which the manager can settle with a
+    transfer (billing.ledger)."""
+    if mode != Account.BillingMode.ROLLUP:
+        return None
+    held = _own_balance(managed)
+    if held == 0 or (at_switch and held < 0):
+        return None
+    what = f"holds USD {held:,.2f} of credit" if held > 0 else f"owes USD {-held:,.2f}"
+    return (
+        f"{managed.name} {what} on its own balance. Settle it first (transfer its credit back to you, or "
+        "transfer credit to cover what it owes) so that its balance is zero; roll-up billing has no balance "
+        "of its own."
+    )
+
+
+def _billing_changes(before: str, after: str, start: date) -> list[audit.FieldChange]:
+    return [
+        {"field": "billing_mode", "from": before, "to": after},
+        {"field": "billing_mode_from", "from": None, "to": start.isoformat()},
+    ]
+
+
+@transaction.atomic
+def schedule_billing_mode_change(*, managed: Account, mode: str, actor: Actor) -> Account:
+    """Schedules `managed` to be billed by `mode` from the start of next UTC month
+    (Account.billing_mode_in holds the rule; apply_billing_mode_changes makes it take effect).
+    Scheduling what is already scheduled changes nothing. Refused for a cancelled account, while
+    another change is pending, in the month a change took effect (a mode holds a whole month at
+    least), and, going to roll-up, while the account's own balance is not settled."""
+    if mode not in Account.BillingMode.values:
+        raise ServiceError("Choose roll-up or separate billing.", field="billing_mode")
+    managed = lock_row(Account.objects, pk=managed.pk)
+    if not managed.is_managed:
+        raise ServiceError("Only a managed account has a billing mode.")
+    if managed.status == Account.Status.CANCELLED:
+        raise InvalidTransition("A cancelled account cannot be changed.")
+    this_month = month_of()
+    current = managed.billing_mode_in(this_month)
+    if managed.billing_mode_change_pending:
+        if managed.billing_mode_next == mode:
+            return managed
+        raise ServiceError(
+            f"A change to {_mode_label(managed.billing_mode_next)} billing from {managed.billing_mode_from} is "
+            "pending: cancel it to keep the current mode.",
+            field="billing_mode",
+        )
+    if mode == current:
+        return managed
+    if managed.billing_mode_from == this_month:
+        raise ServiceError(
+            f"{managed.name} changed to {_mode_label(current)} billing on {this_month}; a billing mode holds for a "
+            f"whole month at least, so the next change can be scheduled from {next_month(this_month)}.",
+            field="billing_mode",
+        )
+    refusal = billing_mode_refusal(managed, mode)
+    if refusal is not None:
+        raise ServiceError(refusal, field="billing_mode")
+    start = next_month(this_month)
+    managed.billing_mode_next, managed.billing_mode_from = mode, start
+    managed.save(update_fields=["billing_mode_next", "billing_mode_from", "updated_at"])
+    audit.record(
+        account=managed.managed_by,
+        related_account=managed,
+        actor=actor,
+        change_type=audit.ChangeType.BILLING_MODE_CHANGE_SCHEDULED,
+        resource=managed,
+        changes=_billing_changes(current, mode, start),
+    )
+    return managed
+
+
+@transaction.atomic
+def cancel_billing_mode_change(*, managed: Account, actor: Actor, reason: str = "") -> Account:
+    """Cancels the pending billing-mode change of `managed` before it takes effect: the account
+    keeps its mode (both change fields cleared, so every month reads `billing_mode` again)."""
+    managed = lock_row(Account.objects, pk=managed.pk)
+    if managed.billing_mode_from is None or managed.billing_mode_from < month_of() or not managed.billing_mode_next:
+        raise ServiceError("No billing-mode change is pending.", field="billing_mode")
+    if managed.billing_mode_from == month_of() and managed.billing_mode == managed.billing_mode_next:
+        raise ServiceError("The billing-mode change has taken effect already.", field="billing_mode")
+    _clear_billing_change(managed, actor=actor, reason=reason)
+    return managed
+
+
+def _clear_billing_change(managed: Account, *, actor: Actor, reason: str) -> None:
+    assert managed.billing_mode_from is not None
+    changes = _billing_changes(managed.billing_mode, managed.billing_mode_next, managed.billing_mode_from)
+    if reason:
+        changes.append({"field": "reason", "from": None, "to": reason})
+    managed.billing_mode_next, managed.billing_mode_from = "", None
+    managed.save(update_fields=["billing_mode_next", "billing_mode_from", "updated_at"])
+    audit.record(
+        account=managed.managed_by,
+        related_account=managed,
+        actor=actor,
+        change_type=audit.ChangeType.BILLING_MODE_CHANGE_CANCELLED,
+        resource=managed,
+        changes=changes,
+    )
+
+
+def set_billing_mode(*, managed: Account, mode: str, actor: Actor) -> Account:
+    """The API's `rollup_billing`: asking for the mode in force now while a change is pending
+    cancels the change; asking for another schedules it (schedule_billing_mode_change)."""
+    if managed.billing_mode_change_pending and mode == managed.billing_mode:
+        return cancel_billing_mode_change(managed=managed, actor=actor)
+    return schedule_billing_mode_change(managed=managed, mode=mode, actor=actor)
+
+
+SETTLE_AT_SWITCH = "its own balance held credit when the change was to take effect: settle it and schedule again"
+
+
+def apply_billing_mode_changes(*, month: date | None = None) -> dict[str, int]:
+    """Run by beat early on the 1st (UTC), before the close, and again hourly that day: each
+    change due by `month` (this month by default) takes effect, one account per transaction:
+    `billing_mode` is flipped and `billing_mode_next`/`billing_mode_from` stay as the record of the
+    change, so the close of the month before still bills it by the old mode
+    (Account.billing_mode_in). A change to roll-up whose account's own balance is not settled by
+    then is refused when it holds credit (billing_mode_refusal): cancelled, audited with the reason,
+    the account keeps separate billing.
+    Idempotent. Returns {"changed": n, "refused": n, "skipped": n}."""
+    done = {"changed": 0, "refused": 0, "skipped": 0}
+    for pk in Account.objects.billing_mode_changes_due(month).order_by("pk").values_list("pk", flat=True):
+        done[_apply_billing_mode_change(pk, month_of(month))] += 1
+    return done
+
+
+@transaction.atomic
+def _apply_billing_mode_change(pk: int, month: date) -> str:
+    managed = lock_row(Account.objects, pk=pk)
+    if not Account.objects.billing_mode_changes_due(month).filter(pk=pk).exists():
+        return "skipped"  # a concurrent run applied it meanwhile
+    actor = Actor(user=None, platform=True)
+    if billing_mode_refusal(managed, managed.billing_mode_next, at_switch=True) is not None:
+        _clear_billing_change(managed, actor=actor, reason=SETTLE_AT_SWITCH)
+        return "refused"
+    assert managed.billing_mode_from is not None
+    before, managed.billing_mode = managed.billing_mode, managed.billing_mode_next
+    managed.save(update_fields=["billing_mode", "updated_at"])
+    audit.record(
+        account=managed.managed_by,
+        related_account=managed,
+        actor=actor,
+        change_type=audit.ChangeType.BILLING_MODE_CHANGED,
+        resource=managed,
+        changes=_billing_changes(before, managed.billing_mode, managed.billing_mode_from),
+    )
+    return "changed"
 
 
 # The status changes a manager can make, and the statuses each one starts from.
@@ -463,6 +640,23 @@ def accept_invitation(*, invitation: Invitation, user: User) -> Membership:
         ],
     )
     return membership
+
+
+INVITEE_HAS_USER = "A user with this address exists already: sign in with it to accept the invitation."
+
+
+@transaction.atomic
+def join_by_invitation(*, invitation: Invitation, password: str) -> Membership:
+    """An invitee with no user yet joins the inviting account: its user, with the invited address
+    verified (the invitation's secret link reached that mailbox), and its membership. It creates no
+    account of its own; refused as a whole, with nothing created, when the invitation is no longer
+    valid or the password is too weak."""
+    email = _checked_owner_address(email=invitation.email, password=password)
+    user = _created_user(email=email, password=password)
+    if user is None:
+        raise EmailTaken(INVITEE_HAS_USER)
+    EmailAddress.objects.filter(user=user, email=email).update(verified=True)
+    return accept_invitation(invitation=invitation, user=user)
 
 
 @transaction.atomic

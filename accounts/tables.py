@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import django_filters
 import django_tables2 as tables
@@ -67,13 +67,27 @@ class ManagedAccountTable(tables.Table):
     )
     pricing_hidden = tables.BooleanColumn(verbose_name="Pricing hidden", yesno="Hidden,Visible")
     created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d")
+    # Log in as (a POST form: the rule per row comes from `log_in_as`), Usage, Disable or Enable.
+    actions = tables.TemplateColumn(
+        template_name="accounts/managed_hub/_row_actions.html",
+        verbose_name="Actions",
+        orderable=False,
+        empty_values=(),
+        extra_context=lambda record, table: {"log_in_as": table.log_in_as.get(record.pk, False)},
+    )
 
     class Meta:
         model = Account
-        fields = ("name", "email", "status", "billing_mode", "balance", "pricing_hidden", "created_at")
+        fields = ("name", "email", "status", "billing_mode", "balance", "pricing_hidden", "created_at", "actions")
         order_by = "-created_at"
         attrs = {"class": "table"}
         empty_text = "No managed accounts match. Clear the filters, or create a managed account."
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # pk -> the log-in-as refusal (None: allowed), set by the view for the page shown
+        # (accounts.managed_hub.log_in_as_denials); an account missing from it offers no button.
+        self.log_in_as: dict[int, str | None] = {}
 
     def render_name(self, record: Account, value: str) -> SafeString:
         url = reverse("managed_detail", args=[record.managed_by.public_id, record.public_id])

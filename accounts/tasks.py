@@ -12,7 +12,7 @@ def send_invitation_email(invitation_pk: int) -> None:
     invitation = Invitation.objects.select_related("account", "invited_by").filter(pk=invitation_pk).first()
     if invitation is None or invitation.status != Invitation.Status.PENDING:
         return
-    context = {"invitation": invitation, "path": invitation_url(invitation)}
+    context = {"invitation": invitation, "url": invitation_url(invitation)}
     send_mail(
         subject=f"You are invited to {invitation.account.name} on Mission Control",
         message=render_to_string("accounts/email/invitation.txt", context),

@@ -4,7 +4,7 @@ from accounts import views
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("a/<uuid:account_id>/", views.dashboard, name="dashboard"),
+    # "a/<uuid:account_id>/" (name "dashboard"), the overview, is reporting.dashboard_views.overview.
     path("a/<uuid:account_id>/settings/", views.account_settings, name="account_settings"),
     path("a/<uuid:account_id>/members/", views.members, name="members"),
     path("a/<uuid:account_id>/members/invite/", views.member_invite, name="member_invite"),
@@ -22,6 +22,10 @@ urlpatterns = [
     path("a/<uuid:account_id>/managed/", views.managed_list, name="managed_list"),
     path("a/<uuid:account_id>/managed/new/", views.managed_create, name="managed_create"),
     path("a/<uuid:account_id>/managed/<uuid:managed_id>/", views.managed_detail, name="managed_detail"),
+    # The hub's other tabs; Usage is reporting's, Invoices and Balance billing's, Spend limits controls'.
+    path("a/<uuid:account_id>/managed/<uuid:managed_id>/api-keys/", views.managed_api_keys, name="managed_api_keys"),
+    path("a/<uuid:account_id>/managed/<uuid:managed_id>/members/", views.managed_members, name="managed_members"),
+    path("a/<uuid:account_id>/managed/<uuid:managed_id>/audit/", views.managed_audit, name="managed_audit"),
     path(
         "a/<uuid:account_id>/managed/<uuid:managed_id>/settings/",
         views.managed_settings,

@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Page, Paginator
@@ -19,30 +20,31 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from hijack.views import AcquireUserView
 
-from accounts import acting, audit, selectors, services
+from accounts import acting, audit, audit_text, managed_hub, selectors, services
 from accounts.access import AccountAccess, account_access, managed_account_access
 from accounts.acting import ActingRequest, SignedInRequest
 from accounts.actor import Actor
+from accounts.audit_table import AuditLogTable
 from accounts.forms import (
     AccountSettingsForm,
     ApiKeyForm,
     AuditFilterForm,
+    InviteeSignupForm,
     InviteForm,
     ManagedAccountCreateForm,
     ManagedAccountSettingsForm,
     RoleForm,
     apply_refusal,
 )
-from accounts.models import Account, ApiKey, Invitation, Membership, User
+from accounts.models import OTHER_BILLING_MODE, Account, ApiKey, Invitation, Membership, User, month_of
 from accounts.permissions import (
     MANAGE_ACCOUNT,
     MANAGE_MANAGED_ACCOUNTS,
-    VIEW_ACCOUNT,
     can_assign_role,
     log_in_as_denial,
     log_in_as_target,
 )
-from accounts.tables import AuditEventTable, ManagedAccountFilter, ManagedAccountTable
+from accounts.tables import ManagedAccountFilter, ManagedAccountTable
 from portal.pagination import paginate_table
 
 GET_AND_POST = ["GET", "POST"]
@@ -64,20 +66,15 @@ def home(request: SignedInRequest) -> HttpResponse:
     if request.acting is not None:
         return redirect("dashboard", request.acting.managed_account.public_id)
     memberships = [m for m in selectors.accounts_for_user(request.user) if m.account.is_usable]
+    if not memberships and request.user.is_staff:
+        return redirect("admin:index")  # platform staff work in the staff site (it asks for MFA)
     if not memberships:
         return render(request, "accounts/no_account.html")
     return redirect("dashboard", memberships[0].account.public_id)
 
 
-@login_required
-@require_GET
-def dashboard(request: SignedInRequest, account_id: UUID) -> HttpResponse:
-    access = account_access(request, account_id, VIEW_ACCOUNT)
-    context = {"access": access, "account": access.account}
-    if access.account.is_manager:
-        context["managed_counts"] = selectors.managed_account_counts(access.account)
-        context["managed_in_use"] = services.active_managed_count(access.account)
-    return render(request, "accounts/dashboard.html", context)
+# The overview ("dashboard", a/<id>/) reads balances, usage and invoices from billing, which
+# accounts never imports: it is reporting.dashboard_views.overview.
 
 
 @login_required
@@ -208,7 +205,7 @@ def invitation_revoke(request: SignedInRequest, account_id: UUID, invitation_id:
 def accept_invitation(request: HttpRequest, token: str) -> HttpResponse:
     invitation = get_object_or_404(Invitation.objects.select_related("account", "invited_by"), token=token)
     if not request.user.is_authenticated:
-        return render(request, "accounts/invitation.html", {"invitation": invitation})
+        return _invitee_without_session(request, invitation)
     if request.method == "POST":
         try:
             membership = services.accept_invitation(invitation=invitation, user=request.user)
@@ -220,6 +217,27 @@ def accept_invitation(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "accounts/invitation.html", {"invitation": invitation})
 
 
+def _invitee_without_session(request: HttpRequest, invitation: Invitation) -> HttpResponse:
+    """Someone who opened the e-mailed link, not signed in: with a user already, it signs in to
+    accept; without one, it chooses a password here and joins at once, creating no account of its own."""
+    has_user = services.email_in_use(invitation.email)
+    joinable = invitation.is_usable and not has_user
+    form = InviteeSignupForm(request.POST if request.method == "POST" and joinable else None)
+    if form.is_bound and form.is_valid():
+        try:
+            membership = services.join_by_invitation(invitation=invitation, password=form.cleaned_data["password1"])
+        except services.ServiceError as error:
+            apply_refusal(form=form, refusal=error)
+        else:
+            login(request, membership.user, backend="allauth.account.auth_backends.AuthenticationBackend")
+            messages.success(
+                request, f"Welcome: you joined {membership.account.name} as {membership.get_role_display()}."
+            )
+            return redirect("dashboard", membership.account.public_id)
+    context = {"invitation": invitation, "form": form, "has_user": has_user}
+    return render(request, "accounts/invitation.html", context, status=422 if form.errors else 200)
+
+
 # --- Audit log ---------------------------------------------------------------------------------------------
 
 
@@ -227,7 +245,7 @@ def accept_invitation(request: HttpRequest, token: str) -> HttpResponse:
 @require_GET
 def audit_log(request: SignedInRequest, account_id: UUID) -> HttpResponse:
     access = account_access(request, account_id, MANAGE_ACCOUNT)
-    form = AuditFilterForm(request.GET or None, change_types=list(audit.CHANGE_TYPES))
+    form = AuditFilterForm(request.GET or None, change_types=audit_text.CHANGE_TYPE_CHOICES)
     events = audit.events_for_account(access.account)
     if form.is_bound and form.is_valid():
         data = form.cleaned_data
@@ -238,7 +256,7 @@ def audit_log(request: SignedInRequest, account_id: UUID) -> HttpResponse:
             events = events.filter(created_at__lt=end)
         if data["change_type"]:
             events = events.filter(change_type=data["change_type"])
-    table = AuditEventTable(events)
+    table = AuditLogTable(events, reader=audit_text.Reader(log=access.account, pages=access.account))
     paginate_table(request, table, per_page=50)
     context = {"access": access, "account": access.account, "form": form, "table": table}
     # A filter it cannot apply (a day out of range, an end before the start) is a 422 showing why.
@@ -257,6 +275,8 @@ def managed_list(request: SignedInRequest, account_id: UUID) -> HttpResponse:
     filterset = ManagedAccountFilter(request.GET or None, queryset=accounts)
     table = ManagedAccountTable(filterset.qs)
     paginate_table(request, table, per_page=25)
+    if access.can.log_in_as:  # the rule per row, set-based: a constant number of queries per page
+        table.log_in_as = managed_hub.log_in_as_denials(access, (row.record for row in table.page.object_list))
     context = {
         "access": access,
         "account": manager,
@@ -286,6 +306,11 @@ def managed_create(request: SignedInRequest, account_id: UUID) -> HttpResponse:
     form = ManagedAccountCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        same_named = selectors.same_named_managed_accounts(access.account, data["name"])
+        if same_named and not data["confirm_same_name"]:
+            form.offer_same_name(same_named)
+            context = {"access": access, "account": access.account, "form": form}
+            return render(request, "accounts/managed_create.html", context, status=422)
         try:
             managed = services.create_managed_account(
                 manager=access.account,
@@ -306,30 +331,64 @@ def managed_create(request: SignedInRequest, account_id: UUID) -> HttpResponse:
     return render(request, "accounts/managed_create.html", context, status=422 if form.errors else 200)
 
 
-def _managed_detail_page(
-    request: SignedInRequest, access: AccountAccess, managed: Account, api_key_form: ApiKeyForm, status: int = 200
-) -> HttpResponse:
-    denial = log_in_as_denial(user=request.user, managed_account=managed, already_acting=request.acting is not None)
-    context = {
-        "access": access,
-        "account": access.account,
-        "managed": managed,
-        "owner": log_in_as_target(managed),
-        "log_in_as_denial": denial,
-        "events": audit.events_for_account(managed)[:10],
-        "status_actions": _status_actions(managed),
-        "api_keys": _api_keys_page(request, managed),
-        "api_key_form": api_key_form,
-        "balance": _managed_balance(managed),
-    }
-    return render(request, "accounts/managed_detail.html", context, status=status)
+# A managed account's page is its hub (accounts.managed_hub): these tabs, plus Usage (reporting),
+# Invoices and Balance (billing), Spend limits (controls) and Settings below.
 
 
 @login_required
 @require_GET
 def managed_detail(request: SignedInRequest, account_id: UUID, managed_id: UUID) -> HttpResponse:
+    """The Overview tab: facts, status, billing mode, owner and recent activity."""
     access, managed = managed_account_access(request, account_id, managed_id)
-    return _managed_detail_page(request, access, managed, ApiKeyForm())
+    context = managed_hub.hub_context(request, access, managed, managed_hub.OVERVIEW) | {
+        "owner": log_in_as_target(managed),
+        "events": audit.events_for_account(managed)[:10],
+        "status_actions": _status_actions(managed),
+        "balance": _managed_balance(managed),
+    }
+    return render(request, "accounts/managed_detail.html", context)
+
+
+def _managed_api_keys_page(
+    request: SignedInRequest, access: AccountAccess, managed: Account, api_key_form: ApiKeyForm, status: int = 200
+) -> HttpResponse:
+    context = managed_hub.hub_context(request, access, managed, managed_hub.API_KEYS) | {
+        "api_keys": _api_keys_page(request, managed),
+        "api_key_form": api_key_form,
+    }
+    return render(request, "accounts/managed_hub/api_keys.html", context, status=status)
+
+
+@login_required
+@require_GET
+def managed_api_keys(request: SignedInRequest, account_id: UUID, managed_id: UUID) -> HttpResponse:
+    access, managed = managed_account_access(request, account_id, managed_id)
+    return _managed_api_keys_page(request, access, managed, ApiKeyForm())
+
+
+@login_required
+@require_GET
+def managed_members(request: SignedInRequest, account_id: UUID, managed_id: UUID) -> HttpResponse:
+    """Read-only: a managed account's people manage its members themselves (or the manager, logged in
+    as it); no rule lets the manager's own pages change them."""
+    access, managed = managed_account_access(request, account_id, managed_id)
+    context = managed_hub.hub_context(request, access, managed, managed_hub.MEMBERS) | {
+        "members": selectors.members_of(managed),
+        "invitations": selectors.pending_invitations(managed),
+    }
+    return render(request, "accounts/managed_hub/members.html", context)
+
+
+@login_required
+@require_GET
+def managed_audit(request: SignedInRequest, account_id: UUID, managed_id: UUID) -> HttpResponse:
+    """The managed account's own log (audit.events_for_account), in words, with the manager's links."""
+    access, managed = managed_account_access(request, account_id, managed_id)
+    reader = audit_text.Reader(log=managed, pages=access.account)
+    table = AuditLogTable(audit.events_for_account(managed), reader=reader)
+    paginate_table(request, table, per_page=50)
+    context = managed_hub.hub_context(request, access, managed, managed_hub.AUDIT) | {"table": table}
+    return render(request, "accounts/managed_hub/audit.html", context)
 
 
 def _status_actions(managed: Account) -> list[str]:
@@ -340,6 +399,11 @@ def _status_actions(managed: Account) -> list[str]:
 @require_http_methods(GET_AND_POST)
 def managed_settings(request: SignedInRequest, account_id: UUID, managed_id: UUID) -> HttpResponse:
     access, managed = managed_account_access(request, account_id, managed_id)
+    settings_url = reverse("managed_settings", args=[access.account.public_id, managed.public_id])
+    billing_action = request.POST.get("billing_action") if request.method == "POST" else None
+    if billing_action is not None:
+        _change_billing_mode(request, managed, billing_action)
+        return HttpResponseRedirect(settings_url)
     initial = {f: getattr(managed, f) for f in services.MANAGED_SETTINGS_FIELDS}
     form = ManagedAccountSettingsForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -350,8 +414,54 @@ def managed_settings(request: SignedInRequest, account_id: UUID, managed_id: UUI
         else:
             messages.success(request, "Settings saved.")
             return redirect("managed_detail", access.account.public_id, managed.public_id)
-    context = {"access": access, "account": access.account, "managed": managed, "form": form}
+    context = managed_hub.hub_context(request, access, managed, managed_hub.SETTINGS) | {
+        "form": form,
+        "billing": _billing_mode_context(managed),
+    }
     return render(request, "accounts/managed_settings.html", context, status=422 if form.errors else 200)
+
+
+def _change_billing_mode(request: SignedInRequest, managed: Account, action: str) -> None:
+    """The settings page's billing-mode buttons: schedule the switch to the other mode, or cancel
+    the pending one; the outcome (or the refusal) as a message."""
+    actor = Actor.from_request(request)
+    try:
+        if action == "cancel":
+            services.cancel_billing_mode_change(managed=managed, actor=actor)
+            messages.success(request, f"The billing-mode change of {managed.name} is cancelled.")
+        elif action == "schedule":
+            other = OTHER_BILLING_MODE[managed.billing_mode_in()]
+            managed = services.schedule_billing_mode_change(managed=managed, mode=other, actor=actor)
+            messages.success(
+                request, f"{managed.name} changes to {Account.BillingMode(other).label.lower()} billing on "
+                f"{managed.billing_mode_from}.",
+            )  # fmt: skip
+        else:
+            messages.error(request, "Unknown billing-mode action.")
+    except services.ServiceError as error:
+        messages.error(request, error.message)
+
+
+def _billing_mode_context(managed: Account) -> dict[str, Any]:
+    """What the page says about the billing mode: the mode now, a pending change's "until/from"
+    line, and, in the first month of separate billing, the offer of an opening credit transfer."""
+    current = managed.billing_mode_in()
+    first_separate_month = (
+        current == Account.BillingMode.SEPARATE
+        and managed.billing_mode_from == month_of()
+        and managed.billing_mode_next == Account.BillingMode.SEPARATE
+    )
+    return {
+        "current": Account.BillingMode(current).label,
+        "other": Account.BillingMode(OTHER_BILLING_MODE[current]).label.lower(),
+        "pending": managed.billing_mode_change_pending,
+        "next": Account.BillingMode(managed.billing_mode_next).label.lower() if managed.billing_mode_next else "",
+        "until": managed.billing_mode_until,
+        "start": managed.billing_mode_from,
+        "next_start": services.next_month(month_of()),
+        "offer_transfer": first_separate_month,
+        "can_change": managed.status != Account.Status.CANCELLED,
+    }
 
 
 @login_required
@@ -486,7 +596,7 @@ def managed_api_key_create(request: SignedInRequest, account_id: UUID, managed_i
     form = ApiKeyForm(request.POST)
     created = _create_api_key(request, managed, form)
     if created is None:
-        return _managed_detail_page(request, access, managed, form, status=422)
+        return _managed_api_keys_page(request, access, managed, form, status=422)
     key, raw_key = created
     context = {
         "access": access,
@@ -495,7 +605,7 @@ def managed_api_key_create(request: SignedInRequest, account_id: UUID, managed_i
         "key_account": managed,
         "key": key,
         "raw_key": raw_key,
-        "back_url": reverse("managed_detail", args=[access.account.public_id, managed.public_id]),
+        "back_url": reverse("managed_api_keys", args=[access.account.public_id, managed.public_id]),
     }
     return _api_key_created(request, context)
 
@@ -504,7 +614,7 @@ def managed_api_key_create(request: SignedInRequest, account_id: UUID, managed_i
 @require_http_methods(GET_AND_POST)
 def managed_api_key_revoke(request: SignedInRequest, account_id: UUID, managed_id: UUID, key_id: int) -> HttpResponse:
     access, managed = managed_account_access(request, account_id, managed_id)
-    back_url = reverse("managed_detail", args=[access.account.public_id, managed.public_id])
+    back_url = reverse("managed_api_keys", args=[access.account.public_id, managed.public_id])
     context = {"access": access, "account": access.account, "managed": managed}
     return _api_key_revoke(request, context, managed, key_id, back_url)
 

@@ -23,6 +23,8 @@ from accounts.mfa import has_second_factor, session_passed_mfa
 
 class StaffAdminSite(admin.AdminSite):
     site_header = "Mission Control platform staff"
+    site_title = "Mission Control staff"
+    index_title = "Platform administration"
 
     def has_permission(self, request: HttpRequest) -> bool:
         return super().has_permission(request) and session_passed_mfa(request)

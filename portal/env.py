@@ -32,6 +32,17 @@ def env_str(name: str, default: str | None = None, *, required: bool = False) ->
     return default if value is None else value
 
 
+def env_url(name: str, default: str, *, required: bool = False) -> str:
+    """An absolute http(s) origin such as https://portal.example.com (no path, no trailing slash)."""
+    value = env_str(name, default, required=required).rstrip("/")
+    scheme, _, rest = value.partition("://")
+    if scheme not in ("http", "https") or not rest or "/" in rest or "?" in rest or "#" in rest:
+        raise ImproperlyConfigured(
+            f"{name}={value!r} must look like https://portal.example.com (scheme and host only)."
+        )
+    return value
+
+
 def env_bool(name: str, default: bool) -> bool:
     value = _raw(name)
     if value is None:

@@ -39,10 +39,7 @@ def _origin(url: str, setting: str) -> str:
 @cache
 def build_content_security_policy(*, stripe_js_url: str, stripe_api_base: str) -> str:
     """The policy, for Stripe.js at `stripe_js_url` and its API at `stripe_api_base` (empty: Stripe).
-
-    Neither D3 3.5 nor Rickshaw 1.5 needs 'unsafe-eval': D3 builds a function from a string only
-    in d3.csv/d3.tsv's row parser (d3.dsv), which the portal never calls; Rickshaw never does.
-    """
+    No 'unsafe-eval' and no 'unsafe-inline': the portal's own scripts are static files, its charts SVG."""
     stripe_js = _origin(stripe_js_url, "STRIPE_JS_URL")
     stripe_api = _origin(stripe_api_base, "STRIPE_API_BASE") if stripe_api_base else STRIPE_API_ORIGIN
     stripe_frames = [stripe_js, STRIPE_HOOKS_ORIGIN] if stripe_js == STRIPE_JS_ORIGIN else [stripe_js]

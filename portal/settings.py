@@ -11,11 +11,9 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 import django_stubs_ext
-import xstatic.pkg.d3
-import xstatic.pkg.rickshaw
 from django.core.exceptions import ImproperlyConfigured
 
-from portal.env import env_bool, env_choice, env_decimal, env_fernet_keys, env_int, env_list, env_str
+from portal.env import env_bool, env_choice, env_decimal, env_fernet_keys, env_int, env_list, env_str, env_url
 
 # ModelAdmin[Account], ModelForm[Account] and the like, written for the type checker, work at run time.
 django_stubs_ext.monkeypatch()
@@ -39,6 +37,11 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "l
 if PRODUCTION and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must be set in production.")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Where people reach the portal: every link that leaves a request (e-mails, PDFs) starts with it.
+SITE_URL = env_url("SITE_URL", "http://127.0.0.1:8000", required=PRODUCTION)
+if PRODUCTION and not SITE_URL.startswith("https://"):
+    raise ImproperlyConfigured("SITE_URL must be an https:// URL in production.")
+SITE_NAME = "Mission Control"
 
 INSTALLED_APPS = [
     "portal.admin_config.StaffAdminConfig",  # django.contrib.admin, with a site where staff need MFA
@@ -59,6 +62,8 @@ INSTALLED_APPS = [
     "accounts",
     "billing",
     "reporting",
+    "controls",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -92,6 +97,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.portal",
+                "portal.navigation.navigation",  # the sidebar: current-page mark, account switcher
             ],
         },
     },
@@ -147,6 +153,7 @@ ACCOUNT_SIGNUP_FORM_CLASS = "accounts.forms.SignupForm"
 # which our unique User.email refuses. So verification is mandatory, not a setting.
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{SITE_NAME}] "
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_SESSION_REMEMBER = None
 # allauth's default limits (sign-in, failed sign-ins per address and per e-mail, password reset,
@@ -304,12 +311,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-# Front-end libraries arrive as Python packages (installed by the set-up command), never from a CDN.
-STATICFILES_DIRS = [
-    BASE_DIR / "static",
-    ("vendor/d3", xstatic.pkg.d3.BASE_DIR),
-    ("vendor/rickshaw", xstatic.pkg.rickshaw.BASE_DIR),
-]
+# No front-end library: charts are SVG drawn on the server (reporting/charts.py). A library, if one
+# is ever needed, arrives as a Python package installed by the set-up command, never from a CDN.
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

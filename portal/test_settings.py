@@ -16,7 +16,7 @@ if not os.environ.get("STRIPE_API_BASE"):
     STRIPE_API_BASE = "http://127.0.0.1:9"
     STRIPE_JS_URL = f"{STRIPE_API_BASE}/js.stripe.com/v3/"
 
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # A file, not Django's default shared-cache in-memory database: tests that run a real Celery
     # worker or a live server talk to it from other threads, and shared-cache SQLite answers a
     # concurrent writer with "database table is locked" at once instead of waiting out the busy

@@ -1,15 +1,16 @@
 """The filters of the usage report and the usage detail page (GET forms).
 
-Every field is optional: what is absent takes its default (this month to date, all products,
-grouped by day, and for managers all their managed accounts), so a bare URL is a useful report
-and a bookmarked one keeps working. What is typed wrong is shown back with a message.
+Every field is optional: what is absent takes its default (the last 30 UTC days, today included;
+all products, grouped by day, and for managers all their managed accounts), so a bare URL is a
+useful report (on the 1st of a month too) and a bookmarked one keeps working. What is typed wrong
+is shown back with a message.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 from django import forms
@@ -19,12 +20,15 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from accounts.models import Account
+from accounts.permissions import can_see_pricing
 from accounts.selectors import managed_accounts_for
 from billing.models import Product
 from billing.usage import selectors
 from reporting.selectors import report_accounts
 
 MAX_RANGE_DAYS = 366
+CHART_COST = "cost"  # the chart's choice of cost, reporting.charts.COST
+DEFAULT_RANGE_DAYS = 30  # the last 30 days, today included
 SCOPE_ALL = "all"
 SCOPE_OWN = "own"
 GROUP_LABELS = {
@@ -63,6 +67,11 @@ def today_utc() -> date:
     return timezone.now().astimezone(UTC).date()
 
 
+def default_start(end: date) -> date:
+    """The first day of the default range ending on `end`."""
+    return end - timedelta(days=DEFAULT_RANGE_DAYS - 1)
+
+
 class UsageFilterForm(forms.Form):
     """Filters of the usage detail page; `UsageReportForm` adds the grouping."""
 
@@ -88,7 +97,7 @@ class UsageFilterForm(forms.Form):
     def __init__(self, data: QueryDict, *, account: Account, **kwargs: Any) -> None:
         self.account = account
         today = today_utc()
-        self.defaults = {"start": today.replace(day=1).isoformat(), "end": today.isoformat(), "scope": SCOPE_ALL}
+        self.defaults = {"start": default_start(today).isoformat(), "end": today.isoformat(), "scope": SCOPE_ALL}
         # Absent fields take their defaults and show them; fields sent empty are defaulted in clean().
         merged = data.copy()
         for name, value in self.defaults.items():
@@ -156,7 +165,7 @@ class UsageFilterForm(forms.Form):
         if "start" in self.errors or "end" in self.errors:
             return data
         end = data.get("end") or today_utc()
-        start = data["start"] = data.get("start") or end.replace(day=1)
+        start = data["start"] = data.get("start") or default_start(end)
         data["end"] = end
         if end < start:
             self.add_error("end", "The end date is before the start date.")
@@ -199,14 +208,40 @@ def _managed_choices(accounts: QuerySet[Account]) -> dict[str, ManagedChoice]:
 
 class UsageReportForm(UsageFilterForm):
     group_by = forms.ChoiceField(label="Group by", required=False)
+    # What the chart shows: cost (only where pricing is visible) or the quantity of one unit, since
+    # minutes, messages and numbers do not add up. Empty: the unit most used in the range.
+    chart = forms.ChoiceField(
+        label="Chart", required=False, error_messages={"invalid_choice": "The chart cannot show %(value)s."}
+    )
 
-    field_order = ["start", "end", "product", "scope", "find", "group_by"]
+    field_order = ["start", "end", "product", "scope", "find", "group_by", "chart"]
 
     def __init__(self, data: QueryDict, *, account: Account, **kwargs: Any) -> None:
         super().__init__(data, account=account, **kwargs)
         groupings = [g for g in selectors.GROUPINGS if account.is_manager or g != selectors.GROUP_BY_ACCOUNT]
         cast(forms.ChoiceField, self.fields["group_by"]).choices = [(g, GROUP_LABELS[g]) for g in groupings]
         del self.fields["after"]
+        pricing = can_see_pricing(account)
+        units = sorted({p.unit for p in self._products.values()})
+        cast(forms.ChoiceField, self.fields["chart"]).choices = [
+            *([(CHART_COST, "Cost")] if pricing else [("", "Most used unit")]),
+            *[(unit, f"Quantity ({unit})") for unit in units],
+        ]
+        if not self.data.get("chart"):  # shown as chosen: the product's unit, else cost if visible
+            product = self._products.get(str(self.data.get("product") or ""))
+            self._merged["chart"] = product.unit if product else CHART_COST if pricing else ""
+
+    @property
+    def _merged(self) -> QueryDict:
+        return cast(QueryDict, self.data)  # the parent's copy of the query, with the defaults
+
+    def clean_chart(self) -> str:
+        """The chart follows the product filter: a product of another unit charts its own unit."""
+        chart = str(self.cleaned_data.get("chart") or "")
+        product = self._products.get(str(self.data.get("product") or ""))
+        if product is not None and chart not in ("", CHART_COST, product.unit):
+            chart = self._merged["chart"] = product.unit
+        return chart
 
 
 # --- Keyset cursor --------------------------------------------------------------------------------------

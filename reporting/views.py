@@ -9,9 +9,9 @@ managed account with hidden pricing (and a manager logged in as it) sees quantit
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, NotRequired, TypedDict
+from collections.abc import Callable
+from datetime import date
+from typing import Any, cast
 from uuid import UUID
 
 from django import forms
@@ -24,15 +24,14 @@ from django.views.decorators.http import require_GET
 from accounts.access import AccountAccess, account_access
 from accounts.permissions import VIEW_REPORTS, can_see_pricing
 from billing.usage import selectors
-from billing.usage.selectors import GROUP_BY_DAY, GROUP_BY_MONTH, GROUP_BY_PRODUCT, UsageRow
+from billing.usage.selectors import GROUP_BY_ACCOUNT, GROUP_BY_DAY, GROUP_BY_MONTH, GROUP_BY_PRODUCT, UsageRow
 from portal.pagination import paginate_table
-from reporting import exports
+from reporting import charts, exports
 from reporting.forms import GROUP_LABELS, UsageFilterForm, UsageFilters, UsageReportForm, encode_cursor
 from reporting.tables import UsageRecordTable, UsageSummaryTable
 
 RECORDS_PER_PAGE = 50
 SUMMARY_ROWS_PER_PAGE = 100
-CHART_CATEGORIES = 20  # bars in a chart by product or managed account: the largest ones
 NOT_FILTERS = ("page", "sort", "after")  # table and page state, not filters
 
 
@@ -81,7 +80,9 @@ def usage_report(request: HttpRequest, account_id: UUID) -> HttpResponse:
             filters=filters,
             table=table,
             totals=totals,
-            chart=chart_data(rows, filters),
+            chart=report_chart(rows, filters, choice=form.cleaned_data["chart"], pricing=context["pricing"])
+            if rows
+            else None,
             group_label=GROUP_LABELS[filters.group_by],
             has_rows=bool(rows),
             has_usage=bool(rows) or selectors.has_any_usage(accounts=filters.accounts),
@@ -145,54 +146,62 @@ def _month_bounds(first: date) -> tuple[date, date]:
 # --- The chart -------------------------------------------------------------------------------------------
 
 
-class ChartPoint(TypedDict):
-    x: int  # a timestamp (time axis) or the bar's position (categories)
-    y: float
-    label: str
-    unit: NotRequired[str]
+def report_chart(rows: list[UsageRow], filters: UsageFilters, *, choice: str, pricing: bool) -> charts.Chart:
+    """The report's chart: along the dates when grouped by day or month (by day, week or month as
+    the range is long), else the largest products or managed accounts. It shows cost only where
+    pricing is visible (the form offers cost nowhere else), otherwise one unit: `choice`, the
+    product's, or the unit most used in the range. Cost, and the quantity of a product, come from the
+    report's own rows; one unit among several is read apart (charts.usage_amounts)."""
+    by_time = filters.group_by in (GROUP_BY_DAY, GROUP_BY_MONTH)
+    bucket = (
+        charts.BUCKET_MONTH if filters.group_by == GROUP_BY_MONTH else charts.pick_bucket(filters.start, filters.end)
+    )
+    amounts: list[charts.Amount] | None = None
+    choice = choice if pricing or choice != charts.COST else ""
+    if not choice and filters.product is None and filters.group_by != GROUP_BY_PRODUCT:
+        amounts = _amounts(filters, bucket)
+        choice = next(iter(charts.units_by_use(amounts)), "")
+    measure = _measure(choice, filters, rows)
+    title = f"{measure.name} by {bucket if by_time else GROUP_LABELS[filters.group_by].lower()}"
+    from_rows = measure.is_money or filters.product is not None or filters.group_by == GROUP_BY_PRODUCT
+    if from_rows:
+        items = [(row, row.cost if measure.is_money else row.quantity) for row in rows]
+        if filters.group_by == GROUP_BY_PRODUCT and not measure.is_money:
+            items = [(row, value) for row, value in items if row.unit == measure.unit]
+        if by_time:  # a month's row is keyed by its first day, perhaps before the range starts
+            points = [(max(cast(date, row.key), filters.start), value) for row, value in items]
+            return charts.time_chart(
+                points, start=filters.start, end=filters.end, measure=measure, title=title, bucket=bucket
+            )
+        return charts.category_chart([(row.label, value) for row, value in items], measure=measure, title=title)
+    amounts = amounts if amounts is not None else _amounts(filters, bucket)
+    if by_time:
+        points = charts.by_period(amounts, measure)
+        return charts.time_chart(
+            points, start=filters.start, end=filters.end, measure=measure, title=title, bucket=bucket
+        )
+    return charts.account_chart(amounts, measure=measure, title=title)
 
 
-class Chart(TypedDict):
-    kind: str  # "time" or "category"
-    unit: str
-    mixed_units: bool
-    points: list[ChartPoint]
-    groups: int
-    hidden: int
+def _amounts(filters: UsageFilters, bucket: str) -> list[charts.Amount]:
+    if filters.group_by == GROUP_BY_ACCOUNT:
+        by = charts.BY_ACCOUNT
+    else:
+        by = charts.BY_MONTH if bucket == charts.BUCKET_MONTH else charts.BY_DAY
+    return charts.usage_amounts(
+        accounts=filters.accounts, start=filters.start, end=filters.end, product=filters.product, by=by
+    )
 
 
-def chart_data(rows: list[UsageRow], filters: UsageFilters) -> Chart:
-    """What usage_chart.js draws: quantities only, never cost, so the chart is the same for every
-    pricing visibility. Days and months are a continuous time axis (zero where nothing was used);
-    products and managed accounts are bars, the largest CHART_CATEGORIES of them."""
-    unit = filters.product.unit if filters.product else ""
-    mixed = not filters.product and filters.group_by != GROUP_BY_PRODUCT
-    chart: Chart = {"kind": "time", "unit": unit, "mixed_units": mixed, "points": [], "groups": len(rows), "hidden": 0}
-    if filters.group_by in (GROUP_BY_DAY, GROUP_BY_MONTH):
-        quantities = {row.key: row.quantity for row in rows}
-        for key, label in _periods(filters):
-            moment = datetime.combine(key, time.min, tzinfo=UTC)
-            chart["points"].append({"x": int(moment.timestamp()), "y": float(quantities.get(key, 0)), "label": label})
-        return chart
-    largest = sorted(rows, key=lambda row: row.quantity, reverse=True)[:CHART_CATEGORIES]
-    chart["kind"], chart["hidden"] = "category", len(rows) - len(largest)
-    chart["points"] = [
-        {"x": index, "y": float(row.quantity), "label": row.label, "unit": row.unit or unit}
-        for index, row in enumerate(largest)
-    ]
-    return chart
-
-
-def _periods(filters: UsageFilters) -> Iterator[tuple[date, str]]:
-    if filters.group_by == GROUP_BY_DAY:
-        for offset in range((filters.end - filters.start).days + 1):
-            day = filters.start + timedelta(days=offset)
-            yield day, day.isoformat()
-        return
-    month = filters.start.replace(day=1)
-    while month <= filters.end:
-        yield month, month.strftime("%Y-%m")
-        month = _month_bounds(month)[1] + timedelta(days=1)
+def _measure(choice: str, filters: UsageFilters, rows: list[UsageRow]) -> charts.Measure:
+    if choice == charts.COST:
+        return charts.cost_measure(filters.product.currency if filters.product else "USD")
+    if choice:
+        return charts.quantity_measure(choice)
+    if filters.product is not None:
+        return charts.quantity_measure(filters.product.unit)
+    most_used = sorted(rows, key=lambda row: -row.records)  # by product: each row has its unit
+    return charts.quantity_measure(most_used[0].unit if most_used else "")
 
 
 # --- Individual records -----------------------------------------------------------------------------------

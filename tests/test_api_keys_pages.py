@@ -36,7 +36,8 @@ def revoke_url(key: ApiKey) -> str:
 
 
 def managed_detail_url(world, managed: Account | None = None) -> str:
-    return reverse("managed_detail", args=[world.manager.public_id, (managed or world.managed).public_id])
+    """The managed account's API keys tab of its hub (where its keys are listed and created)."""
+    return reverse("managed_api_keys", args=[world.manager.public_id, (managed or world.managed).public_id])
 
 
 def managed_create_url(world, managed: Account | None = None) -> str:

@@ -26,15 +26,19 @@ import pytest
 from django.contrib.messages import get_messages
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from accounts import services
+from accounts import audit, services
 from accounts.actor import Actor
 from accounts.models import Account, Membership, Role
 from billing.invoices.builder import invoice_party
 from billing.ledger import services as ledger
 from billing.models import Invoice
+from controls import services as controls
+from controls.models import SpendLimit
 from tests.conftest import PERSONAS, World
 from tests.factories import MembershipFactory, UserFactory
 from tests.mfa_support import force_login_with_mfa
+from webhooks import services as webhooks
+from webhooks.models import WebhookDelivery
 
 # --- URL discovery -------------------------------------------------------------------------------
 
@@ -342,6 +346,198 @@ def billing_members(ok: int) -> dict[str, Expect]:
     return members_only(owner=ok, admin=ok, billing=ok, reporting=403)
 
 
+# --- Spend limits: the manager's limit on a managed account, and a separately billed one's own --------
+
+
+def _set_limit(world: World, account, set_by: str, monthly: str) -> UUID:
+    """A limit on every product of `account`, set by its manager's owner or by its own owner."""
+    who = account.managed_by if set_by == SpendLimit.SetBy.MANAGER else account
+    limit = controls.set_spend_limit(
+        account=account,
+        set_by=set_by,
+        product=None,
+        monthly_amount=Decimal(monthly),
+        daily_amount=None,
+        action=SpendLimit.Action.BLOCK,
+        actor=Actor(user=_owner_of(world, who)),
+    )
+    return limit.public_id
+
+
+def _manager_limit(world: World, account) -> UUID:
+    """The manager's USD 100.00 a month on `account`."""
+    return _set_limit(world, account, SpendLimit.SetBy.MANAGER, "100.00")
+
+
+def _billed_separately(world: World, account):
+    """`account` billed separately (a balance of its own), under its manager's USD 100.00 a month."""
+    Account.objects.filter(pk=account.pk).update(billing_mode=Account.BillingMode.SEPARATE)
+    account.refresh_from_db()
+    _manager_limit(world, account)
+    return account
+
+
+def _own_limit(world: World, account) -> UUID:
+    """`account` billed separately, with its own USD 50.00 a month under its manager's limit."""
+    return _set_limit(world, _billed_separately(world, account), SpendLimit.SetBy.OWNER, "50.00")
+
+
+def _guaranteed_separate(world: World):
+    """SEPARATE_MANAGED's sibling, and a credit limit of USD 500.00 staff gave world.manager, which it
+    may pass on to its separately billed accounts."""
+    ledger.set_credit_limit(account=world.manager, limit=Decimal("500.00"), actor=Actor.platform_staff())
+    return _separately_billed_with_credit(world)
+
+
+# The manager's limits page of a managed account, asked for through the managed account's own URL.
+MANAGED_AS_MANAGER = Target("managed", lambda w: {"account_id": w.managed.public_id, "managed_id": w.managed.public_id})
+GUARANTEED_SEPARATE = Target(
+    "separate", lambda w: {"account_id": w.manager.public_id, "managed_id": _guaranteed_separate(w).public_id}
+)
+MANAGED_LIMIT = Target(
+    "manager",
+    lambda w: {
+        "account_id": w.manager.public_id,
+        "managed_id": w.managed.public_id,
+        "limit_id": _manager_limit(w, w.managed),
+    },
+)
+# Through world.managed's URL: a sibling's limit, another manager's, and world.managed's own limit
+# (which its people set, not the manager): not found.
+SIBLING_LIMIT = Target(
+    "sibling",
+    lambda w: {
+        "account_id": w.manager.public_id,
+        "managed_id": w.managed.public_id,
+        "limit_id": _manager_limit(w, w.sibling),
+    },
+)
+FOREIGN_LIMIT = Target(
+    "foreign",
+    lambda w: {
+        "account_id": w.manager.public_id,
+        "managed_id": w.managed.public_id,
+        "limit_id": _manager_limit(w, w.other_managed),
+    },
+)
+OWN_LIMIT_VIA_MANAGER = Target(
+    "own-limit",
+    lambda w: {
+        "account_id": w.manager.public_id,
+        "managed_id": w.managed.public_id,
+        "limit_id": _own_limit(w, w.managed),
+    },
+)
+# world.managed billed separately: its own limits page, and its own limit.
+SEPARATE_OWN = Target("separate", lambda w: {"account_id": _billed_separately(w, w.managed).public_id})
+OWN_LIMIT = Target("separate", lambda w: {"account_id": w.managed.public_id, "limit_id": _own_limit(w, w.managed)})
+# Through world.managed's own URL (billed separately): its manager's limit on it, and another
+# tenant's own limit: not found.
+MANAGERS_LIMIT_VIA_OWN = Target(
+    "manager-limit",
+    lambda w: {"account_id": w.managed.public_id, "limit_id": _manager_limit(w, _billed_separately(w, w.managed))},
+)
+FOREIGN_OWN_LIMIT = Target(
+    "foreign",
+    lambda w: {
+        "account_id": _billed_separately(w, w.managed).public_id,
+        "limit_id": _own_limit(w, w.other_managed),
+    },
+)
+
+
+def _own_limit_then_rollup(world: World) -> UUID:
+    """world.managed's own limit, left from a month it was billed separately; it is roll-up again."""
+    limit_id = _own_limit(world, world.managed)
+    Account.objects.filter(pk=world.managed.pk).update(billing_mode=Account.BillingMode.ROLLUP)
+    return limit_id
+
+
+# Rolled-up world.managed's own-limits URL with a limit that was its own while it was billed separately.
+ROLLUP_OWN_LIMIT = Target(
+    "rollup",
+    lambda w: {"account_id": w.managed.public_id, "limit_id": _own_limit_then_rollup(w)},
+)
+
+
+SPEND_LIMIT = {"product": "", "monthly_amount": "100.00", "action": SpendLimit.Action.BLOCK}
+OWN_SPEND_LIMIT = {"product": "", "monthly_amount": "50.00", "action": SpendLimit.Action.ALERT}
+ABOVE_MANAGERS_LIMIT = {"product": "", "monthly_amount": "500.00", "action": SpendLimit.Action.BLOCK}
+
+
+# --- Webhooks: an endpoint of an account, and one delivery to it ----------------------------------------
+
+
+def _endpoint(world: World, account):
+    endpoint, _secret = webhooks.create_endpoint(
+        account=account,
+        url=f"https://hooks.example.com/{account.public_id}",
+        event_types=["service.blocked"],
+        actor=Actor(user=_owner_of(world, account)),
+    )
+    return endpoint
+
+
+def _delivery(world: World, account) -> dict:
+    """An endpoint of `account` and the delivery of a service block to it, as controls records one,
+    which failed (a "send again" restarts it)."""
+    endpoint = _endpoint(world, account)
+    audit.record(
+        account=account,
+        actor=Actor.platform_staff(),
+        change_type=audit.ChangeType.SERVICE_BLOCKED,
+        resource=account,
+        changes=[{"field": "reason", "from": None, "to": "spend_limit"}],
+        related_account=account.manager,
+    )
+    delivery = WebhookDelivery.objects.get(endpoint=endpoint)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status=WebhookDelivery.Status.FAILED, attempts=1, response_code=500, next_attempt_at=None
+    )
+    return {"endpoint_id": endpoint.public_id, "delivery_id": delivery.public_id}
+
+
+MANAGER_ENDPOINT = Target(
+    "manager", lambda w: {"account_id": w.manager.public_id, "endpoint_id": _endpoint(w, w.manager).public_id}
+)
+MANAGED_ENDPOINT = Target(
+    "managed", lambda w: {"account_id": w.managed.public_id, "endpoint_id": _endpoint(w, w.managed).public_id}
+)
+# Another tenant's endpoint, and a managed account's, asked for through world.manager's URL: not found.
+FOREIGN_ENDPOINT = Target(
+    "foreign", lambda w: {"account_id": w.manager.public_id, "endpoint_id": _endpoint(w, w.other_manager).public_id}
+)
+SUBORDINATE_ENDPOINT = Target(
+    "subordinate", lambda w: {"account_id": w.manager.public_id, "endpoint_id": _endpoint(w, w.managed).public_id}
+)
+MANAGER_DELIVERY = Target("manager", lambda w: {"account_id": w.manager.public_id, **_delivery(w, w.manager)})
+MANAGED_DELIVERY = Target("managed", lambda w: {"account_id": w.managed.public_id, **_delivery(w, w.managed)})
+FOREIGN_DELIVERY = Target("foreign", lambda w: {"account_id": w.manager.public_id, **_delivery(w, w.other_manager)})
+# Another tenant's delivery under world.manager's own endpoint: not found either.
+FOREIGN_DELIVERY_VIA_OWN_ENDPOINT = Target(
+    "foreign-delivery",
+    lambda w: {
+        "account_id": w.manager.public_id,
+        "endpoint_id": _endpoint(w, w.manager).public_id,
+        "delivery_id": _delivery(w, w.other_manager)["delivery_id"],
+    },
+)
+
+
+def _delivery_page(world: World) -> str:
+    delivery = WebhookDelivery.objects.select_related("endpoint").get(endpoint__account=world.manager)
+    return reverse("webhooks_delivery", args=[world.manager.public_id, delivery.endpoint.public_id, delivery.public_id])
+
+
+NEW_ENDPOINT = {
+    "url": "https://hooks.acme.example.com/telnyx",
+    "description": "ops",
+    "event_types": ["service.blocked"],
+}
+# A GET-only or POST-only page behind the sign-in: anonymous is sent to sign in before the method is checked.
+SIGNED_IN_405 = everyone(405, anonymous=LOGIN)
+
+
 # --- The matrix ------------------------------------------------------------------------------------------
 
 
@@ -369,6 +565,13 @@ MARKUP = {"markup_percent": "12.5"}
 PAID_NOTE = {"note": "Bank transfer 4711"}
 NEW_MANAGED = {"name": "Gamma Calls", "email": "gamma@customers.example.com", "billing_mode": "rollup"}
 
+INVITEE_PASSWORD = {"password1": "a long matrix passphrase 7", "password2": "a long matrix passphrase 7"}
+
+
+def _manager_dashboard(world: World) -> str:
+    return reverse("dashboard", args=[world.manager.public_id])
+
+
 # Log in as world.managed, from world.manager's managed-account page.
 LOG_IN_AS_POST = members_only(
     owner=Expect(302, location=_managed_dashboard, signed_in_as="managed_owner", acting=True),
@@ -394,6 +597,8 @@ ACTING_RETURN_POST["manager_acting"] = Expect(302, location=_managed_detail, sig
 MATRIX: dict[str, list[Row]] = {
     "healthz": [GET(NO_KWARGS, everyone(200))],
     "home": [GET(NO_KWARGS, everyone(302, anonymous=LOGIN))],
+    # The sidebar's account search: only the person's own memberships, for anyone signed in.
+    "account_switcher": [GET(NO_KWARGS, everyone(200, anonymous=LOGIN))],
     "dashboard": [
         GET(MANAGER, members_only(owner=200, admin=200, billing=200, reporting=200)),
         GET(MANAGED, managed_owners(200)),
@@ -563,6 +768,22 @@ MATRIX: dict[str, list[Row]] = {
         GET(OWN_MANAGED, manager_admins(200)),
         GET(FOREIGN_MANAGED, members_only(billing=403, reporting=403)),
     ],
+    # The managed account's hub tabs (accounts.managed_hub): each asks its own flag in the manager.
+    **{
+        name: [GET(OWN_MANAGED, manager_admins(200)), GET(FOREIGN_MANAGED, members_only(billing=403, reporting=403))]
+        for name in ("managed_api_keys", "managed_members", "managed_audit")
+    },
+    "managed_usage": [
+        GET(OWN_MANAGED, members_only(owner=200, admin=200, billing=403, reporting=200)),
+        GET(FOREIGN_MANAGED, members_only(billing=403)),
+    ],
+    **{
+        name: [
+            GET(OWN_MANAGED, members_only(owner=200, admin=200, billing=200, reporting=403)),
+            GET(FOREIGN_MANAGED, members_only(reporting=403)),
+        ]
+        for name in ("managed_invoices", "managed_balance")
+    },
     "managed_settings": [
         GET(OWN_MANAGED, manager_admins(200)),
         POST(OWN_MANAGED, manager_admins(302), {"name": "Alpine Voice Renamed"}),
@@ -604,6 +825,119 @@ MATRIX: dict[str, list[Row]] = {
         GET(FOREIGN_MANAGED, members_only(billing=403, reporting=403)),
         POST(FOREIGN_MANAGED, members_only(billing=403, reporting=403), TRANSFER),
     ],
+    # Spend limits. The manager's pages need MANAGE_MANAGED_ACCOUNTS (none on a managed account: 404);
+    # a roll-up account (world.managed) takes limits but no credit limit (422).
+    "controls_limits": [
+        GET(MANAGER, manager_admins(200)),
+        GET(MANAGED, members_only()),
+        POST(MANAGER, SIGNED_IN_405),
+    ],
+    "controls_managed_limit": [
+        GET(OWN_MANAGED, manager_admins(200)),
+        POST(OWN_MANAGED, manager_admins(302), SPEND_LIMIT),
+        POST(OWN_MANAGED, manager_admins(422), {**SPEND_LIMIT, "monthly_amount": "0"}),
+        GET(SEPARATE_MANAGED, manager_admins(200)),
+        GET(FOREIGN_MANAGED, members_only(billing=403, reporting=403)),
+        POST(FOREIGN_MANAGED, members_only(billing=403, reporting=403), SPEND_LIMIT),
+        GET(MANAGED_AS_MANAGER, members_only()),
+        POST(MANAGED_AS_MANAGER, members_only(), SPEND_LIMIT),
+    ],
+    "controls_managed_credit": [
+        GET(GUARANTEED_SEPARATE, SIGNED_IN_405),
+        POST(GUARANTEED_SEPARATE, manager_admins(302), {"credit_limit": "200.00"}),
+        POST(GUARANTEED_SEPARATE, manager_admins(422), {"credit_limit": "600.00"}),  # above its own 500.00
+        POST(OWN_MANAGED, manager_admins(422), {"credit_limit": "0.00"}),  # roll-up: no credit limit
+        POST(FOREIGN_MANAGED, members_only(billing=403, reporting=403), {"credit_limit": "0.00"}),
+        POST(MANAGED_AS_MANAGER, members_only(), {"credit_limit": "0.00"}),
+    ],
+    "controls_managed_limit_remove": [
+        GET(MANAGED_LIMIT, SIGNED_IN_405),
+        POST(MANAGED_LIMIT, manager_admins(302)),
+        POST(SIBLING_LIMIT, members_only(billing=403, reporting=403)),
+        POST(FOREIGN_LIMIT, members_only(billing=403, reporting=403)),
+        POST(OWN_LIMIT_VIA_MANAGER, members_only(billing=403, reporting=403)),
+    ],
+    # A separately billed managed account's own limits (MANAGE_ACCOUNT), never above its manager's;
+    # any other account has no such page (404), after the role check (403).
+    "controls_own_limits": [
+        GET(SEPARATE_OWN, managed_owners(200)),
+        POST(SEPARATE_OWN, managed_owners(302), OWN_SPEND_LIMIT),
+        POST(SEPARATE_OWN, managed_owners(422), ABOVE_MANAGERS_LIMIT),
+        GET(MANAGED, members_only()),
+        POST(MANAGED, members_only(), OWN_SPEND_LIMIT),
+        GET(MANAGER, members_only(billing=403, reporting=403)),
+        POST(MANAGER, members_only(billing=403, reporting=403), OWN_SPEND_LIMIT),
+    ],
+    "controls_own_limit_remove": [
+        GET(OWN_LIMIT, SIGNED_IN_405),
+        POST(OWN_LIMIT, managed_owners(302)),
+        POST(MANAGERS_LIMIT_VIA_OWN, members_only()),
+        POST(FOREIGN_OWN_LIMIT, members_only()),
+        POST(ROLLUP_OWN_LIMIT, members_only()),
+    ],
+    # Webhooks under Developers: owners and admins (MANAGE_ACCOUNT). Creating renders the secret once (200).
+    "webhooks_endpoints": [
+        GET(MANAGER, manager_admins(200)),
+        GET(MANAGED, managed_owners(200)),
+        POST(MANAGER, SIGNED_IN_405),
+    ],
+    "webhooks_create": [
+        GET(MANAGER, manager_admins(200)),
+        POST(MANAGER, manager_admins(200), NEW_ENDPOINT),
+        POST(MANAGER, manager_admins(422), {**NEW_ENDPOINT, "url": "ftp://hooks.acme.example.com/"}),
+        GET(MANAGED, managed_owners(200)),
+        POST(MANAGED, managed_owners(200), NEW_ENDPOINT),
+    ],
+    "webhooks_edit": [
+        GET(MANAGER_ENDPOINT, manager_admins(200)),
+        POST(MANAGER_ENDPOINT, manager_admins(302), NEW_ENDPOINT),
+        POST(MANAGER_ENDPOINT, manager_admins(422), {**NEW_ENDPOINT, "event_types": []}),
+        GET(MANAGED_ENDPOINT, managed_owners(200)),
+        POST(MANAGED_ENDPOINT, managed_owners(302), NEW_ENDPOINT),
+        GET(FOREIGN_ENDPOINT, members_only(billing=403, reporting=403)),
+        POST(FOREIGN_ENDPOINT, members_only(billing=403, reporting=403), NEW_ENDPOINT),
+        GET(SUBORDINATE_ENDPOINT, members_only(billing=403, reporting=403)),
+        POST(SUBORDINATE_ENDPOINT, members_only(billing=403, reporting=403), NEW_ENDPOINT),
+    ],
+    "webhooks_toggle": [
+        GET(MANAGER_ENDPOINT, SIGNED_IN_405),
+        POST(MANAGER_ENDPOINT, manager_admins(302)),
+        POST(MANAGED_ENDPOINT, managed_owners(302)),
+        POST(FOREIGN_ENDPOINT, members_only(billing=403, reporting=403)),
+        POST(SUBORDINATE_ENDPOINT, members_only(billing=403, reporting=403)),
+    ],
+    "webhooks_deliveries": [
+        GET(MANAGER_ENDPOINT, manager_admins(200)),
+        GET(MANAGED_ENDPOINT, managed_owners(200)),
+        GET(FOREIGN_ENDPOINT, members_only(billing=403, reporting=403)),
+        GET(SUBORDINATE_ENDPOINT, members_only(billing=403, reporting=403)),
+        POST(MANAGER_ENDPOINT, SIGNED_IN_405),
+    ],
+    "webhooks_delivery": [
+        GET(MANAGER_DELIVERY, manager_admins(200)),
+        GET(MANAGED_DELIVERY, managed_owners(200)),
+        GET(FOREIGN_DELIVERY, members_only(billing=403, reporting=403)),
+        GET(FOREIGN_DELIVERY_VIA_OWN_ENDPOINT, members_only(billing=403, reporting=403)),
+        POST(MANAGER_DELIVERY, SIGNED_IN_405),
+    ],
+    # GET asks for confirmation; POST queues it again and goes back to the delivery.
+    "webhooks_resend": [
+        GET(MANAGER_DELIVERY, manager_admins(200)),
+        POST(
+            MANAGER_DELIVERY,
+            members_only(
+                owner=Expect(302, location=_delivery_page),
+                admin=Expect(302, location=_delivery_page),
+                billing=403,
+                reporting=403,
+            ),
+        ),
+        GET(MANAGED_DELIVERY, managed_owners(200)),
+        POST(MANAGED_DELIVERY, managed_owners(302)),
+        GET(FOREIGN_DELIVERY, members_only(billing=403, reporting=403)),
+        POST(FOREIGN_DELIVERY, members_only(billing=403, reporting=403)),
+        POST(FOREIGN_DELIVERY_VIA_OWN_ENDPOINT, members_only(billing=403, reporting=403)),
+    ],
     "managed_log_in_as": [
         # The method is checked before the sign-in: a GET is a 405 even for anonymous.
         GET(OWN_MANAGED, post_only_get()),
@@ -611,8 +945,14 @@ MATRIX: dict[str, list[Row]] = {
         POST(FOREIGN_MANAGED, members_only(billing=403, reporting=403)),
     ],
     "acting_return": [GET(NO_KWARGS, post_only_get()), POST(NO_KWARGS, ACTING_RETURN_POST)],
-    # Public: the invitation shows to anyone with the token; accepting needs the invited address.
-    "accept_invitation": [GET(TOKEN, everyone(200)), POST(TOKEN, everyone(200))],
+    # Public: the invitation shows to anyone with the token; accepting needs the invited address (a
+    # signed-in stranger is shown why not, 200). Not signed in, the invitee (no user yet) chooses a
+    # password there and joins at once: without one the form is refused (422).
+    "accept_invitation": [
+        GET(TOKEN, everyone(200)),
+        POST(TOKEN, everyone(200, anonymous=422)),
+        POST(TOKEN, everyone(200, anonymous=Expect(302, location=_manager_dashboard)), INVITEE_PASSWORD),
+    ],
 }
 
 

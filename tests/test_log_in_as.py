@@ -227,3 +227,15 @@ def test_the_owners_sign_in_and_security_settings_are_closed_while_acting(world,
 
 def test_the_manager_reaches_its_own_security_settings(world, owner_client):
     assert owner_client.get(reverse("mfa_index")).status_code == 200
+
+
+def test_a_cancelled_managed_account_is_not_told_to_be_enabled_since_it_never_can_be(world, owner_client):
+    world.managed.status = "cancelled"
+    world.managed.save()
+
+    response = log_in_as(owner_client, world.manager, world.managed)
+
+    assert _acting_user_id(owner_client) == world.users["owner"].pk
+    messages = [str(m) for m in response.wsgi_request._messages]
+    assert any("is cancelled: it can no longer be logged in as" in m for m in messages)
+    assert not any("enable it first" in m for m in messages)

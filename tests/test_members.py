@@ -189,8 +189,9 @@ def accept_url(invitation: Invitation) -> str:
     return reverse("accept_invitation", args=[invitation.token])
 
 
-def test_an_anonymous_visitor_is_asked_to_sign_in_or_sign_up(world):
+def test_an_anonymous_visitor_with_a_user_is_asked_to_sign_in(world):
     invitation = invite(world)
+    UserFactory(email=INVITEE)
     path = accept_url(invitation)
 
     response = Client().get(path)
@@ -198,17 +199,32 @@ def test_an_anonymous_visitor_is_asked_to_sign_in_or_sign_up(world):
     content = response.content.decode()
     assert response.status_code == 200
     assert f'href="{reverse("account_login")}?next={path}"' in content
-    assert f'href="{reverse("account_signup")}?next={path}"' in content
+    assert f"{reverse('account_signup')}?next=" not in content  # an invitee never creates an account of its own
     assert INVITEE in content
 
 
-def test_an_anonymous_post_accepts_nothing(world):
+def test_an_anonymous_post_without_a_password_accepts_nothing(world):
     invitation = invite(world)
     before = db_state()
 
     response = Client().post(accept_url(invitation))
 
+    assert response.status_code == 422
+    assert "This field is required." in response.content.decode()
+    assert db_state() == before
+
+
+def test_an_anonymous_post_for_an_address_with_a_user_accepts_nothing(world):
+    invitation = invite(world)
+    UserFactory(email=INVITEE)
+    before = db_state()
+
+    response = Client().post(
+        accept_url(invitation), {"password1": "a long new secret 1", "password2": "a long new secret 1"}
+    )
+
     assert response.status_code == 200
+    assert "sign in with it to accept" in response.content.decode()
     assert db_state() == before
 
 

@@ -95,6 +95,10 @@ def _requests(world, dates) -> list[str]:
     kwargs_by_name["action"] = "paid"
     # world.managed is billed roll-up: it has no cards or payments; unknown ids are a 404.
     kwargs_by_name |= {"card_id": uuid.uuid4(), "payment_id": uuid.uuid4()}
+    # Spend limits: world.managed has none of its own; an unknown id is a 404 like the others.
+    kwargs_by_name["limit_id"] = uuid.uuid4()
+    # Webhooks: world.managed has no endpoint; unknown ids are a 404.
+    kwargs_by_name |= {"endpoint_id": uuid.uuid4(), "delivery_id": uuid.uuid4()}
     for route, name in portal_url_patterns():
         params = {p: kwargs_by_name[p] for p in _route_params(route)}
         urls.append(reverse(name, kwargs=params))

@@ -176,7 +176,14 @@ def test_hole_9_sign_up_answers_a_registered_address_as_a_new_one(world):
 
 
 def _create_page(client: Client, manager: Account, email: str, password: str = "") -> object:
-    data = {"name": "Probe Co", "email": email, "billing_mode": "rollup", "password": password}
+    # Both probes use one name, which the page asks to confirm (accounts.views.managed_create).
+    data = {
+        "name": "Probe Co",
+        "email": email,
+        "billing_mode": "rollup",
+        "password": password,
+        "confirm_same_name": "on",
+    }
     return client.post(reverse("managed_create", args=[manager.public_id]), data, follow=True)
 
 

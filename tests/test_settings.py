@@ -14,6 +14,7 @@ PRODUCTION_ENV = {
     "DATABASE_URL": "postgres://mc:secret@db.internal:5432/mission_control",
     "CELERY_BROKER_URL": "redis://cache.internal:6379/0",
     "ALLOWED_HOSTS": "portal.example.com",
+    "SITE_URL": "https://portal.example.com",
     "CACHE_URL": "redis://cache.internal:6379/1",
     "STRIPE_SECRET_KEY": "sk_live_" + "x" * 24,
     "STRIPE_PUBLISHABLE_KEY": "pk_live_" + "x" * 24,
@@ -74,6 +75,10 @@ def test_the_production_profile_passes_check_deploy_with_no_warning():
         ({"MFA_ENCRYPTION_KEY": "not-a-fernet-key"}, "MFA_ENCRYPTION_KEY must be Fernet keys"),
         ({"MFA_ENCRYPTION_KEY": "cHJvZHVjdGlvbi10ZXN0LW1mYS1rZXk="}, "MFA_ENCRYPTION_KEY must be Fernet keys"),
         ({"API_AUTH_FAILURES_PER_MINUTE": "0"}, "API_AUTH_FAILURES_PER_MINUTE=0 must be at least 1"),
+        ({**PRODUCTION_ENV, "SITE_URL": ""}, "SITE_URL must be set"),
+        ({"SITE_URL": "portal.example.com"}, "SITE_URL='portal.example.com' must look like https://"),
+        ({"SITE_URL": "https://portal.example.com/app"}, "must look like https://portal.example.com"),
+        ({**PRODUCTION_ENV, "SITE_URL": "http://portal.example.com"}, "SITE_URL must be an https:// URL in production"),
     ],
 )
 def test_a_bad_value_stops_start_up_with_a_clear_message(env, message):

@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 from django.db.models import Count, Max, Min, Sum
 from django.utils import timezone
 
+from accounts.models import Account
 from billing.models import DailyUsage, UsageBatch, UsageRecord
 from billing.usage.services import MAX_BATCH
 from billing.usage.simulator import account_profile, account_usage
@@ -19,6 +20,15 @@ from tests.factories import AccountFactory
 
 # A fixed end in the past, so that two runs see the same range whatever the clock does between them.
 END = "2026-03-15T12:00:00+00:00"
+JOINED = datetime(2024, 1, 1, tzinfo=UTC)  # the simulator makes no usage before an account was created
+
+
+def joined_long_ago(*accounts: Account) -> None:
+    Account.objects.update(created_at=JOINED)
+    for account in accounts:
+        account.created_at = JOINED
+
+
 E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")
 
 
@@ -37,6 +47,7 @@ def reseller(db):
     cancelled = AccountFactory(
         name="Sim Cancelled", managed_kind=True, manager=manager, cancelled=True, public_id=uid(3)
     )
+    joined_long_ago(manager, *managed, disabled, cancelled)
     return manager, managed, disabled, cancelled
 
 
@@ -116,6 +127,7 @@ def test_disabled_and_cancelled_accounts_get_no_usage(reseller):
 def test_all_takes_every_enabled_account(reseller):
     manager, managed, disabled, cancelled = reseller
     standard = AccountFactory(name="Sim Standard", public_id=uid(4))
+    joined_long_ago()
 
     simulate("--all", "--days", "3", "--end", END, "--records-per-day", "30")
 
@@ -202,6 +214,7 @@ def test_the_simulator_leaves_invoiced_months_alone_so_a_second_run_after_a_clos
     # An account's size is drawn from its random public id (down to 2 % of the mean), so the rate is
     # high enough that even the smallest account has traffic on June 10-12.
     start, end = datetime(2025, 5, 20, tzinfo=UTC), datetime(2025, 6, 10, tzinfo=UTC)
+    joined_long_ago(world.standard)
     simulate_usage(accounts=[world.standard], start=start, end=end, records_per_day=400)
     invoice_party(account=world.standard, month=datetime(2025, 5, 1).date())
     before = UsageRecord.objects.filter(account=world.standard, started_at__lt=datetime(2025, 6, 1, tzinfo=UTC)).count()

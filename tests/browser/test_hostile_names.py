@@ -123,14 +123,6 @@ def usage_yesterday(manager: Account, owner: User, *accounts: Account) -> None:
     assert result.accepted == len(rows), result
 
 
-def hover(page: Page, element) -> None:
-    """The mouse over the middle of `element` (Rickshaw's grid lines lie over the bars)."""
-    box = element.bounding_box()
-    assert box, element
-    page.mouse.move(box["x"] + 1, box["y"] + 1)
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=5)
-
-
 def report_by_account_url(manager: Account) -> str:
     start = today_utc() - timedelta(days=3)
     query = f"start={start}&end={today_utc()}&group_by=account"
@@ -146,16 +138,18 @@ def test_hole_1_account_name_in_chart_tooltip_runs_no_script(page: Page, live_se
 
     sign_in(page, owner.email)
     page.goto(report_by_account_url(manager))
-    bars = page.locator("#usage-chart .usage-chart-body svg rect")
+    bars = page.locator("#usage-chart .chart-bars rect")
     expect(bars).to_have_count(2)
 
-    # Each bar's hover names its own account, in full and as text, and its quantity.
-    for bar, (name, quantity) in enumerate([(SIBLING_NAME, "20"), (MANAGED_NAME, "10")]):
-        hover(page, bars.nth(bar))
-        detail = page.locator("#usage-chart .detail")
-        expect(detail.locator(".x_label")).to_have_text(name)
-        expect(detail.locator(".item")).to_have_text(quantity)
-        expect(detail.locator("img, svg")).to_have_count(0)
+    # Each bar's tooltip (its SVG <title>, drawn by the server) names its own account, in full and
+    # as text, and its cost; the axis shows the names as text too.
+    for bar, (name, cost) in enumerate([(SIBLING_NAME, "USD 0.08"), (MANAGED_NAME, "USD 0.04")]):
+        title = bars.nth(bar).locator("title")
+        expect(title).to_have_text(f"{name}: {cost}")
+        expect(title.locator("*")).to_have_count(0)
+    axis = page.locator("#usage-chart text.chart-x").all_text_contents()
+    assert [label.split("<")[0] for label in axis] == ["Blue Harbor", "Alpine"], axis
+    assert_shows_as_text(page, seen, "#usage-chart figcaption", SIBLING_NAME, MANAGED_NAME)
     assert_no_script_ran(page, seen)
 
 
@@ -227,14 +221,13 @@ def test_hole_1_names_with_html_run_no_script_anywhere_they_are_shown(page: Page
 
     # The usage report by account: the table, the scope's options, the chart's axis and tooltip.
     page.goto(report_by_account_url(r.manager))
-    expect(page.locator("#usage-chart .usage-chart-body svg rect")).to_have_count(2)
+    expect(page.locator("#usage-chart .chart-bars rect")).to_have_count(2)
     assert_shows_as_text(page, seen, "table.usage-summary", MANAGED_NAME, SIBLING_NAME)
     assert MANAGER_NAME in page.locator('select[name="scope"]').inner_text()
-    axis = page.locator("#usage-chart .usage-chart-x svg text").all_text_contents()
+    axis = page.locator("#usage-chart text.chart-x").all_text_contents()
     assert len(axis) == 2 and all(label.startswith(("Alpine<", "Blue Harbor<")) for label in axis), axis
-    hover(page, page.locator("#usage-chart .usage-chart-body svg rect").first)
-    expect(page.locator("#usage-chart .detail .x_label")).to_have_text(SIBLING_NAME)
-    assert_shows_as_text(page, seen, "#usage-chart", SIBLING_NAME)
+    expect(page.locator("#usage-chart .chart-bars rect title").first).to_have_text(f"{SIBLING_NAME}: USD 0.08")
+    assert_shows_as_text(page, seen, "#usage-chart figcaption", SIBLING_NAME)
 
     # The managed account's page, then log in as it: the banner names the person and both accounts.
     page.goto(reverse("managed_detail", args=[r.manager.public_id, r.managed.public_id]))
@@ -298,7 +291,7 @@ def test_the_pages_answer_with_a_strict_content_security_policy_that_the_browser
     assert policy["style-src"] == ["'self'"]
     assert policy["object-src"] == ["'none'"] and policy["frame-ancestors"] == ["'none'"]
     assert policy["base-uri"] == ["'self'"] and policy["form-action"] == ["'self'"]
-    expect(page.locator("#usage-chart .usage-chart-body svg rect")).to_have_count(2)  # the page's own JS runs
+    expect(page.locator("#usage-chart .chart-bars rect")).to_have_count(2)  # drawn by the server, no script
 
     page.evaluate(CATCH_VIOLATIONS)
     page.evaluate(INJECT)

@@ -78,7 +78,7 @@ def test_manager_creates_a_managed_account_logs_in_as_it_and_returns(page: Page,
     expect(banner).to_contain_text(f"is logged in as {new_name}")
     expect(banner).to_contain_text("a managed account of Acme Reseller")
     expect(page.get_by_role("heading", level=1)).to_have_text(new_name)
-    expect(page.locator(".facts")).to_contain_text("Managed by")
+    expect(page.locator(".page-head")).to_contain_text("managed by Acme Reseller")
     expect(page.locator(".who")).to_have_text(new_email)  # the session is now the managed account's owner
     expect(page.get_by_role("button", name="Sign out")).to_have_count(0)
     # The end-of-test screenshot (conftest) comes after the return, so keep one of the banner too.

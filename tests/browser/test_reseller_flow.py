@@ -53,7 +53,7 @@ def test_a_manager_sets_its_markup_and_marks_a_reseller_invoice_paid(page: Page,
     sign_in(page, manager_owner.email)
 
     page.goto(reverse("invoice_list", args=[manager.public_id]))
-    page.get_by_role("link", name="Reseller invoices").click()
+    page.get_by_role("navigation").get_by_role("link", name="Reseller invoices").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Reseller invoices")
     markup = page.get_by_label("Markup over the platform's cost (%)")
     expect(markup).to_have_value("20.00")

@@ -1,26 +1,37 @@
+from datetime import datetime, timedelta
 from typing import Any
 
 from allauth.account.models import EmailAddress
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.db.models import Q
 
 from accounts import services
 from accounts.actor import Actor
-from accounts.models import Account, Membership, Role, User
+from accounts.demo import (
+    DEMO_PASSWORD,
+    MANAGED_NAMES,
+    MANAGER_AGE,
+    MANAGER_EMAIL,
+    MANAGER_NAME,
+    STAFF_EMAIL,
+    STANDARD_AGE,
+    STANDARD_EMAIL,
+    STANDARD_NAME,
+    managed_created_at,
+    managed_owner_email,
+)
+from accounts.models import Account, AuditEvent, Membership, Role, User
 
-DEMO_PASSWORD = "mission-control-demo"
-MANAGER_EMAIL = "manager@example.com"
-MANAGED_NAMES = [
-    "Alpine Voice", "Blue Harbor Telecom", "Cedar Call Centre", "Delta Dispatch", "Evergreen Clinics",
-    "Fjord Freight", "Granite Legal", "Harbor Hotels", "Iris Insurance", "Juniper Schools",
-    "Kestrel Logistics", "Lumen Realty", "Maple Dental", "Nimbus Cloud Desk", "Orchid Florists",
-    "Pioneer Plumbing", "Quartz Accounting", "Redwood Retail", "Summit Fitness", "Tidewater Marine",
-    "Umber Studios", "Vantage Security", "Willow Vets", "Xenon Labs", "Yarrow Farms",
-]  # fmt: skip
+__all__ = ["DEMO_PASSWORD", "MANAGED_NAMES", "MANAGER_EMAIL", "Command"]  # demo_limits and tests import them
 
 
 class Command(BaseCommand):
-    help = "Load demo data (idempotent) and print the demo logins."
+    help = (
+        "Load demo data (idempotent) and print the demo logins: a manager that joined five months ago and "
+        "its customers since. Then `simulate_usage --demo` and `demo_close` give them their history."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if User.objects.filter(email=MANAGER_EMAIL).exists():
@@ -28,6 +39,7 @@ class Command(BaseCommand):
         else:
             with transaction.atomic():
                 self._load()
+                call_command("demo_limits", stdout=self.stdout)  # controls' spend and credit limits
             self.stdout.write(self.style.SUCCESS("Demo data loaded."))
         self._print_logins()
 
@@ -37,46 +49,58 @@ class Command(BaseCommand):
         return user
 
     def _load(self) -> None:
-        staff = self._user("staff@example.com", staff=True)
+        staff = self._user(STAFF_EMAIL, staff=True)
         platform = Actor.platform_staff(staff)
         owner = self._user(MANAGER_EMAIL)
         owner.first_name, owner.last_name = "Maya", "Manager"
         owner.save()
+        loaded = owner.date_joined  # demo_accounts(): the demo's accounts are dated before this
         manager = services.create_manager_account(
-            name="Acme Reseller Networks", owner_email=owner.email, owner_password=None, actor=platform
+            name=MANAGER_NAME, owner_email=owner.email, owner_password=None, actor=platform
         )
-        for role in (Role.ADMIN, Role.BILLING, Role.REPORTING):
-            Membership.objects.create(user=self._user(f"{role}@example.com"), account=manager, role=role)
+        self._date(manager, loaded - MANAGER_AGE)
+        for days, role in ((9, Role.ADMIN), (16, Role.BILLING), (40, Role.REPORTING)):
+            member = Membership.objects.create(user=self._user(f"{role}@example.com"), account=manager, role=role)
+            Membership.objects.filter(pk=member.pk).update(created_at=manager.created_at + timedelta(days=days))
         actor = Actor(user=owner)
         for index, name in enumerate(MANAGED_NAMES):
-            slug = name.lower().replace(" ", "-")
             managed = services.create_managed_account(
                 manager=manager,
                 name=name,
-                owner_email=f"owner@{slug}.example.com",
+                owner_email=managed_owner_email(name),
                 owner_password=DEMO_PASSWORD if index == 0 else None,
                 billing_mode=Account.BillingMode.ROLLUP if index % 2 == 0 else Account.BillingMode.SEPARATE,
                 allow_custom_pricing=index % 3 == 0,
                 pricing_hidden=index % 5 == 1,
                 actor=actor,
             )
-            if index % 7 == 6:
-                services.change_managed_account_status(managed=managed, action="disable", actor=actor)
-            if index == len(MANAGED_NAMES) - 1:
-                services.change_managed_account_status(managed=managed, action="cancel", actor=actor)
-        standard_owner = self._user("standard@example.com")
-        services.create_standard_account(owner=standard_owner, name="Solo Standard Co")
+            self._date(managed, managed_created_at(index, loaded))
+            # In trouble: three customers disabled by their manager (no usage since), one cancelled.
+            if index % 7 == 6 or index == len(MANAGED_NAMES) - 1:
+                action = "cancel" if index == len(MANAGED_NAMES) - 1 else "disable"
+                services.change_managed_account_status(managed=managed, action=action, actor=actor)
+        standard_owner = self._user(STANDARD_EMAIL)
+        standard = services.create_standard_account(owner=standard_owner, name=STANDARD_NAME)
+        self._date(standard, loaded - STANDARD_AGE)
+
+    def _date(self, account: Account, created_at: datetime) -> None:
+        """Dates a demo account, its owner's membership and the audit events of its creation back to
+        when it joined."""
+        Account.objects.filter(pk=account.pk).update(created_at=created_at)
+        Membership.objects.filter(account=account, role=Role.OWNER).update(created_at=created_at)
+        # Called as soon as it is created: every event about it so far is of its creation.
+        AuditEvent.objects.filter(Q(account=account) | Q(related_account=account)).update(created_at=created_at)
+        account.created_at = created_at
 
     def _print_logins(self) -> None:
-        first_managed = MANAGED_NAMES[0].lower().replace(" ", "-")
         rows = [
-            ("platform staff (admin site /staff/)", "staff@example.com"),
+            ("platform staff (admin site /staff/)", STAFF_EMAIL),
             ("manager owner", MANAGER_EMAIL),
             ("manager admin", "admin@example.com"),
             ("manager billing", "billing@example.com"),
             ("manager reporting", "reporting@example.com"),
-            ("managed account owner", f"owner@{first_managed}.example.com"),
-            ("standard account owner", "standard@example.com"),
+            ("managed account owner", managed_owner_email(MANAGED_NAMES[0])),
+            ("standard account owner", STANDARD_EMAIL),
         ]
         self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for label, email in rows:
