@@ -3,20 +3,25 @@ use: the services write, accounts.access-style scoping reads, 404 for what the k
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import JsonResponse
 
-from accounts import audit, audit_text, services
-from accounts.api_access import ApiRequest, key_account, key_permission, managed_account_of
-from accounts.models import Account, ApiKey, AuditEvent
-from accounts.permissions import MANAGE_MANAGED_ACCOUNTS
+from accounts import audit, audit_text, selectors, services
+from accounts.actor import Actor
+from accounts.api_access import ActingRefused, ApiRequest, key_account, key_permission, managed_account_of
+from accounts.models import Account, ApiKey, AuditEvent, Invitation, Membership, Role
+from accounts.permissions import MANAGE_MANAGED_ACCOUNTS, log_in_as_facts, log_in_as_rule
 from accounts.selectors import managed_accounts_for
 from accounts.validators import validate_name
 from portal.api import (
+    ApiError,
     actor,
     api_view,
     bool_field,
@@ -307,3 +312,124 @@ def audit_events(request: ApiRequest) -> JsonResponse:
         raise invalid("sort", "Must be asc or desc.", query=True)
     events = events.order_by(*(("created_at", "id") if sort == "asc" else ("-created_at", "-id")))
     return page(request, events, lambda event: audit_event_json(event, reader))
+
+
+# --- A managed account's users (Telnyx's /organizations/users, from the manager's key) ----------------
+
+USER_RECORD_TYPE = "organization_sub_user"  # Telnyx's, for members and pending invitations alike
+USER_STATUSES = ("enabled", "disabled", "invited")  # Telnyx's user_status, and "invited" for an invitation
+# A pending invitation's public id: a name-based UUID of the account and the invitation, so it is a
+# UUID like a member's, stable, and meaningless outside the managed account it belongs to.
+INVITATION_ID_NAMESPACE = uuid.UUID("3f0d5a4e-8c2b-4f7a-9e61-5b2d7c9a1e04")
+
+
+def invitation_public_id(invitation: Invitation) -> uuid.UUID:
+    return uuid.uuid5(INVITATION_ID_NAMESPACE, f"{invitation.account.public_id}:{invitation.pk}")
+
+
+def managed_user_json(row: Membership | Invitation) -> dict[str, Any]:
+    """A member (`id` the user's public UUID) or a pending invitation (`user_status` "invited", `id`
+    the invitation's, `invitation_public_id`), in one shape: Telnyx's OrganizationUser and the role."""
+    if isinstance(row, Membership):
+        return {
+            "record_type": USER_RECORD_TYPE,
+            "id": str(row.user.public_id),
+            "email": row.user.email,
+            "role": row.role,
+            "user_status": "enabled" if row.user.is_active else "disabled",
+            "created_at": iso(row.created_at),
+            "last_sign_in_at": iso(row.user.last_login),
+            "invitation_expires_at": None,
+        }
+    return {
+        "record_type": USER_RECORD_TYPE,
+        "id": str(invitation_public_id(row)),
+        "email": row.email,
+        "role": row.role,
+        "user_status": "invited",
+        "created_at": iso(row.created_at),
+        "last_sign_in_at": None,
+        "invitation_expires_at": iso(row.expires_at),
+    }
+
+
+class _ManagedUsers:
+    """What `page` pages: the account's members (oldest first), then its pending invitations (oldest first)."""
+
+    def __init__(self, managed: Account) -> None:
+        self.members = selectors.members_of(managed)
+        self.invitations = selectors.pending_invitations(managed).select_related("account").order_by("created_at", "id")
+        self._members = self.members.count()
+
+    def count(self) -> int:
+        return self._members + self.invitations.count()
+
+    def __getitem__(self, index: slice, /) -> list[Membership | Invitation]:
+        start, stop, members = index.start or 0, index.stop, self._members
+        rows: list[Membership | Invitation] = list(self.members[start : min(stop, members)]) if start < members else []
+        if stop > members:
+            rows.extend(self.invitations[max(start - members, 0) : stop - members])
+        return rows
+
+
+def _users_of(request: ApiRequest, managed_id: str) -> Account:
+    """The managed account whose users the request names: a manager's key only (any other key, and a
+    manager's key acting as a managed account, which has none, is a 403); another tenant's is a 404."""
+    key_permission(request, permission=MANAGE_MANAGED_ACCOUNTS)
+    return _managed(request, managed_id)
+
+
+def _manager_acting(request: ApiRequest, managed: Account) -> Actor:
+    """Changing a managed account's people is done as the manager's pages do it, logged in as the
+    account: the log-in-as rule with the key's creator as the real person (a manager's admins only
+    when its owner allows it; never a disabled account or one whose owner belongs elsewhere), and the
+    change audited as that person acting as the account's owner (`change_made_by` account_manager)."""
+    facts = log_in_as_facts(user=request.api_key.created_by, managed_account=managed)
+    denial = log_in_as_rule(facts)
+    if denial is not None:
+        raise ActingRefused(denial)
+    return replace(actor(request), acting_as=facts.owner)
+
+
+@api_view("GET", "POST")
+def managed_account_users(request: ApiRequest, managed_id: str) -> JsonResponse:
+    managed = _users_of(request, managed_id)
+    if request.method == "GET":
+        return page(request, _ManagedUsers(managed), managed_user_json)
+    body = json_body(request, allowed=("email", "role"))
+    email = string_field(body, "email", required=True, max_length=254)
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise invalid("email", "Give a valid e-mail address, like name@example.com.") from None
+    role = string_field(body, "role", required=True)
+    if role not in Role.values:
+        raise invalid("role", f"Must be one of {', '.join(Role.values)}.")
+    # The same answer whether or not someone already uses the address (hole 9): an invitation either way.
+    invitation = services.invite_member(
+        account=managed, email=email, role=role, actor=_manager_acting(request, managed)
+    )
+    return JsonResponse({"data": managed_user_json(invitation)}, status=201)
+
+
+@api_view("DELETE")
+def managed_account_user(request: ApiRequest, managed_id: str, user_id: str) -> JsonResponse:
+    """Removes the member whose user has `user_id`, or revokes the pending invitation with that id;
+    answers the record as it was. A malformed or unknown id is a 404."""
+    managed = _users_of(request, managed_id)
+    try:
+        public_id = uuid.UUID(user_id)
+    except ValueError:
+        raise ApiError(404, "not_found", "Not found", "No such user or pending invitation in this account.") from None
+    membership = selectors.members_of(managed).filter(user__public_id=public_id).first()
+    if membership is not None:
+        record = managed_user_json(membership)
+        services.remove_member(membership=membership, actor=_manager_acting(request, managed))
+        return JsonResponse({"data": record})
+    pending = selectors.pending_invitations(managed).select_related("account")
+    invitation = next((i for i in pending if invitation_public_id(i) == public_id), None)
+    if invitation is None:
+        raise ApiError(404, "not_found", "Not found", "No such user or pending invitation in this account.")
+    record = managed_user_json(invitation)
+    services.revoke_invitation(invitation=invitation, actor=_manager_acting(request, managed))
+    return JsonResponse({"data": record})

@@ -11,6 +11,7 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         from allauth.account.signals import user_logged_in
 
+        from accounts import onboarding  # noqa: F401  (registers its Celery task in workers)
         from accounts.models import User
         from accounts.services import record_sign_in
 

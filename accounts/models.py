@@ -467,3 +467,48 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class OnboardingUpload(models.Model):
+    """A CSV of managed accounts a manager uploaded (accounts.onboarding): its checked rows, kept
+    between the validation report and the confirmation, then the progress of their creation."""
+
+    class Status(models.TextChoices):
+        CHECKED = "checked", "Checked, not started"
+        RUNNING = "running", "Creating the accounts"
+        DONE = "done", "Done"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    manager = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="onboarding_uploads")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    filename = models.CharField(max_length=255, blank=True)
+    # One entry per data row: {"row", "name", "owner_email", "billing_mode", "pricing_hidden",
+    # "allow_custom_pricing", "problems": [..]}; the rows without problems are the ones to create.
+    rows = models.JSONField(default=list)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CHECKED)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_ip = models.GenericIPAddressField(null=True, blank=True)
+    done = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    failures = models.JSONField(default=list)  # [{"row": n, "name": ..., "message": ...}]
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.filename or 'upload'} for {self.manager_id} ({self.status})"
+
+    @property
+    def valid_rows(self) -> list[dict[str, Any]]:
+        return [row for row in self.rows if not row["problems"]]
+
+    @property
+    def total(self) -> int:
+        return len(self.valid_rows)

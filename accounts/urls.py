@@ -21,6 +21,15 @@ urlpatterns = [
     path("a/<uuid:account_id>/api-keys/<int:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
     path("a/<uuid:account_id>/managed/", views.managed_list, name="managed_list"),
     path("a/<uuid:account_id>/managed/new/", views.managed_create, name="managed_create"),
+    path("a/<uuid:account_id>/managed/onboarding/", views.managed_onboarding, name="managed_onboarding"),
+    *[
+        path(
+            f"a/<uuid:account_id>/managed/onboarding/<uuid:upload_id>/{step}",
+            getattr(views, f"managed_onboarding_{name}"),
+            name=f"managed_onboarding_{name}",
+        )
+        for step, name in (("", "report"), ("start/", "start"), ("progress/", "progress"), ("status/", "status"))
+    ],
     path("a/<uuid:account_id>/managed/<uuid:managed_id>/", views.managed_detail, name="managed_detail"),
     # The hub's other tabs; Usage is reporting's, Invoices and Balance billing's, Spend limits controls'.
     path("a/<uuid:account_id>/managed/<uuid:managed_id>/api-keys/", views.managed_api_keys, name="managed_api_keys"),

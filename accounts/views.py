@@ -11,7 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Page, Paginator
 from django.db.models.query import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -20,7 +20,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from hijack.views import AcquireUserView
 
-from accounts import acting, audit, audit_text, managed_hub, selectors, services
+from accounts import acting, audit, audit_text, managed_hub, onboarding, selectors, services
 from accounts.access import AccountAccess, account_access, managed_account_access
 from accounts.acting import ActingRequest, SignedInRequest
 from accounts.actor import Actor
@@ -36,7 +36,16 @@ from accounts.forms import (
     RoleForm,
     apply_refusal,
 )
-from accounts.models import OTHER_BILLING_MODE, Account, ApiKey, Invitation, Membership, User, month_of
+from accounts.models import (
+    OTHER_BILLING_MODE,
+    Account,
+    ApiKey,
+    Invitation,
+    Membership,
+    OnboardingUpload,
+    User,
+    month_of,
+)
 from accounts.permissions import (
     MANAGE_ACCOUNT,
     MANAGE_MANAGED_ACCOUNTS,
@@ -329,6 +338,94 @@ def managed_create(request: SignedInRequest, account_id: UUID) -> HttpResponse:
             return redirect("managed_detail", access.account.public_id, managed.public_id)
     context = {"access": access, "account": access.account, "form": form}
     return render(request, "accounts/managed_create.html", context, status=422 if form.errors else 200)
+
+
+# --- Bulk onboarding (accounts.onboarding): upload, report, confirm, progress ------------------------------
+
+
+def _onboarding_upload(
+    request: SignedInRequest, account_id: UUID, upload_id: UUID
+) -> tuple[AccountAccess, OnboardingUpload]:
+    """The manager's upload; another account's is not found."""
+    access = account_access(request, account_id, MANAGE_MANAGED_ACCOUNTS)
+    uploads = OnboardingUpload.objects.select_related("manager")
+    upload = get_object_or_404(uploads, manager=access.account, public_id=upload_id)
+    return access, upload
+
+
+@login_required
+@require_http_methods(GET_AND_POST)
+def managed_onboarding(request: SignedInRequest, account_id: UUID) -> HttpResponse:
+    access = account_access(request, account_id, MANAGE_MANAGED_ACCOUNTS)
+    error = None
+    if request.method == "POST":
+        file = request.FILES.get("file")
+        if file is None or not file.size:
+            error = "Choose a CSV file to upload." if file is None else "The file is empty."
+        else:
+            try:
+                actor = Actor.from_request(request)
+                upload = onboarding.check_file(manager=access.account, upload=file, uploaded_by=actor)
+            except onboarding.OnboardingRefused as refused:
+                error = refused.message
+            else:
+                return redirect("managed_onboarding_report", access.account.public_id, upload.public_id)
+    context = {
+        "access": access,
+        "account": access.account,
+        "error": error,
+        "max_rows": onboarding.MAX_ROWS,
+        "room": onboarding.room_left(access.account),
+    }
+    return render(request, "accounts/onboarding/upload.html", context, status=422 if error else 200)
+
+
+@login_required
+@require_GET
+def managed_onboarding_report(request: SignedInRequest, account_id: UUID, upload_id: UUID) -> HttpResponse:
+    access, upload = _onboarding_upload(request, account_id, upload_id)
+    context = {
+        "access": access,
+        "account": access.account,
+        "upload": upload,
+        "invalid": len(upload.rows) - upload.total,
+        "refusal": onboarding.start_refusal(upload),
+    }
+    return render(request, "accounts/onboarding/report.html", context)
+
+
+@require_POST
+@login_required
+def managed_onboarding_start(request: SignedInRequest, account_id: UUID, upload_id: UUID) -> HttpResponse:
+    access, upload = _onboarding_upload(request, account_id, upload_id)
+    try:
+        onboarding.start_upload(upload=upload, actor=Actor.from_request(request))
+    except onboarding.OnboardingRefused as refused:
+        messages.error(request, refused.message)
+        if upload.status == OnboardingUpload.Status.CHECKED:
+            return redirect("managed_onboarding_report", access.account.public_id, upload.public_id)
+    return redirect("managed_onboarding_progress", access.account.public_id, upload.public_id)
+
+
+@login_required
+@require_GET
+def managed_onboarding_progress(request: SignedInRequest, account_id: UUID, upload_id: UUID) -> HttpResponse:
+    access, upload = _onboarding_upload(request, account_id, upload_id)
+    context = {"access": access, "account": access.account, "upload": upload}
+    response = render(request, "accounts/onboarding/progress.html", context)
+    add_never_cache_headers(response)
+    return response
+
+
+@login_required
+@require_GET
+def managed_onboarding_status(request: SignedInRequest, account_id: UUID, upload_id: UUID) -> JsonResponse:
+    _, upload = _onboarding_upload(request, account_id, upload_id)
+    response = JsonResponse(
+        {"status": upload.status, "done": upload.done, "failed": upload.failed, "total": upload.total}
+    )
+    add_never_cache_headers(response)
+    return response
 
 
 # A managed account's page is its hub (accounts.managed_hub): these tabs, plus Usage (reporting),

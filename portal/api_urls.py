@@ -52,6 +52,14 @@ urlpatterns = [
         controls_api.managed_credit_limit,
         name="api_managed_account_credit_limit",
     ),  # fmt: skip
+    path(
+        "managed_accounts/<str:managed_id>/users", accounts_api.managed_account_users, name="api_managed_account_users"
+    ),  # fmt: skip
+    path(
+        "managed_accounts/<str:managed_id>/users/<str:user_id>",
+        accounts_api.managed_account_user,
+        name="api_managed_account_user",
+    ),  # fmt: skip
     # Anything else under /v2/ answers in the contract's error shape, not Django's HTML 404.
     re_path(r"^.*$", api_not_found, name="api_not_found"),
 ]

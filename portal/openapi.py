@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accounts import api as accounts_api
 from accounts.api_access import MANAGED_ACCOUNT_HEADER
-from accounts.models import Account, AuditEvent
+from accounts.models import Account, AuditEvent, Role
 from billing import api as billing_api
 from billing.models import CreditTransfer, Invoice, UsageRecord
 from billing.usage import services as usage_services
@@ -706,6 +706,43 @@ def _money_paths() -> Schema:
     }  # fmt: skip
 
 
+# --- A managed account's users (accounts.api) ---------------------------------------------------------
+
+
+def _user_paths() -> Schema:
+    """Telnyx's OrganizationUser fields, with the role and a pending invitation in the same shape."""
+    user = _record(accounts_api.USER_RECORD_TYPE, {
+        "id": {**UUID, "description": "A member's user id, or a pending invitation's id (user_status invited)."},
+        "email": {"type": "string"}, "role": {"type": "string", "enum": list(Role.values)},
+        "user_status": {"type": "string", "enum": list(accounts_api.USER_STATUSES)},
+        "created_at": TIME, "last_sign_in_at": NULLABLE_TIME, "invitation_expires_at": NULLABLE_TIME,
+    })  # fmt: skip
+    managed = [_path("managed_id")]
+    rule = ("A manager's key only (403 for any other, and under X-Managed-Account-Id); changes follow the "
+            "log-in-as rule with the key's creator (403 with its code), audited as account_manager.")  # fmt: skip
+    return {
+        "/managed_accounts/{managed_id}/users": {
+            "get": _operation("A managed account's members, then its pending invitations",
+                              _responses({200: _list(user)}), parameters=[*managed, *PAGING], description=rule),
+            "post": _operation(
+                "Invite someone by e-mail with a role", _responses({201: _one(user)}, body=True),
+                parameters=managed, description=rule + " The answer is the same whether or not the address has "
+                "a user already.",
+                body=_obj({"email": {"type": "string", "format": "email", "maxLength": 254},
+                           "role": {"type": "string", "enum": list(Role.values)}}),
+            ),
+        },
+        "/managed_accounts/{managed_id}/users/{user_id}": {
+            "delete": _operation(
+                "Remove a member, or revoke a pending invitation given its id", _responses({200: _one(user)}),
+                parameters=[*managed, _path("user_id")],
+                description=rule + " Answers the record as it was; 422 for the last owner; 404 for an unknown "
+                "or malformed id.",
+            )
+        },
+    }  # fmt: skip
+
+
 def document() -> Schema:
     return {
         "openapi": OPENAPI_VERSION,
@@ -717,7 +754,7 @@ def document() -> Schema:
         },
         "servers": [{"url": "/v2"}],
         "security": [{"bearer": []}],
-        "paths": {**_paths(), **_money_paths()},
+        "paths": {**_paths(), **_money_paths(), **_user_paths()},
         "components": _components(),
     }
 

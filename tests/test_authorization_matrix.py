@@ -28,7 +28,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from accounts import audit, services
 from accounts.actor import Actor
-from accounts.models import Account, Membership, Role
+from accounts.models import Account, Membership, OnboardingUpload, Role
 from billing.invoices.builder import invoice_party
 from billing.ledger import services as ledger
 from billing.models import Invoice
@@ -205,6 +205,22 @@ FOREIGN_MANAGED = Target(
     "foreign", lambda w: {"account_id": w.manager.public_id, "managed_id": w.other_managed.public_id}
 )
 TOKEN = Target("manager", lambda w: {"token": _invitation(w, w.manager).token})
+
+
+def _onboarding_upload(account) -> UUID:
+    """A checked CSV upload of `account` (accounts.onboarding) with one valid row, not started."""
+    row = {"row": 1, "name": "Matrix Bulk", "owner_email": "bulk@matrix.example.com", "billing_mode": "rollup"}
+    rows = [{**row, "pricing_hidden": False, "allow_custom_pricing": False, "problems": []}]
+    return OnboardingUpload.objects.create(manager=account, filename="matrix.csv", rows=rows).public_id
+
+
+MANAGER_UPLOAD = Target(
+    "manager", lambda w: {"account_id": w.manager.public_id, "upload_id": _onboarding_upload(w.manager)}
+)
+# Another tenant's upload through world.manager's URL: not found.
+FOREIGN_UPLOAD = Target(
+    "foreign", lambda w: {"account_id": w.manager.public_id, "upload_id": _onboarding_upload(w.other_manager)}
+)
 
 
 def _separately_billed_with_credit(world: World):
@@ -763,6 +779,21 @@ MATRIX: dict[str, list[Row]] = {
         POST(MANAGER, manager_admins(302), NEW_MANAGED),
         GET(MANAGED, members_only()),
         POST(MANAGED, members_only(), NEW_MANAGED),
+    ],
+    # Bulk onboarding: a POST without a file is refused with the reason (422).
+    "managed_onboarding": [
+        GET(MANAGER, manager_admins(200)),
+        POST(MANAGER, manager_admins(422)),
+        GET(MANAGED, members_only()),
+    ],
+    **{
+        name: [GET(MANAGER_UPLOAD, manager_admins(200)), GET(FOREIGN_UPLOAD, members_only(billing=403, reporting=403))]
+        for name in ("managed_onboarding_report", "managed_onboarding_progress", "managed_onboarding_status")
+    },
+    "managed_onboarding_start": [
+        GET(MANAGER_UPLOAD, post_only_get()),
+        POST(MANAGER_UPLOAD, manager_admins(302)),
+        POST(FOREIGN_UPLOAD, members_only(billing=403, reporting=403)),
     ],
     "managed_detail": [
         GET(OWN_MANAGED, manager_admins(200)),

@@ -20,7 +20,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from accounts.models import Account, ApiKey, AuditEvent, Membership, User
+from accounts.models import Account, ApiKey, AuditEvent, Invitation, Membership, User
 from billing.models import (
     Balance,
     DailyUsage,
@@ -49,6 +49,7 @@ def db_state() -> tuple:
             Account,
             User,
             Membership,
+            Invitation,
             ApiKey,
             AuditEvent,
             UsageRecord,
@@ -91,6 +92,7 @@ def tenants(world, make_key):
         "sibling": str(world.sibling.public_id),
         "other_managed": str(world.other_managed.public_id),
         "manager": str(world.manager.public_id),
+        "managed_owner": str(world.users["managed_owner"].public_id),
         "transfer_id": RANDOM_ID,  # no transfer exists: every id is another tenant's or none
         **{name: str(invoice.public_id) for name, invoice in invoices.items()},
     }
@@ -499,7 +501,28 @@ MONEY_CASES = {
     ),  # fmt: skip
 }
 
-CASES = {**BODY_CASES, **FIELD_CASES, **QUERY_CASES, **ID_CASES, **MONEY_CASES}
+USERS = "managed_accounts/{managed}/users"
+USER_CASES = {
+    "invite with a malformed e-mail": Case(
+        "POST", USERS, 422, body={"email": "not an address", "role": "admin"}, pointer="/email"
+    ),  # fmt: skip
+    "invite with HTML for an e-mail": Case("POST", USERS, 422, body={"email": HTML, "role": "admin"}, pointer="/email"),
+    "invite with an unknown role": Case(
+        "POST", USERS, 422, body={"email": "new@example.com", "role": "superuser"}, pointer="/role"
+    ),  # fmt: skip
+    "invite with SQL for a role": Case(
+        "POST", USERS, 422, body={"email": "new@example.com", "role": SQL}, pointer="/role"
+    ),  # fmt: skip
+    "invite from a managed key": Case(
+        "POST", USERS, 403, body={"email": "new@example.com", "role": "admin"}, key="managed"
+    ),  # fmt: skip
+    "users of another manager's account": Case("GET", "managed_accounts/{other_managed}/users", 404),
+    "users: page[size] SQL": Case("GET", USERS, 422, params={"page[size]": SQL}, parameter="page[size]"),
+    "remove a user id that is not a UUID": Case("DELETE", USERS + "/not-a-uuid", 404, body={}),
+    "remove the last owner": Case("DELETE", USERS + "/{managed_owner}", 422, body={}),
+}
+
+CASES = {**BODY_CASES, **FIELD_CASES, **QUERY_CASES, **ID_CASES, **MONEY_CASES, **USER_CASES}
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -526,7 +549,7 @@ def test_the_corpus_covers_every_endpoint_of_the_api():
         if str(pattern.pattern) == "openapi.json":
             continue  # no key, no parameters, no body: tests/api/test_openapi_document.py covers it
         route = str(pattern.pattern).replace("<str:managed_id>", "{managed}").replace("<str:invoice_id>", "{invoice}")
-        route = route.replace("<str:transfer_id>", "{transfer_id}")
+        route = route.replace("<str:transfer_id>", "{transfer_id}").replace("<str:user_id>", "{managed_owner}")
         assert route in covered, f"{route} is not in the corpus"
 
 
