@@ -455,6 +455,8 @@ def server_environment() -> dict[str, str]:
         "DEBUG": "false",
         "SECRET_KEY": _SERVER_SECRET,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # Production needs an https SITE_URL for the links in e-mails; the benchmark sends none.
+        "SITE_URL": os.environ.get("SITE_URL") or "https://portal.benchmark.invalid",
         "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": broker,
         "CACHE_URL": os.environ.get("CACHE_URL") or broker,
