@@ -99,6 +99,8 @@ def _requests(world, dates) -> list[str]:
     kwargs_by_name["limit_id"] = uuid.uuid4()
     # Webhooks: world.managed has no endpoint; unknown ids are a 404.
     kwargs_by_name |= {"endpoint_id": uuid.uuid4(), "delivery_id": uuid.uuid4()}
+    # Bulk onboarding: world.managed is no manager (a 404 either way).
+    kwargs_by_name["upload_id"] = uuid.uuid4()
     for route, name in portal_url_patterns():
         params = {p: kwargs_by_name[p] for p in _route_params(route)}
         urls.append(reverse(name, kwargs=params))
