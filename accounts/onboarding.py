@@ -26,9 +26,9 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import F
-from django.db.models.functions import Lower
 from django.utils import timezone
 
+from accounts import selectors
 from accounts.actor import Actor
 from accounts.errors import Refusal
 from accounts.locks import lock_row
@@ -183,7 +183,7 @@ def _checked_row(number: int, cells: dict[str, str]) -> dict[str, Any]:
 
 def _check_names(manager: Account, rows: list[dict[str, Any]]) -> None:
     """A name repeated in the file, or one of the manager's accounts already has (in any case, as
-    accounts.selectors.same_named_managed_accounts counts them: cancelled ones aside), in one query."""
+    accounts.selectors.same_named_managed_accounts counts them), in one query."""
     first_row: dict[str, int] = {}
     for row in rows:
         key = row["name"].lower()
@@ -193,12 +193,7 @@ def _check_names(manager: Account, rows: list[dict[str, Any]]) -> None:
             row["problems"].append(f"The name is also in row {first_row[key]}.")
         else:
             first_row[key] = row["row"]
-    taken = set(
-        manager.managed_accounts.exclude(status=Account.Status.CANCELLED)
-        .annotate(lower_name=Lower("name"))
-        .filter(lower_name__in=list(first_row))
-        .values_list("lower_name", flat=True)
-    )
+    taken = selectors.managed_names_in_use(manager, list(first_row))
     for row in rows:
         if row["name"].lower() in taken:
             row["problems"].append("You already have a managed account with this name.")

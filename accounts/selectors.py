@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, TypedDict
 
 from django.db.models import Case, Count, DecimalField, F, QuerySet, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Lower
 from django.urls import reverse
 
 from accounts.models import Account, Invitation, Membership, User
@@ -70,13 +70,21 @@ def with_balances(accounts: QuerySet[Account]) -> QuerySet[WithAnnotations[Accou
     )
 
 
+def _name_holders(manager: Account) -> QuerySet[Account]:
+    """The managed accounts whose names a new one of `manager` must not repeat unasked: all but the
+    cancelled ones, compared in any case."""
+    return manager.managed_accounts.exclude(status=Account.Status.CANCELLED)
+
+
 def same_named_managed_accounts(manager: Account, name: str) -> list[Account]:
-    """The manager's managed accounts (cancelled ones aside) already named `name`, in any case."""
-    return list(
-        manager.managed_accounts.filter(name__iexact=name.strip())
-        .exclude(status=Account.Status.CANCELLED)
-        .order_by("pk")[:5]
-    )
+    """The manager's managed accounts already named `name` (`_name_holders`), at most five."""
+    return list(_name_holders(manager).filter(name__iexact=name.strip()).order_by("pk")[:5])
+
+
+def managed_names_in_use(manager: Account, names: list[str]) -> set[str]:
+    """Of `names` (lower case), those one of the manager's accounts has (`_name_holders`), in one query."""
+    holders = _name_holders(manager).annotate(lower_name=Lower("name"))
+    return set(holders.filter(lower_name__in=names).values_list("lower_name", flat=True))
 
 
 def invitation_url(invitation: Invitation) -> str:

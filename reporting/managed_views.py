@@ -21,7 +21,7 @@ from billing.usage import selectors
 from billing.usage.selectors import GROUP_BY_DAY, GROUP_BY_PRODUCT, UsageRow
 from reporting.forms import UsageReportForm
 from reporting.tables import UsageSummaryTable
-from reporting.views import _summary
+from reporting.views import summary_rows
 
 
 @login_required
@@ -37,7 +37,7 @@ def managed_usage(request: SignedInRequest, account_id: UUID, managed_id: UUID) 
     context["report_url"] = f"{report}?scope={managed.public_id}"
     if form.is_valid():  # the manager's own managed account: always, unless the form itself changes
         filters = form.filters()
-        rows = _summary(filters)
+        rows = summary_rows(filters)
         totals = selectors.usage_totals(rows)
         pricing = can_see_pricing(manager)
         table = UsageSummaryTable(

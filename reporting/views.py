@@ -66,7 +66,7 @@ def usage_report(request: HttpRequest, account_id: UUID) -> HttpResponse:
     context = _context(access, form)
     if form.is_valid():
         filters = form.filters()
-        rows = _summary(filters)
+        rows = summary_rows(filters)
         totals = selectors.usage_totals(rows)
         table = UsageSummaryTable(
             rows,
@@ -103,11 +103,11 @@ def usage_report_csv(request: HttpRequest, account_id: UUID) -> HttpResponseBase
     return exports.csv_response(
         exports.export_filename("usage-report", access.account.name, filters.start, filters.end),
         exports.report_header(filters.group_by, pricing=pricing),
-        exports.report_rows(_summary(filters), filters.group_by, pricing=pricing),
+        exports.report_rows(summary_rows(filters), filters.group_by, pricing=pricing),
     )
 
 
-def _summary(filters: UsageFilters) -> list[UsageRow]:
+def summary_rows(filters: UsageFilters) -> list[UsageRow]:
     return selectors.usage_summary(
         accounts=filters.accounts,
         start=filters.start,
