@@ -64,6 +64,16 @@ class ChangeType(StrEnum):
     WEBHOOK_ENDPOINT_CREATED = "webhook_endpoint.created"
     WEBHOOK_ENDPOINT_UPDATED = "webhook_endpoint.updated"
     WEBHOOK_DELIVERY_RESENT = "webhook_delivery.resent"
+    WEBHOOK_ENDPOINT_DELETED = "webhook_endpoint.deleted"
+    INVOICE_FINALIZED = "invoice.finalized"
+    CREDIT_NOTE_ISSUED = "credit_note.issued"
+    BILLING_PROFILE_CHANGED = "billing_profile.changed"
+    RESALE_RATE_SET = "resale_rate.set"
+    RESALE_RATE_REMOVED = "resale_rate.removed"
+    BALANCE_LOW = "balance.low"
+    BALANCE_RECOVERED = "balance.recovered"
+    LOW_BALANCE_THRESHOLD_CHANGED = "low_balance_threshold.changed"
+    NOTIFICATION_SETTINGS_CHANGED = "notification_settings.changed"
 
 
 CHANGE_TYPES = tuple(ChangeType)

@@ -532,6 +532,16 @@ CHANGE_TYPE_LABELS: dict[str, str] = {
     ChangeType.BILLING_MODE_CHANGE_SCHEDULED: "Billing-mode change scheduled",
     ChangeType.BILLING_MODE_CHANGED: "Billing mode changed",
     ChangeType.BILLING_MODE_CHANGE_CANCELLED: "Billing-mode change cancelled",
+    ChangeType.WEBHOOK_ENDPOINT_DELETED: "Webhook endpoint deleted",
+    ChangeType.INVOICE_FINALIZED: "Invoice issued",
+    ChangeType.CREDIT_NOTE_ISSUED: "Credit note issued",
+    ChangeType.BILLING_PROFILE_CHANGED: "Billing profile changed",
+    ChangeType.RESALE_RATE_SET: "Resale rate set",
+    ChangeType.RESALE_RATE_REMOVED: "Resale rate removed",
+    ChangeType.BALANCE_LOW: "Balance below its alert threshold",
+    ChangeType.BALANCE_RECOVERED: "Balance back above its alert threshold",
+    ChangeType.LOW_BALANCE_THRESHOLD_CHANGED: "Low-balance alert changed",
+    ChangeType.NOTIFICATION_SETTINGS_CHANGED: "Notification settings changed",
 }
 
 
