@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any, Literal, cast, overload
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import JsonResponse
+from django.utils import timezone
 
 from accounts import audit, audit_text, selectors, services
 from accounts.actor import Actor
@@ -42,8 +43,9 @@ CONTAINS_MIN = 3
 # The platform's own changes are "telnyx" in the v2 API (the SDK's enum); our log calls them "platform".
 API_MADE_BY: dict[str, str] = {AuditEvent.MadeBy.PLATFORM: "telnyx"}
 # `filter[status][eq]`, one place: Telnyx's values (the SDK's FilterStatus) beside ours, each the
-# statuses it lists. `active`/`enabled` may use the platform, `blocked`/`disabled` may not (a
-# service block, once there is one, joins `blocked`). A status filter names the statuses it wants,
+# statuses it lists. `active`/`enabled` may use the platform, `blocked`/`disabled` may not;
+# `blocked` also lists the enabled accounts a service block stops (`_service_blocked`: the records
+# whose `service_status` is "blocked"). A status filter names the statuses it wants,
 # cancelled included, so it overrides `include_cancelled_accounts`, as `cancelled` always did.
 STATUS_FILTERS: dict[str, tuple[str, ...]] = {
     "all": tuple(Account.Status.values),
@@ -150,6 +152,22 @@ def managed_accounts(request: ApiRequest) -> JsonResponse:
     return page(request, accounts, managed_account_json)
 
 
+def _service_blocked() -> Q:
+    """`Account.service_block` of an enabled managed account as a condition (the `blocked` filter):
+    its own stored block while its period lasts, or, billed by roll-up this month, its manager's;
+    or a manager that is not enabled. A disabled account is `blocked` by its status already."""
+    now = timezone.now()
+
+    def stored(prefix: str = "") -> Q:
+        until = f"{prefix}service_blocked_until"
+        lasting = Q(**{f"{until}__isnull": True}) | Q(**{f"{until}__gt": now})
+        return ~Q(**{f"{prefix}service_blocked_reason": ""}) & lasting
+
+    rollup = ~Account.pays_own_usage()
+    manager_down = ~Q(manager__status=Account.Status.ENABLED)
+    return Q(status=Account.Status.ENABLED) & (stored() | (rollup & stored("manager__")) | manager_down)
+
+
 def _filtered(request: ApiRequest, accounts: QuerySet[Account]) -> QuerySet[Account]:
     params = request.GET
     for field, column in (("email", "email"), ("organization_name", "name")):
@@ -165,7 +183,8 @@ def _filtered(request: ApiRequest, accounts: QuerySet[Account]) -> QuerySet[Acco
     if status is not None:
         if status not in STATUS_FILTERS:
             raise invalid("filter[status][eq]", f"Must be one of {', '.join(STATUS_FILTERS)}.", query=True)
-        accounts = accounts.filter(status__in=STATUS_FILTERS[status])
+        wanted = Q(status__in=STATUS_FILTERS[status])
+        accounts = accounts.filter(wanted | _service_blocked() if status == "blocked" else wanted)
     elif not query_bool(request, "include_cancelled_accounts"):
         accounts = accounts.exclude(status=Account.Status.CANCELLED)
     sort = params.get("sort", "-created_at")

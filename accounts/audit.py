@@ -59,6 +59,7 @@ class ChangeType(StrEnum):
     SPEND_LIMIT_SET = "spend_limit.set"
     SPEND_LIMIT_REMOVED = "spend_limit.removed"
     SPEND_LIMIT_REACHED = "spend_limit.reached"
+    SPEND_LIMIT_NEARED = "spend_limit.neared"  # 80 % of a limit used, once per crossing
     SERVICE_BLOCKED = "service.blocked"
     SERVICE_UNBLOCKED = "service.unblocked"
     WEBHOOK_ENDPOINT_CREATED = "webhook_endpoint.created"

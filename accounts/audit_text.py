@@ -148,6 +148,19 @@ FIELDS: dict[str, FieldName] = {
     "status_note": FieldName("Note", "note", _quoted),
     "markup_percent": FieldName("Markup", "markup_percent", _percent),
     "billing_mode_from": FieldName("Effective from", "effective_from"),
+    "legal_name": FieldName("Legal name", "legal_name", _quoted),
+    "address_line1": FieldName("Address", "address_line1", _quoted),
+    "address_line2": FieldName("Address (line 2)", "address_line2", _quoted),
+    "postal_code": FieldName("Postal code", "postal_code", _quoted),
+    "tax_id": FieldName("Tax id", "tax_id", _quoted),
+    "invoice_emails": FieldName(
+        "Invoice recipients",
+        "invoice_emails",
+        lambda value: ", ".join(str(item) for item in value) if isinstance(value, list) and value else NONE,
+    ),
+    "payment_terms_days": FieldName("Payment terms (days)", "payment_terms_days", _count),
+    "total": FieldName("Total", "total", money),
+    "due_date": FieldName("Due", "due_date"),
 }
 # Where one recorded name means something else in one kind of event.
 FIELDS_BY_TYPE: dict[tuple[str, str], FieldName] = {
@@ -155,6 +168,8 @@ FIELDS_BY_TYPE: dict[tuple[str, str], FieldName] = {
     (ChangeType.INVITATION_CREATED, "email"): FieldName("E-mail", "email"),
     (ChangeType.ACCOUNT_CREATED, "email"): FieldName("E-mail", "email"),
     (ChangeType.API_KEY_CREATED, "name"): FieldName("Key name", "name", _quoted),
+    (ChangeType.LOW_BALANCE_THRESHOLD_CHANGED, "enabled"): FieldName("Alert", "enabled", _flag("on", "off")),
+    (ChangeType.LOW_BALANCE_THRESHOLD_CHANGED, "threshold"): FieldName("Threshold", "threshold_amount", money),
 }
 
 
@@ -257,6 +272,7 @@ OWN_PAGES: dict[str, Callable[[AuditEvent, Account], str]] = {
     "autorecharge": lambda event, owner: _page("auto_recharge", owner.public_id),
     "rate": lambda event, owner: _page("rate_card", owner.public_id),
     "usagebatch": lambda event, owner: _page("usage_records", owner.public_id),
+    "webhookendpoint": lambda event, owner: _page("webhooks_endpoints", owner.public_id),
 }
 
 
@@ -315,7 +331,7 @@ KINDS = {
     "account": "the account", "invitation": "the invitation", "membership": "", "apikey": "the API key",
     "paymentmethod": "the card", "payment": "a payment", "invoice": "invoice", "usagebatch": "a usage batch",
     "ledgerentry": "a balance entry", "balance": "the balance", "autorecharge": "auto-recharge", "rate": "a rate",
-    "user": "the user",
+    "user": "the user", "webhookendpoint": "the webhook endpoint",
 }  # fmt: skip
 
 
@@ -475,6 +491,18 @@ PHRASES: dict[str, Phrase] = {
     ChangeType.INVOICE_MARKED_PAID: _with_note("marked paid"),
     ChangeType.INVOICE_VOIDED: _with_note("voided"),
     ChangeType.RESALE_MARKUP_CHANGED: lambda event, what: _say("changed the resale {}", _changed(event, event.changes)),
+    ChangeType.RESALE_RATE_SET: lambda event, what: _say(
+        "set the resale rate of {} to {} from {}",
+        _plain(_value(event, "product")),
+        _plain(_value(event, "unit_price")),
+        _plain(_value(event, "effective_from")),
+    ),  # fmt: skip
+    ChangeType.RESALE_RATE_REMOVED: lambda event, what: _say(
+        "removed the resale rate of {} ({}) from {}: the markup applies",
+        _plain(_value(event, "product")),
+        _plain(_value(event, "unit_price", "from")),
+        _plain(_value(event, "effective_from")),
+    ),  # fmt: skip
     ChangeType.BILLING_MODE_CHANGE_SCHEDULED: lambda event, what: _say(
         "scheduled the billing of {} to change from {} to {} on {}", what, *_billing_change(event)
     ),
@@ -482,6 +510,56 @@ PHRASES: dict[str, Phrase] = {
         "changed the billing of {} from {} to {} on {}", what, *_billing_change(event)
     ),
     ChangeType.BILLING_MODE_CHANGE_CANCELLED: _billing_change_cancelled,
+    ChangeType.BALANCE_LOW: lambda event, what: _say(
+        "noted {} fell to {}, below its alert threshold of {}",
+        what,
+        money(_value(event, "balance")),
+        money(_value(event, "threshold")),
+    ),  # fmt: skip
+    ChangeType.BALANCE_RECOVERED: lambda event, what: _say(
+        "noted {} is back at {}, at or above its alert threshold of {}",
+        what,
+        money(_value(event, "balance")),
+        money(_value(event, "threshold")),
+    ),  # fmt: skip
+    ChangeType.LOW_BALANCE_THRESHOLD_CHANGED: lambda event, what: _say(
+        "changed the low-balance alert: {}", _changed(event, event.changes)
+    ),
+    ChangeType.NOTIFICATION_SETTINGS_CHANGED: lambda event, what: _say(
+        "changed their alert e-mails: {}",
+        "; ".join(f"{c['field']} from {_plain(c.get('from'))} to {_plain(c.get('to'))}" for c in event.changes),
+    ),
+    ChangeType.SPEND_LIMIT_NEARED: lambda event, what: _say(
+        "noted 80 % of a spend limit used: {} ({})", _plain(_value(event, "rule")), _plain(_value(event, "period"))
+    ),
+    ChangeType.BILLING_PROFILE_CHANGED: lambda event, what: _say(
+        "changed the billing profile of {}: {}", what, _changed(event, event.changes)
+    ),
+    ChangeType.INVOICE_FINALIZED: lambda event, what: _say(
+        "issued {} for {}: {}, due {}",
+        what,
+        _plain(_value(event, "period")),
+        money(_value(event, "total")),
+        _plain(_value(event, "due_date")),
+    ),  # fmt: skip
+    ChangeType.WEBHOOK_ENDPOINT_CREATED: lambda event, what: _say("added {}", what),
+    ChangeType.WEBHOOK_ENDPOINT_UPDATED: lambda event, what: _say(
+        "changed {}: {}", what, _changed(event, event.changes)
+    ),
+    ChangeType.WEBHOOK_ENDPOINT_DELETED: lambda event, what: _say("deleted {}", what),
+    ChangeType.WEBHOOK_DELIVERY_RESENT: lambda event, what: _say(
+        "sent {} to {} again (webhook-id {})",
+        _plain(_value(event, "event_type")),
+        what,
+        _plain(_value(event, "webhook_id")),
+    ),  # fmt: skip
+    ChangeType.CREDIT_NOTE_ISSUED: lambda event, what: _say(
+        "issued credit note {} of {} against {}: {}",
+        _plain(_value(event, "credit_note")),
+        money(_value(event, "amount")),
+        what,
+        _quoted(_value(event, "reason")),
+    ),
 }
 
 
@@ -527,12 +605,16 @@ CHANGE_TYPE_LABELS: dict[str, str] = {
     ChangeType.SPEND_LIMIT_SET: "Spend limit set",
     ChangeType.SPEND_LIMIT_REMOVED: "Spend limit removed",
     ChangeType.SPEND_LIMIT_REACHED: "Spend limit reached",
+    ChangeType.SPEND_LIMIT_NEARED: "Spend limit 80 % used",
     ChangeType.SERVICE_BLOCKED: "Service blocked",
     ChangeType.SERVICE_UNBLOCKED: "Service restored",
     ChangeType.BILLING_MODE_CHANGE_SCHEDULED: "Billing-mode change scheduled",
     ChangeType.BILLING_MODE_CHANGED: "Billing mode changed",
     ChangeType.BILLING_MODE_CHANGE_CANCELLED: "Billing-mode change cancelled",
     ChangeType.WEBHOOK_ENDPOINT_DELETED: "Webhook endpoint deleted",
+    ChangeType.WEBHOOK_ENDPOINT_CREATED: "Webhook endpoint added",
+    ChangeType.WEBHOOK_ENDPOINT_UPDATED: "Webhook endpoint changed",
+    ChangeType.WEBHOOK_DELIVERY_RESENT: "Webhook sent again",
     ChangeType.INVOICE_FINALIZED: "Invoice issued",
     ChangeType.CREDIT_NOTE_ISSUED: "Credit note issued",
     ChangeType.BILLING_PROFILE_CHANGED: "Billing profile changed",

@@ -512,3 +512,39 @@ class OnboardingUpload(models.Model):
     @property
     def total(self) -> int:
         return len(self.valid_rows)
+
+
+class BillingProfile(models.Model):
+    """Who an account is on an invoice: its legal name, postal address, tax id and where invoices
+    are e-mailed; for a manager, which issues reseller invoices, also its payment terms. Optional:
+    without one an invoice names the account and e-mails its owner. Invoices keep a copy of it as
+    it was when they were finalized (billing.models.Invoice.bill_to_details / issuer_details)."""
+
+    MAX_RECIPIENTS = 5
+    DEFAULT_PAYMENT_TERMS_DAYS = 14
+
+    account = models.OneToOneField(Account, on_delete=models.CASCADE, related_name="billing_profile")
+    legal_name = models.CharField(max_length=255, blank=True)
+    address_line1 = models.CharField("address", max_length=255, blank=True)
+    address_line2 = models.CharField("address (line 2)", max_length=255, blank=True)
+    city = models.CharField(max_length=128, blank=True)
+    postal_code = models.CharField(max_length=32, blank=True)
+    region = models.CharField("region or state", max_length=128, blank=True)
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166 two-letter code, e.g. DE")
+    tax_id = models.CharField("tax id", max_length=64, blank=True)
+    invoice_emails = models.JSONField(default=list, blank=True, help_text="Where invoices are e-mailed")
+    payment_terms_days = models.PositiveSmallIntegerField(
+        default=DEFAULT_PAYMENT_TERMS_DAYS, help_text="On the invoices this account issues: days until due"
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(name="billing_profile_terms_in_range", condition=Q(payment_terms_days__lte=365))
+        ]
+
+    def __str__(self) -> str:
+        return f"Billing profile of {self.account_id}"

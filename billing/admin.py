@@ -22,11 +22,13 @@ from accounts import audit
 from accounts.actor import Actor, request_user
 from accounts.forms import apply_refusal
 from accounts.models import Account
+from billing.credit_note_views import credit_note_form
 from billing.forms import AdjustBalanceForm
+from billing.invoices import credit_notes
 from billing.invoices import services as invoice_services
 from billing.ledger import selectors as ledger_selectors
 from billing.ledger import services as ledger
-from billing.models import Balance, Invoice, LedgerEntry, Product, Rate, UsageBatch
+from billing.models import Balance, CreditNote, Invoice, LedgerEntry, Product, Rate, UsageBatch
 from billing.money import format_money
 
 if TYPE_CHECKING:
@@ -266,13 +268,73 @@ class InvoiceAdmin(admin.ModelAdmin[Invoice]):
         return format_html('<a class="button" href="{}">Mark paid or void…</a>', url)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Invoice | None = None) -> _ListOrTuple[str]:
-        return ["status_link", *[f.name for f in Invoice._meta.fields]]
+        return ["status_link", "credit_note_link", *[f.name for f in Invoice._meta.fields]]
+
+    @admin.display(description="Credit notes")
+    def credit_note_link(self, obj: Invoice) -> str:
+        summary = credit_notes.credit_summary(obj, pricing=True)
+        text = f"{len(summary.notes)} issued, {summary.credited} credited, {summary.left} left to credit"
+        if obj.issuer_id is not None:
+            return f"{text} (a reseller invoice: its manager credits it)"
+        if not summary.creditable:
+            return text
+        url = reverse("admin:billing_invoice_credit_note", args=[obj.pk])
+        return format_html('{}. <a class="button" href="{}">Issue credit note…</a>', text, url)
 
     def get_urls(self) -> list[URLPattern]:
         status = path(
             "<path:object_id>/status/", self.admin_site.admin_view(self.status_view), name="billing_invoice_status"
         )
-        return [status, *super().get_urls()]
+        credit = path(
+            "<path:object_id>/credit-note/",
+            self.admin_site.admin_view(self.credit_note_view),
+            name="billing_invoice_credit_note",
+        )
+        return [status, credit, *super().get_urls()]
+
+    def credit_note_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Staff credit a platform invoice (billing.invoices.credit_notes): the form, a confirmation
+        step showing what will be credited, then the note, its ledger credit and its audit event."""
+        invoice = self.get_object(request, unquote(object_id))
+        if invoice is None or invoice.issuer_id is not None:
+            raise Http404("No such platform invoice.")  # a reseller invoice is its manager's to credit
+        if not self.has_view_permission(request, invoice):
+            raise PermissionDenied
+        form = credit_note_form(invoice, request.POST if request.method == "POST" else None)
+        confirming = False
+        if request.method == "POST" and form.is_valid():
+            actor = Actor.platform_staff(request_user(request))
+            data = form.cleaned_data
+            try:
+                if request.POST.get("confirm") != "1":
+                    credit_notes.check_credit_note(invoice=invoice, reason=data["reason"], **form.credit())
+                    confirming = True
+                else:
+                    note = credit_notes.issue_credit_note(
+                        invoice=invoice, reason=data["reason"], key=str(data["key"]), actor=actor, **form.credit()
+                    )
+                    amount = format_money(note.amount, note.currency)
+                    self.message_user(
+                        request, f"Credit note {note.number} of {amount} issued against {invoice.number}."
+                    )
+                    return redirect("admin:billing_invoice_change", invoice.pk)
+            except credit_notes.CreditNoteRefused as error:
+                apply_refusal(form=form, refusal=error)
+        asked = form.asked() if confirming else (None, [])
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": invoice,
+            "title": f"Issue a credit note against invoice {invoice.number}",
+            "total": format_money(invoice.total, invoice.currency),
+            "credit": credit_notes.credit_summary(invoice, pricing=True),
+            "form": form,
+            "confirming": confirming,
+            "asked_amount": format_money(asked[0]) if asked[0] is not None else "",
+            "asked_lines": [(label, format_money(amount)) for label, amount in asked[1]],
+            "hidden": form.hidden_values() if confirming else [],
+        }
+        return TemplateResponse(request, "billing/credit_note_admin.html", context, status=422 if form.errors else 200)
 
     def status_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         invoice = self.get_object(request, unquote(object_id))
@@ -305,3 +367,22 @@ class InvoiceAdmin(admin.ModelAdmin[Invoice]):
         return TemplateResponse(
             request, "billing/invoice_status_admin.html", context, status=422 if form.errors else 200
         )
+
+
+@admin.register(CreditNote)
+class CreditNoteAdmin(admin.ModelAdmin[CreditNote]):
+    """Credit notes are issued from their invoice's page (InvoiceAdmin) and never edited."""
+
+    list_display = ["number", "issuer", "invoice", "amount", "currency", "reason", "created_by", "created_at"]
+    list_filter = [("issuer", admin.EmptyFieldListFilter)]
+    search_fields = ["number", "invoice__number", "invoice__bill_to__name"]
+    list_select_related = ["issuer", "invoice", "created_by"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: CreditNote | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: CreditNote | None = None) -> bool:
+        return False

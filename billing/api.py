@@ -142,6 +142,10 @@ def invoice_json(request: ApiRequest, invoice: Invoice) -> dict[str, Any]:
         "currency": invoice.currency,
         "total": _money(invoice.total),
         "issued_by": str(invoice.issuer.public_id) if invoice.issuer is not None else "platform",
+        # What the customer acts on (issue 12 item 7): `status` stays the stored state.
+        "payment_status": invoice.payment_status,
+        "issue_date": invoice.issue_date.isoformat() if invoice.issue_date else None,
+        "due_date": invoice.due_date.isoformat() if invoice.due_date else None,
     }
 
 

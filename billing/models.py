@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.expressions import Combinable, Expression
 from django.db.models.fields import NOT_PROVIDED
+from django.utils import timezone
 
 from accounts.models import Account
 
@@ -246,6 +247,7 @@ class LedgerEntry(models.Model):
         ADJUSTMENT = "adjustment", "Adjustment"
         REFUND = "refund", "Refund"
         INVOICE_SETTLEMENT = "invoice_settlement", "Invoice settlement"
+        CREDIT_NOTE = "credit_note", "Credit note"
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="ledger_entries")
@@ -394,6 +396,14 @@ class Invoice(models.Model):
         PAID = "paid", "Paid"
         VOID = "void", "Void"
 
+    class PaymentStatus(models.TextChoices):
+        """What the customer acts on (`payment_status`), derived from the state and the due date."""
+
+        DUE = "due", "Due"
+        OVERDUE = "overdue", "Overdue"
+        PAID = "paid", "Paid"
+        VOID = "void", "Void"
+
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     issuer = models.ForeignKey(Account, null=True, blank=True, on_delete=models.PROTECT, related_name="issued_invoices")
     bill_to = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="invoices")
@@ -414,6 +424,12 @@ class Invoice(models.Model):
     markup_percent = models.DecimalField(
         max_digits=6, decimal_places=2, null=True, blank=True, help_text="On a reseller invoice: the markup applied"
     )
+    # Fixed when finalized (billing.invoices.builder.stamp_terms): a later profile edit leaves them.
+    issue_date = models.DateField(null=True, blank=True, help_text="The UTC day it was finalized")
+    due_date = models.DateField(null=True, blank=True, help_text="The issue date plus the issuer's payment terms")
+    issuer_details = models.JSONField(default=dict, blank=True, help_text="The issuer's billing profile, as issued")
+    bill_to_details = models.JSONField(default=dict, blank=True, help_text="The bill-to's billing profile, as issued")
+    emailed_at = models.DateTimeField(null=True, blank=True, help_text="When it was e-mailed to the bill-to")
 
     objects = InvoiceQuerySet.as_manager()
 
@@ -435,6 +451,23 @@ class Invoice(models.Model):
     def __str__(self) -> str:
         return f"Invoice {self.number or '(draft)'} to {self.bill_to_id} for {self.period:%Y-%m}"
 
+    def payment_status_on(self, today: date) -> str:
+        """The one rule of the status a customer reads (page, list, PDF, e-mail, API): paid and void
+        as recorded; a finalized invoice is overdue once its due date has passed, due until then
+        (and due when it has no due date)."""
+        if self.status in (self.Status.PAID, self.Status.VOID):
+            return str(self.status)
+        if self.due_date is not None and today > self.due_date:
+            return self.PaymentStatus.OVERDUE
+        return self.PaymentStatus.DUE
+
+    @property
+    def payment_status(self) -> str:
+        return self.payment_status_on(timezone.now().date())
+
+    def get_payment_status_display(self) -> str:
+        return str(self.PaymentStatus(self.payment_status).label)
+
 
 class InvoiceLine(models.Model):
     """Usage of one account and product in the period; on a manager's invoice, the lines of each
@@ -452,6 +485,68 @@ class InvoiceLine(models.Model):
 
     class Meta:
         ordering = ["invoice", "position"]
+
+    def __str__(self) -> str:
+        return f"{self.description}: {self.amount}"
+
+
+class CreditNote(models.Model):
+    """A correction of a finalized invoice, which itself never changes: an amount credited against
+    it (by lines, or one amount), with a reason, numbered gap-free in the issuer's own credit-note
+    sequence (billing.invoices.credit_notes). The credit notes of an invoice never add up to more
+    than its total. A platform invoice's credit note credits the bill-to's balance (`ledger_entry`);
+    a reseller invoice's is between the manager and its managed account, off the ledger. The
+    idempotency key (the form's) makes a repeated submit find the note it issued."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
+    # The invoice's issuer, kept here for the numbering's unique constraints (empty: the platform).
+    issuer = models.ForeignKey(Account, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    number = models.CharField(max_length=40)
+    amount = money_field()
+    currency = models.CharField(max_length=3, default="USD")
+    reason = models.CharField(max_length=255)
+    by_lines = models.BooleanField(default=False)
+    ledger_entry = models.OneToOneField(
+        LedgerEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="credit_note"
+    )
+    idempotency_key = models.CharField(max_length=64, null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(name="credit_note_amount_positive", condition=Q(amount__gt=0)),
+            models.UniqueConstraint(
+                fields=["number"], condition=Q(issuer__isnull=True), name="credit_note_platform_number"
+            ),
+            models.UniqueConstraint(
+                fields=["issuer", "number"], condition=Q(issuer__isnull=False), name="credit_note_issuer_number"
+            ),
+            models.UniqueConstraint(
+                fields=["invoice", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="credit_note_key_per_invoice",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Credit note {self.number} of {self.currency} {self.amount}"
+
+
+class CreditNoteLine(models.Model):
+    """The part of a credit note by lines that credits one line of the invoice."""
+
+    credit_note = models.ForeignKey(CreditNote, on_delete=models.CASCADE, related_name="lines")
+    invoice_line = models.ForeignKey(InvoiceLine, on_delete=models.PROTECT, related_name="credit_note_lines")
+    description = models.CharField(max_length=255)
+    amount = money_field()
+    position = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["credit_note", "position"]
+        constraints = [models.CheckConstraint(name="credit_note_line_amount_positive", condition=Q(amount__gt=0))]
 
     def __str__(self) -> str:
         return f"{self.description}: {self.amount}"
@@ -476,6 +571,35 @@ class ResaleTerms(models.Model):
 
     def __str__(self) -> str:
         return f"Markup {self.markup_percent}% of {self.manager_id}"
+
+
+class ResaleRate(models.Model):
+    """A manager's resale price of one product for its roll-up managed accounts, instead of the
+    markup, from the first day of a UTC month on (billing.pricing holds the rule). No unit price:
+    from that month the product is back at the markup. The rows of a product are its history."""
+
+    manager = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="resale_rates")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    unit_price = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    effective_from = models.DateField(help_text="First day of the UTC month it applies from.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["manager_id", "product_id", "effective_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["manager", "product", "effective_from"], name="resale_rate_one_per_product_month"
+            ),
+            models.CheckConstraint(name="resale_rate_from_first_day", condition=Q(effective_from__day=1)),
+            models.CheckConstraint(
+                name="resale_rate_not_negative", condition=Q(unit_price__isnull=True) | Q(unit_price__gte=0)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        price = "markup" if self.unit_price is None else self.unit_price
+        return f"Resale {self.product_id} {price} from {self.effective_from:%Y-%m} of {self.manager_id}"
 
 
 class CloseRun(models.Model):

@@ -39,13 +39,14 @@ class InvoiceTable(tables.Table):
     number = tables.Column(verbose_name="Invoice", orderable=False)
     issuer = tables.Column(verbose_name="Issued by", orderable=False, default="Mission Control")
     period = tables.DateColumn(verbose_name="Period", format="F Y", orderable=False)
-    finalized_at = tables.DateTimeColumn(verbose_name="Issued (UTC)", format="Y-m-d", orderable=False)
+    issue_date = tables.DateColumn(verbose_name="Issued", format="Y-m-d", orderable=False, default="—")
+    due_date = tables.DateColumn(verbose_name="Due", format="Y-m-d", orderable=False, default="—")
     status = tables.Column(verbose_name="Status", orderable=False)
     total = tables.Column(verbose_name="Total", orderable=False, attrs={"td": {"class": "num"}, "th": {"class": "num"}})
 
     class Meta:
         model = Invoice
-        fields = ("number", "issuer", "period", "finalized_at", "status", "total")
+        fields = ("number", "issuer", "period", "issue_date", "due_date", "status", "total")
         attrs = {"class": "table invoices"}
         empty_text = "No invoices yet: each month's invoice appears here once the month has closed (on the 1st, UTC)."
 
@@ -62,7 +63,9 @@ class InvoiceTable(tables.Table):
         return value.name
 
     def render_status(self, record: Invoice) -> SafeString:
-        return format_html('<span class="badge invoice-{}">{}</span>', record.status, record.get_status_display())
+        # What the customer acts on (Invoice.payment_status): due, overdue, paid or void.
+        status = record.payment_status
+        return format_html('<span class="badge invoice-{}">{}</span>', status, record.get_payment_status_display())
 
     def render_total(self, record: Invoice) -> str:
         return format_money(record.total, record.currency)
@@ -76,10 +79,17 @@ class IssuedInvoiceTable(tables.Table):
     period = tables.DateColumn(verbose_name="Period", format="F Y", orderable=False)
     status = tables.Column(verbose_name="Status", orderable=False)
     total = tables.Column(verbose_name="Total", orderable=False, attrs={"td": {"class": "num"}, "th": {"class": "num"}})
+    # The credit notes' sum (billing.invoices.credit_notes.with_credited annotates it).
+    credited = tables.Column(
+        verbose_name="Credited",
+        orderable=False,
+        empty_values=(),
+        attrs={"td": {"class": "num"}, "th": {"class": "num"}},
+    )
 
     class Meta:
         model = Invoice
-        fields = ("number", "bill_to", "period", "status", "total")
+        fields = ("number", "bill_to", "period", "status", "total", "credited")
         attrs = {"class": "table invoices"}
         empty_text = (
             "No reseller invoices yet: when a month closes (on the 1st, UTC), each roll-up managed account "
@@ -99,3 +109,7 @@ class IssuedInvoiceTable(tables.Table):
 
     def render_total(self, record: Invoice) -> str:
         return format_money(record.total, record.currency)
+
+    def render_credited(self, record: Invoice) -> str:
+        credited = getattr(record, "credited", None)
+        return format_money(credited, record.currency) if credited else "—"

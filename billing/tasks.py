@@ -10,11 +10,14 @@ from django.utils import timezone
 from accounts import services as account_services
 from accounts.models import Account
 from billing.invoices import close as invoice_close
+from billing.invoices.emails import email_invoices  # the close queues it: a task of billing's worker
 from billing.ledger import services as ledger
 from billing.payments import services as payments
 from billing.payments.gateway import ProviderUnavailable
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["email_invoices"]  # defined beside the invoice it sends (billing.invoices.emails)
 
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=8)

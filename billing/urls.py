@@ -1,6 +1,6 @@
 from django.urls import path
 
-from billing import managed_views, payment_views, views
+from billing import credit_note_views, managed_views, payment_views, profile_views, resale_rate_views, views
 
 urlpatterns = [
     path("a/<uuid:account_id>/usage/upload/", views.usage_upload, name="usage_upload"),
@@ -10,6 +10,8 @@ urlpatterns = [
     path("a/<uuid:account_id>/invoices/<uuid:invoice_id>/", views.invoice_detail, name="invoice_detail"),
     path("a/<uuid:account_id>/invoices/<uuid:invoice_id>/pdf/", views.invoice_pdf_download, name="invoice_pdf"),
     path("a/<uuid:account_id>/resale/", views.resale_invoices, name="resale_invoices"),
+    path("a/<uuid:account_id>/resale/prices/", resale_rate_views.resale_prices, name="resale_rates"),
+    path("a/<uuid:account_id>/billing-profile/", profile_views.billing_profile, name="billing_profile"),
     path(
         "a/<uuid:account_id>/resale/invoices/<uuid:invoice_id>/",
         views.issued_invoice_detail,
@@ -19,6 +21,22 @@ urlpatterns = [
         "a/<uuid:account_id>/resale/invoices/<uuid:invoice_id>/pdf/",
         views.issued_invoice_pdf,
         name="issued_invoice_pdf",
+    ),
+    # Credit notes (billing.credit_note_views): before the status action's <slug>, which "credit-notes" is not.
+    path(
+        "a/<uuid:account_id>/resale/invoices/<uuid:invoice_id>/credit-notes/new/",
+        credit_note_views.issued_credit_note_new,
+        name="issued_credit_note_new",
+    ),
+    path(
+        "a/<uuid:account_id>/resale/invoices/<uuid:invoice_id>/credit-notes/<uuid:note_id>/pdf/",
+        credit_note_views.issued_credit_note_pdf,
+        name="issued_credit_note_pdf",
+    ),
+    path(
+        "a/<uuid:account_id>/invoices/<uuid:invoice_id>/credit-notes/<uuid:note_id>/pdf/",
+        credit_note_views.credit_note_pdf_download,
+        name="credit_note_pdf",
     ),
     path(
         "a/<uuid:account_id>/resale/invoices/<uuid:invoice_id>/<slug:action>/",

@@ -20,8 +20,9 @@ from accounts.actor import Actor
 from accounts.forms import apply_refusal
 from accounts.models import Account
 from accounts.permissions import RESELL, SUBMIT_USAGE, VIEW_BILLING, can_see_pricing
+from billing import credit_note_views
 from billing.forms import InvoicePaidForm, InvoiceVoidForm, ResaleMarkupForm, TransferForm, UsageUploadForm
-from billing.invoices import resale
+from billing.invoices import credit_notes, resale
 from billing.invoices import services as invoice_services
 from billing.invoices.pdf import BadDownloadToken, invoice_pdf, invoice_view, pdf_filename, read_download_token
 from billing.invoices.selectors import invoices_of, issued_invoices_of, period_end, status_note_visible
@@ -37,7 +38,12 @@ from billing.usage.services import MAX_BATCH, OPTIONAL_FIELDS, REQUIRED_FIELDS, 
 from portal.pagination import paginate_table
 
 GET_AND_POST = ["GET", "POST"]
-SOURCE_LABELS = {"list price": "List price", "negotiated rate": "Negotiated", "custom rate": "Custom"}
+SOURCE_LABELS = {
+    "list price": "List price",
+    "negotiated rate": "Negotiated",
+    "custom rate": "Custom",
+    "resale price": "Resale price",
+}
 
 
 # --- CSV upload ------------------------------------------------------------------------------------------
@@ -113,6 +119,8 @@ def rate_card_page(request: HttpRequest, account_id: UUID) -> HttpResponse:
         "now": now,
         "lines": lines,
         "custom_lines": [line for line in lines if line.source == SOURCE_LABELS["custom rate"]],
+        # Priced by its manager (markup or resale rates): the platform's rates are the manager's cost.
+        "resale_priced": any(line.source == SOURCE_LABELS["resale price"] for line in lines),
         "managed_custom_lines": _managed_custom_lines(account, card, now) if account.is_manager else [],
     }
     return render(request, "billing/rate_card.html", context)
@@ -322,7 +330,12 @@ def _invoice_page(
         "transitions": _transitions(invoice) if issued else [],
         "page": view.page,
         "status_note": invoice.status_note if show_note else "",
+        "issuer_party": view.issuer_party,
+        "bill_to_party": view.bill_to_party,
+        "payment_status": view.payment_status,
+        "payment_status_label": view.payment_status_label,
     }
+    context |= credit_note_views.credit_note_context(invoice, pricing=pricing)
     return render(request, "billing/invoice_detail.html", context)
 
 
@@ -396,7 +409,7 @@ def resale_invoices(request: HttpRequest, account_id: UUID) -> HttpResponse:
             return redirect("resale_invoices", manager.public_id)
     else:
         form = ResaleMarkupForm(initial={"markup_percent": resale.markup_of(manager)})
-    invoices = issued_invoices_of(manager)
+    invoices = credit_notes.with_credited(issued_invoices_of(manager))
     status = request.GET.get("status", "")
     if status in dict(ISSUED_STATUS_CHOICES) and status:
         invoices = invoices.filter(status=status)

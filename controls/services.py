@@ -12,7 +12,7 @@ those is audited."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -25,7 +25,7 @@ from accounts.actor import Actor
 from accounts.audit import Entry, FieldChange
 from accounts.errors import Refusal
 from accounts.locks import lock_rows
-from accounts.models import Account, ServiceBlock
+from accounts.models import Account, AuditEvent, ServiceBlock
 from billing.ledger import services as ledger
 from billing.models import Balance, Product
 from billing.money import to_cents
@@ -117,13 +117,13 @@ def _refuse_bad_limit(*, account: Account, set_by: str, monthly: Decimal, daily:
         raise ControlsError(f"{account.name} is billed to its manager (roll-up); its manager sets its limits.")
     if action not in SpendLimit.Action.values:
         raise ControlsError("Choose what happens at the limit: alert only, or alert and block.", field="action")
-    for field, amount in (("monthly_amount", monthly), ("daily_amount", daily)):
+    for field_name, amount in (("monthly_amount", monthly), ("daily_amount", daily)):
         if amount is None:
             continue
         if not amount.is_finite() or amount <= 0 or amount != to_cents(amount):
-            raise ControlsError("A limit is more than zero, in whole cents.", field=field)
+            raise ControlsError("A limit is more than zero, in whole cents.", field=field_name)
         if amount > MAX_LIMIT:
-            raise ControlsError(f"A limit is at most USD {MAX_LIMIT:,.2f}.", field=field)
+            raise ControlsError(f"A limit is at most USD {MAX_LIMIT:,.2f}.", field=field_name)
     if daily is not None and daily > monthly:
         raise ControlsError("The daily amount cannot be more than the monthly amount.", field="daily_amount")
 
@@ -200,6 +200,7 @@ class _Facts:
     reached: list[tuple[SpendLimit, str]]  # (limit, "monthly" | "daily") crossed now
     blocking: list[tuple[SpendLimit, datetime]]  # block-action limits reached, and when their period ends
     exhausted: Decimal | None  # the available credit, when it is used up
+    nearing: list[tuple[SpendLimit, str, date]] = field(default_factory=list)  # 80 % used, not reached
 
 
 def check_accounts(
@@ -217,6 +218,7 @@ def check_accounts(
         accounts = _locked_with_managers(ids)
         facts = _facts(accounts, now)
         entries, reached = _limit_crossings(facts, now.date())
+        entries += _neared(facts)
         changed, block_entries = _blocks(accounts, facts, now)
         audit.record_many(actor=actor, entries=entries + block_entries)
     blocked = sum(e.change_type == audit.ChangeType.SERVICE_BLOCKED for e in block_entries)
@@ -268,6 +270,9 @@ def _limit_facts(limit: SpendLimit, facts: _Facts, today: date) -> None:
             facts.reached.append((limit, ""))
         if hit and limit.action == SpendLimit.Action.BLOCK:
             facts.blocking.append((limit, ends))
+        amount, used = (limit.monthly_amount, monthly_used) if name == "monthly" else (limit.daily_amount, daily_used)
+        if not hit and amount is not None and used * 5 >= amount * 4:
+            facts.nearing.append((limit, name, period))  # 80 % used: `_neared` acts on it once
 
 
 def _limit_crossings(facts: dict[int, _Facts], today: date) -> tuple[list[Entry], int]:
@@ -287,6 +292,41 @@ def _limit_crossings(facts: dict[int, _Facts], today: date) -> tuple[list[Entry]
             ]
             entries.append(_entry(limit.account, audit.ChangeType.SPEND_LIMIT_REACHED, limit, changes))
     return entries, len(entries)
+
+
+def _neared(facts: dict[int, _Facts]) -> list[Entry]:
+    """`spend_limit.neared` for each limit 80 % used in its period, once per crossing: a limit
+    remembers the period it was reached in, and its 80 % crossing is the event itself, found by
+    limit, period and amount (one query, only when a limit is in that band; under the accounts'
+    locks, so a racing check finds the other's). Another amount, a raised limit, is a new crossing."""
+    nearing = [item for f in facts.values() for item in f.nearing]
+    if not nearing:
+        return []
+    since = datetime.combine(min(period for _, _, period in nearing).replace(day=1), time.min, tzinfo=UTC)
+    recorded = AuditEvent.objects.filter(
+        change_type=audit.ChangeType.SPEND_LIMIT_NEARED,
+        resource_id__in=[str(limit.public_id) for limit, _, _ in nearing],
+        created_at__gte=since,
+    ).values_list("resource_id", "changes")
+    done = {(resource_id, _said(changes, "period"), _said(changes, "amount")) for resource_id, changes in recorded}
+    entries = []
+    for limit, name, period in nearing:
+        amount = limit.monthly_amount if name == "monthly" else limit.daily_amount
+        when = f"{name} ({period:%Y-%m})" if name == "monthly" else f"{name} ({period:%Y-%m-%d})"
+        if (str(limit.public_id), when, f"{amount:.2f}") in done:
+            continue
+        changes: list[FieldChange] = [
+            {"field": "rule", "from": None, "to": limit.rule},
+            {"field": "period", "from": None, "to": when},
+            {"field": "amount", "from": None, "to": f"{amount:.2f}"},
+            {"field": "percent_used", "from": None, "to": "80"},
+        ]
+        entries.append(_entry(limit.account, audit.ChangeType.SPEND_LIMIT_NEARED, limit, changes))
+    return entries
+
+
+def _said(changes: list[FieldChange], name: str) -> object:
+    return next((c.get("to") for c in changes if c.get("field") == name), None)
 
 
 def _entry(account: Account, change_type: audit.ChangeType, resource: Model, changes: list[FieldChange]) -> Entry:

@@ -4,6 +4,7 @@ separately billed account's own limits. Thin: the access helpers, one service ca
 from __future__ import annotations
 
 from datetime import date
+from typing import cast
 from uuid import UUID
 
 from django.contrib import messages
@@ -13,7 +14,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts import managed_hub
 from accounts.access import AccountAccess, account_access, managed_account_access
+from accounts.acting import SignedInRequest
 from accounts.actor import Actor
 from accounts.forms import apply_refusal
 from accounts.models import Account
@@ -75,10 +78,14 @@ def managed_credit_limit(request: HttpRequest, account_id: UUID, managed_id: UUI
 @login_required
 @require_POST
 def managed_limit_remove(request: HttpRequest, account_id: UUID, managed_id: UUID, limit_id: UUID) -> HttpResponse:
+    """The manager removes its own limit on the account, or the account's own limit once nobody else
+    can: a roll-up account has no limits page of its own, and its own limits outlive the switch."""
     access, managed = managed_account_access(request, account_id, managed_id)
-    limit = get_object_or_404(SpendLimit, account=managed, set_by=SpendLimit.SetBy.MANAGER, public_id=limit_id)
+    removable = _removable_by_manager(managed)
+    limit = get_object_or_404(SpendLimit, account=managed, set_by__in=removable, public_id=limit_id)
     services.remove_spend_limit(limit=limit, actor=Actor.from_request(request))
-    messages.success(request, f"The limit on {limit.scope} is removed.")
+    whose = f"{managed.name}'s own limit" if limit.set_by == SpendLimit.SetBy.OWNER else "The limit"
+    messages.success(request, f"{whose} on {limit.scope} is removed.")
     return redirect("controls_managed_limit", access.account.public_id, managed.public_id)
 
 
@@ -101,6 +108,14 @@ def own_limit_remove(request: HttpRequest, account_id: UUID, limit_id: UUID) -> 
     services.remove_spend_limit(limit=limit, actor=Actor.from_request(request))
     messages.success(request, f"Your limit on {limit.scope} is removed.")
     return redirect("controls_own_limits", access.account.public_id)
+
+
+def _removable_by_manager(managed: Account) -> list[str]:
+    """Whose limits the manager may remove on `managed`: its own; and the account's own while it is
+    billed by roll-up (its people have no limits page then: `_own_access`)."""
+    if managed.has_own_balance:
+        return [SpendLimit.SetBy.MANAGER]
+    return [SpendLimit.SetBy.MANAGER, SpendLimit.SetBy.OWNER]
 
 
 def _own_access(request: HttpRequest, account_id: UUID) -> AccountAccess:
@@ -149,11 +164,14 @@ def _managed_page(
         "managed": managed,
         "service": service_badge(managed),
         "limits": _limit_rows(selectors.limits_of(managed, today=today), today, pricing=True),  # the manager's view
+        "own_removable": SpendLimit.SetBy.OWNER in _removable_by_manager(managed),
         "form": form or SpendLimitForm(),
         "credit_form": credit_form
         or (CreditLimitForm(initial={"credit_limit": balance.credit_limit}) if balance else None),
         "balance": balance
         and {"amount": format_money(balance.amount), "available": format_money(balance.available_credit)},
+        # the managed account's hub header and tab bar, this page being its Spend limits tab
+        "hub": managed_hub.hub_context(cast(SignedInRequest, request), access, managed, managed_hub.LIMITS),
     }
     return render(request, "controls/managed_limit.html", context, status=status)
 

@@ -9,9 +9,11 @@ from django.views.decorators.csrf import csrf_exempt
 from accounts import api as accounts_api
 from billing import api as billing_api
 from controls import api as controls_api
+from notifications import api as notifications_api
 from portal.api import ApiError
 from portal.openapi import openapi_json
 from reporting import api as reporting_api
+from webhooks import api as webhooks_api
 
 
 @csrf_exempt  # key-authenticated like every API view: no CSRF 403 for a POST to an unknown path
@@ -60,6 +62,28 @@ urlpatterns = [
         accounts_api.managed_account_user,
         name="api_managed_account_user",
     ),  # fmt: skip
+    path("webhook_endpoints", webhooks_api.endpoints, name="api_webhook_endpoints"),
+    path("webhook_endpoints/<str:endpoint_id>", webhooks_api.endpoint, name="api_webhook_endpoint"),
+    path(
+        "webhook_endpoints/<str:endpoint_id>/deliveries", webhooks_api.deliveries, name="api_webhook_deliveries"
+    ),  # fmt: skip
+    path(
+        "webhook_endpoints/<str:endpoint_id>/deliveries/<str:delivery_id>",
+        webhooks_api.delivery,
+        name="api_webhook_delivery",
+    ),  # fmt: skip
+    path(
+        "webhook_endpoints/<str:endpoint_id>/deliveries/<str:delivery_id>/actions/resend",
+        webhooks_api.delivery_resend,
+        name="api_webhook_delivery_resend",
+    ),  # fmt: skip
+    path("notification_settings", notifications_api.notification_settings, name="api_notification_settings"),
+    path(
+        "notification_settings/<str:setting_id>",
+        notifications_api.notification_setting,
+        name="api_notification_setting",
+    ),  # fmt: skip
+    path("low_balance_threshold", notifications_api.low_balance_threshold, name="api_low_balance_threshold"),
     # Anything else under /v2/ answers in the contract's error shape, not Django's HTML 404.
     re_path(r"^.*$", api_not_found, name="api_not_found"),
 ]

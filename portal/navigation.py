@@ -8,11 +8,12 @@ own page and on the pages under it (a managed account's pages under "Managed acc
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
+from django.db.models.functions import Lower
 from django.http import HttpRequest
 from django.urls import reverse
 
@@ -65,6 +66,15 @@ def _own_security(viewer: Viewer) -> bool:
     return not viewer.acting  # a manager logged in as an account never changes its owner's sign-in
 
 
+def _own_security_in_account(viewer: Viewer) -> bool:
+    return _own_security(viewer) and viewer.access is not None
+
+
+def _own_security_outside(viewer: Viewer) -> bool:
+    """On the person's own pages (outside any account) their sign-in pages are a section of their own."""
+    return _own_security(viewer) and viewer.access is None
+
+
 NAVIGATION: tuple[Section, ...] = (
     Section(
         "",
@@ -88,6 +98,8 @@ NAVIGATION: tuple[Section, ...] = (
             Link("Payments", "payment_methods", _pays_by_card, under=("payment_", "top_up", "auto_recharge")),
             Link("Invoices", "invoice_list", _flag("view_billing"), under=("invoice_",)),
             Link("Reseller invoices", "resale_invoices", _flag("resell"), under=("issued_invoice_",)),
+            Link("Resale prices", "resale_rates", _flag("resell")),
+            Link("Billing profile", "billing_profile", _flag("manage_billing")),
             Link("Rates", "rate_card", _flag("view_rates")),
             Link("Spend limits", "controls_limits", _flag("manage_managed_accounts"), under=("controls_managed_",)),
             Link("Spend limits", "controls_own_limits", _sets_own_limits),
@@ -107,12 +119,27 @@ NAVIGATION: tuple[Section, ...] = (
             Link(
                 "Security",
                 "mfa_index",
-                _own_security,
+                _own_security_in_account,
                 under=("mfa_", "account_change_password", "account_email", "account_reauthenticate"),
                 per_account=False,
             ),
+            Link("Notifications", "notification_settings", _flag("view_account"), under=("notification_",)),
             Link("Audit log", "audit_log", _flag("manage_account")),
             Link("Account settings", "account_settings", _flag("manage_account")),
+        ),
+    ),
+    Section(
+        "Your sign-in",
+        (
+            Link(
+                "Two-factor authentication",
+                "mfa_index",
+                _own_security_outside,
+                under=("mfa_", "account_reauthenticate"),
+                per_account=False,
+            ),
+            Link("Password", "account_change_password", _own_security_outside, per_account=False),
+            Link("E-mail addresses", "account_email", _own_security_outside, per_account=False),
         ),
     ),
 )
@@ -140,7 +167,8 @@ def is_current(link: Link, url_name: str | None) -> bool:
 
 def navigation_for(*, viewer: Viewer, url_name: str | None) -> list[NavGroup]:
     """The sections the person sees on the page named `url_name`, each with the links they may open.
-    Outside an account, only the person's own pages (security) are listed."""
+    Outside an account, only the person's own pages (their sign-in) are listed; the sidebar adds
+    their accounts (the switcher's first few, templates/portal/_sidebar.html)."""
     groups = []
     for section in NAVIGATION:
         items = [
@@ -169,6 +197,24 @@ def memberships_matching(user: User, query: str = "") -> QuerySet[Membership]:
     return found.filter(account__name__icontains=query) if query else found
 
 
+def names_held_twice(user: User, names: Iterable[str]) -> set[str]:
+    """Of `names`, those (in lower case) that two or more of the person's accounts are called: the
+    switcher shows the owner e-mail beside them, so that the two can be told apart. One query."""
+    lowered = {name.lower() for name in names}
+    if not lowered:
+        return set()
+    held = (
+        Membership.objects.filter(user=user)
+        .annotate(lower_name=Lower("account__name"))
+        .filter(lower_name__in=lowered)
+        .values("lower_name")
+        .order_by()
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+    )
+    return {row["lower_name"] for row in held}
+
+
 class AccountSwitcher:
     """The switcher in the sidebar: how many accounts the person has and the first few, each one query
     run only when the page shows the switcher (a person may belong to thousands of accounts)."""
@@ -187,6 +233,11 @@ class AccountSwitcher:
     @property
     def has_more(self) -> bool:
         return self.total > SWITCHER_PREVIEW
+
+    @cached_property
+    def duplicates(self) -> set[str]:
+        """The preview's names (lower case) that more than one of the person's accounts has."""
+        return names_held_twice(self._user, (m.account.name for m in self.preview))
 
 
 def navigation(request: HttpRequest) -> dict[str, object]:

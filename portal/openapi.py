@@ -24,11 +24,16 @@ from billing import api as billing_api
 from billing.models import CreditTransfer, Invoice, UsageRecord
 from billing.usage import services as usage_services
 from controls.models import SpendLimit
+from notifications import api as notifications_api
+from notifications.alerts import Alert
 from portal.api import DEFAULT_PAGE_SIZE, MAX_PAGE_NUMBER, MAX_PAGE_SIZE, RATE_WINDOW_SECONDS, ApiError
 from portal.request_id import HEADER as REQUEST_ID_HEADER
 from reporting import api as reporting_api
 from reporting import telnyx_names
 from reporting.selectors import RECORD_DIMENSIONS
+from webhooks import api as webhooks_api
+from webhooks.events import EventType
+from webhooks.models import WebhookDelivery
 
 Schema = dict[str, Any]
 
@@ -180,6 +185,13 @@ def _components() -> Schema:
             "currency": {"type": "string"},
             "total": MONEY,
             "issued_by": {"type": "string", "description": 'The issuing manager\'s id, or "platform".'},
+            "payment_status": {
+                "type": "string",
+                "enum": Invoice.PaymentStatus.values,
+                "description": "Due, overdue (the due date has passed), paid or void.",
+            },
+            "issue_date": {"type": ["string", "null"], "format": "date"},
+            "due_date": {"type": ["string", "null"], "format": "date", "description": "Issue date + payment terms."},
             "download_url": {"type": "string", "format": "uri", "description": "With action=link only."},
         },
         optional=("download_url",),
@@ -405,6 +417,31 @@ def _paths() -> Schema:
             }
         }
     )
+    # A batch any key may send as is (the key's own account, a product of the catalogue, a past
+    # month): 201 the first time, 200 (all duplicates) after. Schemathesis sends it (examples).
+    usage_body["examples"] = [
+        {
+            "records": [
+                {
+                    "product": "sms.outbound",
+                    "quantity": "2",
+                    "started_at": "2025-01-15T10:00:00Z",
+                    "idempotency_key": "example-sms-1",
+                    "direction": "outbound",
+                    "country": "US",
+                    "destination": "+15551230001",
+                },
+                {
+                    "product": "voice.outbound",
+                    "quantity": 3,
+                    "started_at": "2025-01-15T11:00:00+01:00",
+                    "idempotency_key": "example-voice-1",
+                    "direction": "outbound",
+                    "country": "GB",
+                },
+            ]  # fmt: skip
+        }
+    ]
     products = {
         "anyOf": [
             {"type": "string", "enum": [reporting_api.ALL_PRODUCTS, *telnyx_names.FAMILIES]},
@@ -493,7 +530,8 @@ def _paths() -> Schema:
                     _query(
                         "filter[status][eq]",
                         {"type": "string", "enum": status_filters},
-                        "Overrides include_cancelled_accounts.",
+                        "Overrides include_cancelled_accounts. blocked: disabled accounts and those whose "
+                        "service_status is blocked (a spend limit, exhausted credit, the manager's block).",
                     ),  # fmt: skip
                     _query("include_cancelled_accounts", BOOLEAN_TEXT),
                     _query("sort", {"type": "string", "enum": list(accounts_api.SORTS), "default": "-created_at"}),
@@ -743,6 +781,126 @@ def _user_paths() -> Schema:
     }  # fmt: skip
 
 
+# --- Notification settings, the low-balance threshold (notifications.api) --------------------------------
+
+
+def _notification_paths() -> Schema:
+    """The key creator's alert choices, as Telnyx's notification settings (one per event condition,
+    on the e-mail channel, for the account), and the account's low-balance threshold."""
+    condition = {"type": "string", "enum": [str(a) for a in Alert]}
+    setting = _record("notification_setting", {
+        "id": condition, "notification_event_condition_id": condition, "name": {"type": "string"},
+        "notification_channel_id": {"type": "string", "const": "email"},
+        "channel_type_id": {"type": "string", "const": "email"}, "channel_destination": {"type": "string"},
+        "associated_record_type": {"type": "string", "const": "account"}, "associated_record_type_value": UUID,
+        "status": {"type": "string", "enum": list(notifications_api.STATUSES)},
+        "managed_accounts": {"type": "boolean", "description": "Also about the manager's managed accounts."},
+        "user_id": UUID,
+    })  # fmt: skip
+    threshold = _record("low_balance_threshold", {
+        "account_id": UUID, "enabled": {"type": "boolean"}, "threshold_amount": NULLABLE_MONEY,
+        "currency": {"type": "string"}, "balance": MONEY, "below": {"type": "boolean"},
+        "below_since": NULLABLE_TIME, "updated_at": NULLABLE_TIME,
+    })  # fmt: skip
+    whose = ("The key creator's own choices in the key's account (X-Managed-Account-Id does not change whose); "
+             "404 when the creator is no longer a member.")  # fmt: skip
+    return {
+        "/notification_settings": {
+            "get": _operation("Every alert with the key creator's choice", _responses({200: _list(setting)}),
+                              description=whose),
+        },
+        "/notification_settings/{setting_id}": {
+            "get": _operation("One alert's choice", _responses({200: _one(setting)}),
+                              parameters=[_path("setting_id")], description=whose),
+            "patch": _operation(
+                "E-mail the alert or not (and, on a manager, about its managed accounts)",
+                _responses({200: _one(setting)}, body=True), parameters=[_path("setting_id")], description=whose,
+                body=_obj({"status": {"type": "string", "enum": list(notifications_api.STATUSES)},
+                           "managed_accounts": {"type": "boolean"}}, required=[]),
+            ),
+        },
+        "/low_balance_threshold": {
+            "get": _operation("The account's low-balance alert", _responses({200: _one(threshold)}),
+                              description="404 for a roll-up managed account (no balance of its own)."),
+            "patch": _operation(
+                "Set it: an alert (e-mail, balance.low webhook, banner) when the balance falls below",
+                _responses({200: _one(threshold)}, body=True),
+                body=_obj({"threshold_amount": AMOUNT_IN, "enabled": {"type": "boolean"}}, required=[]),
+                description="Whole cents, at most USD 10,000,000.00 either side of zero; threshold_amount is "
+                "required the first time.",
+            ),
+        },
+    }  # fmt: skip
+
+
+# --- Webhook endpoints and their deliveries (webhooks.api) -------------------------------------------------
+
+
+def _webhook_paths() -> Schema:
+    """An account's endpoints (the secret in clear in the create answer only) and their delivery log."""
+    event_type = {"type": "string", "enum": [str(t) for t in EventType]}
+    url = {"type": "string", "minLength": 1, "maxLength": webhooks_api.MAX_URL,
+           "description": "An http:// or https:// URL with a host, no user or password; in production not "
+           "to a loopback, private or link-local address (422 at /url)."}  # fmt: skip
+    fields: dict[str, dict[str, Any]] = {
+        "url": url,
+        "description": {"type": "string", "maxLength": webhooks_api.MAX_DESCRIPTION},
+        "event_types": {"type": "array", "minItems": 1, "items": event_type},
+        "include_managed_accounts": {"type": "boolean", "description": "A manager's endpoint only: also the events "
+                                     "of all its managed accounts (422 on any other)."},
+    }  # fmt: skip
+    endpoint = _record("webhook_endpoint", {
+        "id": UUID, "account_id": UUID, "url": {"type": "string"}, "description": {"type": "string"},
+        "event_types": {"type": "array", "items": event_type}, "include_managed_accounts": {"type": "boolean"},
+        "enabled": {"type": "boolean"}, "created_at": TIME, "updated_at": TIME,
+        "secret": {"type": "string", "pattern": "^whsec_", "description": "In the create answer only."},
+    }, optional=("secret",))  # fmt: skip
+    delivery = _record("webhook_delivery", {
+        "id": UUID, "webhook_endpoint_id": UUID,
+        "webhook_id": {"type": "string", "description": "The webhook-id header of every attempt."},
+        "event_id": {"type": "string"}, "event_type": event_type,
+        "status": {"type": "string", "enum": list(WebhookDelivery.Status.values)},
+        "attempts": {"type": "integer", "minimum": 0}, "response_code": {"type": ["integer", "null"]},
+        "last_error": {"type": ["string", "null"]}, "last_attempt_at": NULLABLE_TIME,
+        "next_attempt_at": NULLABLE_TIME, "created_at": TIME,
+        "data": {"type": "object", "description": "The envelope's data as sent (Telnyx's: record_type, id, "
+                 "event_type, occurred_at, payload)."},
+    })  # fmt: skip
+    one_endpoint = [_path("endpoint_id")]
+    one_delivery = [*one_endpoint, _path("delivery_id")]
+    status = _query(webhooks_api.STATUS_FILTER, {"type": "string", "enum": list(WebhookDelivery.Status.values)})
+    return {
+        "/webhook_endpoints": {
+            "get": _operation("The key's account's webhook endpoints, oldest first",
+                              _responses({200: _list(endpoint)}), parameters=PAGING),
+            "post": _operation("Add an endpoint; the answer carries its signing secret, shown this once",
+                               _responses({201: _one(endpoint)}, body=True),
+                               body=_obj(fields, required=["url", "event_types"])),
+        },
+        "/webhook_endpoints/{endpoint_id}": {
+            "get": _operation("One endpoint", _responses({200: _one(endpoint)}), parameters=one_endpoint),
+            "patch": _operation("Change an endpoint, or enable or disable it",
+                                _responses({200: _one(endpoint)}, body=True), parameters=one_endpoint,
+                                body=_obj({**fields, "enabled": {"type": "boolean"}}, required=[])),
+            "delete": _operation("Delete an endpoint and its delivery log; answers the record as it was",
+                                 _responses({200: _one(endpoint)}), parameters=one_endpoint),
+        },
+        "/webhook_endpoints/{endpoint_id}/deliveries": {
+            "get": _operation("The endpoint's deliveries, newest first", _responses({200: _list(delivery)}),
+                              parameters=[*one_endpoint, status, *PAGING]),
+        },
+        "/webhook_endpoints/{endpoint_id}/deliveries/{delivery_id}": {
+            "get": _operation("One delivery", _responses({200: _one(delivery)}), parameters=one_delivery),
+        },
+        "/webhook_endpoints/{endpoint_id}/deliveries/{delivery_id}/actions/resend": {
+            "post": _operation("Send a delivered or failed delivery again, with the same webhook-id",
+                               _responses({200: _one(delivery)}, body=True), parameters=one_delivery,
+                               body=_obj({}), body_required=False,
+                               description="422 while it is still being sent, or when the endpoint is disabled."),
+        },
+    }  # fmt: skip
+
+
 def document() -> Schema:
     return {
         "openapi": OPENAPI_VERSION,
@@ -754,7 +912,7 @@ def document() -> Schema:
         },
         "servers": [{"url": "/v2"}],
         "security": [{"bearer": []}],
-        "paths": {**_paths(), **_money_paths(), **_user_paths()},
+        "paths": {**_paths(), **_money_paths(), **_user_paths(), **_webhook_paths(), **_notification_paths()},
         "components": _components(),
     }
 

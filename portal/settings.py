@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "reporting",
     "controls",
     "webhooks",
+    "notifications",
 ]
 
 MIDDLEWARE = [

@@ -14,16 +14,19 @@ from django.views.decorators.http import require_GET
 
 from accounts.acting import SignedInRequest
 from accounts.models import Membership
-from portal.navigation import memberships_matching
+from portal.navigation import memberships_matching, names_held_twice
 
 PAGE_SIZE = 20
 QUERY_MAX = 100
 
 
-def _as_json(membership: Membership) -> dict[str, object]:
+def _as_json(membership: Membership, duplicates: set[str]) -> dict[str, object]:
     account = membership.account
+    twice = account.name.lower() in duplicates
     return {
         "name": account.name,
+        # the owner e-mail, where another of the person's accounts has the same name
+        "owner_email": account.email if twice else None,
         "url": reverse("dashboard", args=[account.public_id]),
         "role": membership.get_role_display(),
         "status": account.status,
@@ -37,10 +40,11 @@ def _as_json(membership: Membership) -> dict[str, object]:
 def account_switcher(request: SignedInRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:QUERY_MAX]
     page = Paginator(memberships_matching(request.user, query), PAGE_SIZE).get_page(request.GET.get("page"))
+    duplicates = names_held_twice(request.user, (m.account.name for m in page))
     if request.GET.get("format") == "json":
         return JsonResponse(
             {
-                "data": [_as_json(m) for m in page],
+                "data": [_as_json(m, duplicates) for m in page],
                 "meta": {
                     "page_number": page.number,
                     "total_pages": page.paginator.num_pages,
@@ -48,4 +52,4 @@ def account_switcher(request: SignedInRequest) -> HttpResponse:
                 },
             }
         )
-    return render(request, "portal/account_switcher.html", {"page": page, "query": query})
+    return render(request, "portal/account_switcher.html", {"page": page, "query": query, "duplicates": duplicates})

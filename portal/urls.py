@@ -15,4 +15,5 @@ urlpatterns = [
     path("", include("reporting.urls")),
     path("", include("controls.urls")),
     path("", include("webhooks.urls")),
+    path("", include("notifications.urls")),
 ]

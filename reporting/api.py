@@ -4,7 +4,9 @@ Telnyx's usage reports API so that its SDK's `client.usage_reports.list(...)` wo
 Whole UTC days by one of the totals' dimensions are the report the usage report page shows:
 `billing.usage.selectors.usage_summary` over the daily and monthly totals. Any other window or a
 record field as a dimension is `reporting.selectors.record_totals`, one GROUP BY over the window's
-records (at most 31 days). Money only where `can_see_pricing` says so, CSV through
+records (at most 31 days). Money only where `can_see_pricing` says so, at the prices the key's
+account pays (`billing.pricing.prices_for`: a roll-up account its manager's resale prices, never
+the manager's cost; a manager's aggregate of its managed accounts, its own cost), CSV through
 `reporting.exports` (streamed, formula-escaped).
 
 Query parameters (lists are comma-separated, as the SDK sends them, or repeated):
@@ -62,6 +64,7 @@ from accounts.api_access import ApiRequest, key_account
 from accounts.models import Account
 from accounts.permissions import can_see_pricing
 from billing.models import Product
+from billing.pricing import Prices, prices_for
 from billing.usage import selectors
 from billing.usage.selectors import (
     GROUP_BY_ACCOUNT,
@@ -74,7 +77,7 @@ from billing.usage.selectors import (
 from portal.api import ApiError, api_view, invalid, page, query_bool
 from reporting import exports, telnyx_names
 from reporting.forms import today_utc
-from reporting.selectors import RECORD_DIMENSIONS, record_totals, report_accounts
+from reporting.selectors import RECORD_DIMENSIONS, priced_summary, record_totals, report_accounts
 
 if TYPE_CHECKING:
     from _typeshed import SupportsRichComparison
@@ -159,7 +162,8 @@ def usage_reports(request: ApiRequest) -> HttpResponseBase:
         raise invalid("format", "format must be json or csv.", query=True)
     window = _window(request)
     scope = report_accounts(account=account, managed=query_bool(request, "managed_accounts"))
-    rows, source = _report_rows(scope, window, asked, [ours for _, ours in dimensions])
+    prices = prices_for(account)
+    rows, source = _report_rows(scope, window, asked, [ours for _, ours in dimensions], prices)
     rows.sort(key=lambda row: tuple(_ORDER.get(ours, _field(ours))(row) for _, ours in dimensions))
     for name, descending in reversed(order):
         rows.sort(key=_sort_key(name, dimensions), reverse=descending)
@@ -395,23 +399,32 @@ class _Rows(list[Row]):
         return len(self)
 
 
-def _report_rows(scope: AccountScope, window: _Window, asked: _Asked, ours: list[str]) -> tuple[list[Row], str]:
+def _report_rows(
+    scope: AccountScope, window: _Window, asked: _Asked, ours: list[str], prices: Prices
+) -> tuple[list[Row], str]:
     """The groups, and what they were read from: the daily totals when they can tell (whole UTC
     days, one dimension of theirs), else the records. A family reads its SKUs' totals and adds
-    them up per group."""
+    them up per group. Costs at `prices`."""
     days = window.whole_days()
     if days is not None and len(ours) == 1 and ours[0] in DIMENSIONS:
         products: Sequence[Product | None] = asked.products if asked.products is not None else [None]
+        group_by = DIMENSIONS[ours[0]]
         rows = [
             _total_row(row, ours[0])
             for product in products
-            for row in selectors.usage_summary(
-                accounts=scope, start=days[0], end=days[1], product=product, group_by=DIMENSIONS[ours[0]]
+            for row in priced_summary(
+                selectors.usage_summary(accounts=scope, start=days[0], end=days[1], product=product, group_by=group_by),
+                prices=prices,
+                accounts=scope,
+                start=days[0],
+                end=days[1],
+                product=product,
+                group_by=group_by,
             )
         ]
         return _merged(rows), "daily_totals"
     records = record_totals(
-        accounts=scope, since=window.start, until=window.end, products=asked.products, dimensions=ours
+        accounts=scope, since=window.start, until=window.end, products=asked.products, dimensions=ours, prices=prices
     )
     return records, "usage_records"
 

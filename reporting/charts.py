@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -30,6 +30,7 @@ from django.db.models.functions import TruncMonth
 from accounts.models import Account
 from billing.models import MonthlyUsage, Product
 from billing.money import format_money
+from billing.pricing import Prices
 from billing.usage import selectors
 from billing.usage.selectors import AccountScope
 from reporting.forms import CHART_COST
@@ -428,11 +429,22 @@ class Amount:
         return self.quantity if self.unit == measure.unit else Decimal(0)
 
 
-def usage_amounts(*, accounts: AccountScope, start: date, end: date, product: Product | None, by: str) -> list[Amount]:
+def usage_amounts(
+    *,
+    accounts: AccountScope,
+    start: date,
+    end: date,
+    product: Product | None,
+    by: str,
+    prices: Prices | None = None,
+) -> list[Amount]:
     """Quantity, cost and records of `accounts` per unit and per day, month or account, from `start`
     to `end` (UTC days, both included), summed in the database: calendar months wholly inside the
     range come from the monthly totals (unless by day), the other days from the daily totals. At most
-    two queries, whatever the number of accounts."""
+    two queries, whatever the number of accounts. The cost is at `prices`, the prices the chart's
+    account pays (billing.pricing.prices_for; None: the stored cost); where they are not the stored
+    cost the totals are also grouped by product and month, each priced by `Prices.cost`."""
+    repriced = prices is not None and prices.repriced
     daily = selectors.daily_usage(accounts=accounts, start=start, end=end, product=product)
     parts: list[QuerySet[Any]] = []
     whole = _whole_months(start, end) if by != BY_DAY else None
@@ -441,24 +453,34 @@ def usage_amounts(*, accounts: AccountScope, start: date, end: date, product: Pr
         daily = daily.filter(Q(day__lt=first) | Q(day__gte=after))
         monthly = MonthlyUsage.objects.filter(account__in=accounts, month__gte=first, month__lt=after)
         monthly = monthly.filter(product=product) if product is not None else monthly
+        monthly = monthly.annotate(priced=F("month")) if repriced else monthly
         parts.append(monthly.annotate(bucket=F("month") if by == BY_MONTH else F("account_id")))
     if whole is None or start < whole[0] or end >= whole[1]:
         key = F("day") if by == BY_DAY else TruncMonth("day") if by == BY_MONTH else F("account_id")
+        daily = daily.annotate(priced=F("day")) if repriced else daily
         parts.append(daily.annotate(bucket=key))
+    group = ("bucket", "product__unit", "product_id", "priced") if repriced else ("bucket", "product__unit")
     sums: dict[tuple[date | int, str], list[Any]] = defaultdict(lambda: [Decimal(0), Decimal(0), 0])
     for part in parts:
-        rows = part.values("bucket", "product__unit").annotate(q=Sum("quantity"), c=Sum("cost"), r=Sum("records"))
+        rows = part.values(*group).annotate(q=Sum("quantity"), c=Sum("cost"), r=Sum("records"))
         for row in rows.order_by():
             bucket = row["bucket"]
             if by == BY_MONTH:
-                bucket = max(bucket, start)  # the first day of the month inside the range
+                bucket = max(_as_day(bucket), start)  # the first day of the month inside the range
+            cost = row["c"] or Decimal(0)
+            if repriced and prices is not None:
+                cost = prices.cost(row["product_id"], _as_day(row["priced"]), row["q"] or Decimal(0), cost)
             total = sums[(bucket, row["product__unit"])]
             total[0] += row["q"] or 0
-            total[1] += row["c"] or 0
+            total[1] += cost
             total[2] += row["r"] or 0
     return [
         Amount(key, unit, q, c, r) for (key, unit), (q, c, r) in sorted(sums.items(), key=lambda item: str(item[0]))
     ]
+
+
+def _as_day(value: date | datetime) -> date:
+    return value.date() if isinstance(value, datetime) else value
 
 
 def units_by_use(amounts: Iterable[Amount]) -> list[str]:

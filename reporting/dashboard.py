@@ -24,7 +24,7 @@ from django.db.models import Count, F, Q, Sum
 from accounts import selectors as account_selectors
 from accounts import services as account_services
 from accounts.audit import events_for_account
-from accounts.models import Account, AuditEvent
+from accounts.models import Account, AuditEvent, ServiceBlock
 from accounts.permissions import Permissions
 from billing.invoices import resale
 from billing.invoices.lines import section_amounts, shown_amounts
@@ -235,11 +235,22 @@ class UsageLine:
 
 
 @dataclass(frozen=True)
+class ServiceAlert:
+    """Why the account gets no new service now (`Account.service_block`), in words for its people."""
+
+    reason: str  # a ServiceBlock value
+    label: str
+    message: str
+    until: datetime | None  # when a spend limit's block ends by itself (its day or month)
+
+
+@dataclass(frozen=True)
 class AccountOverview:
     billed_to: Account | None  # the manager paying a roll-up account's usage; None: it holds a balance
     balance: Balance | None = None  # view_billing, where the account holds one
     usage: list[UsageLine] | None = None  # view_billing or view_reports
     usage_cost: Decimal | None = None  # the month's cost so far, where pricing is seen
+    chart: charts.Chart | None = None  # the month so far by day, where usage is shown and there is some
     last_invoice: Invoice | None = None  # view_billing
     currency: str = CURRENCY
 
@@ -248,15 +259,68 @@ def account_overview(*, account: Account, can: Permissions, today: date | None =
     start, end = month_to_date(today)
     own = has_own_balance(account)
     usage: MonthUsage | None = None
+    chart: charts.Chart | None = None
     if can.view_billing or can.view_reports:
-        usage = month_usage(account=account, start=start, end=end, pricing=can.see_pricing)
+        markup = None if own or not can.see_pricing else resale.markup_of(account.managed_by)
+        usage = month_usage(account=account, start=start, end=end, pricing=can.see_pricing, markup=markup)
+        if usage.lines:
+            chart = month_chart(account=account, start=start, end=end, pricing=can.see_pricing, markup=markup)
     return AccountOverview(
         billed_to=None if own else account.managed_by,
         balance=current_balance(account) if own and can.view_billing else None,
         usage=usage.lines if usage else None,
         usage_cost=usage.total if usage else None,
+        chart=chart,
         last_invoice=invoices_of(account).first() if can.view_billing else None,
     )
+
+
+def service_alert(account: Account) -> ServiceAlert | None:
+    """The account's service block in words, or None while it is in service. A roll-up account is
+    told its provider stopped it, never why (its manager's credit is the manager's business)."""
+    reason = account.service_block
+    if not reason:
+        return None
+    until = account.service_blocked_until if reason == ServiceBlock.SPEND_LIMIT else None
+    messages = {
+        ServiceBlock.SPEND_LIMIT: "A spend limit is reached: new calls and messages are stopped"
+        + (" until the limit's period ends." if until else " until the limit is raised or removed."),
+        ServiceBlock.CREDIT_EXHAUSTED: "The balance and credit are used up: new calls and messages are stopped "
+        "until the account is topped up or its credit limit raised.",
+        ServiceBlock.MANAGER_BLOCKED: f"{account.manager.name if account.manager else 'Your provider'} has "
+        "stopped new service for this account: new calls and messages are refused. Ask them to restore it.",
+        ServiceBlock.ACCOUNT_DISABLED: "The account is disabled: new calls and messages are refused.",
+    }
+    return ServiceAlert(
+        reason=reason, label=account.service_block_display, message=messages[ServiceBlock(reason)], until=until
+    )
+
+
+def month_chart(
+    *, account: Account, start: date, end: date, pricing: bool, markup: Decimal | None = None
+) -> charts.Chart:
+    """The account's usage from `start` to `end` by day (reporting.charts' SVG and its table): its
+    cost where `pricing` (a roll-up account's at its manager's markup, each day's platform cost with
+    the markup applied once and rounded once), else the quantity of its most used unit, as minutes
+    never add up with messages. One query over the daily totals."""
+    amounts = charts.usage_amounts(accounts=[account.pk], start=start, end=end, product=None, by=charts.BY_DAY)
+    if pricing:
+        measure = charts.cost_measure(CURRENCY)
+        by_day: dict[date, list[Decimal]] = {}
+        for day, cost in charts.by_period(amounts, measure):
+            by_day.setdefault(day, []).append(cost)
+        points = [(day, section_amounts([sum(costs, Decimal(0))], markup).total) for day, costs in by_day.items()]
+        title = "Cost this month by day"
+    else:
+        units = charts.units_by_use(amounts)
+        measure = charts.quantity_measure(units[0] if units else "")
+        points = charts.by_period(amounts, measure)
+        title = (
+            f"Usage this month by day, in {measure.unit}s"
+            if len(units) <= 1
+            else (f"Usage this month by day, in {measure.unit}s (the most used of {len(units)} units)")
+        )
+    return charts.time_chart(points, start=start, end=end, measure=measure, title=title, bucket=charts.BUCKET_DAY)
 
 
 class MonthUsage(NamedTuple):
@@ -264,16 +328,18 @@ class MonthUsage(NamedTuple):
     total: Decimal | None  # None where pricing is hidden
 
 
-def month_usage(*, account: Account, start: date, end: date, pricing: bool) -> MonthUsage:
+def month_usage(
+    *, account: Account, start: date, end: date, pricing: bool, markup: Decimal | None = None
+) -> MonthUsage:
     """The account's usage per product from `start` to `end`, and its cost where `pricing`: at the
     prices the account pays (a roll-up account, its manager's resale prices: the platform's price
-    with the markup, by the invoices' one rule `lines.section_amounts`), never the manager's cost."""
+    with its manager's `markup`, by the invoices' one rule `lines.section_amounts`), never the
+    manager's cost."""
     rows: list[UsageRow] = usage_summary(
         accounts=[account.pk], start=start, end=end, product=None, group_by=GROUP_BY_PRODUCT
     )
     if not pricing:
         return MonthUsage([UsageLine(r.label, r.unit, r.quantity, r.records, None) for r in rows], None)
-    markup = None if has_own_balance(account) else resale.markup_of(account.managed_by)
     amounts = section_amounts([r.cost for r in rows], markup)
     # Shown as invoices show a section: the lines add up to the total, with no rounding line.
     shown = shown_amounts(amounts.lines, amounts.rounding) if rows else []

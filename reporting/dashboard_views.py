@@ -22,7 +22,7 @@ def overview(request: HttpRequest, account_id: UUID) -> HttpResponse:
     managed account, the request's user is that account's owner: it sees the managed account's."""
     access = account_access(request, account_id, VIEW_ACCOUNT)
     account = access.account
-    context: dict[str, object] = {"access": access, "account": account}
+    context: dict[str, object] = {"access": access, "account": account, "service": dashboard.service_alert(account)}
     if account.is_manager:
         context["manager"] = dashboard.manager_overview(manager=account, can=access.can)
         context["low_balance"] = dashboard.LOW_BALANCE

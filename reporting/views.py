@@ -3,13 +3,15 @@
 Every view reaches its account through `account_access(..., VIEW_REPORTS)` (owner, admin and
 reporting roles; billing gets 403; non-members 404) and shows money only when
 `can_see_pricing(access.account)`: a manager on its own pages sees its managed accounts' costs; a
-managed account with hidden pricing (and a manager logged in as it) sees quantities only.
+managed account with hidden pricing (and a manager logged in as it) sees quantities only. The
+money shown is at the prices the page's account pays (`billing.pricing.prices_for`): a roll-up
+account its manager's resale prices, never the manager's cost.
 """
 
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date
 from typing import Any, cast
 from uuid import UUID
@@ -23,10 +25,12 @@ from django.views.decorators.http import require_GET
 
 from accounts.access import AccountAccess, account_access
 from accounts.permissions import VIEW_REPORTS, can_see_pricing
+from billing.pricing import Prices, prices_for
 from billing.usage import selectors
 from billing.usage.selectors import GROUP_BY_ACCOUNT, GROUP_BY_DAY, GROUP_BY_MONTH, GROUP_BY_PRODUCT, UsageRow
 from portal.pagination import paginate_table
 from reporting import charts, exports
+from reporting import selectors as report_selectors
 from reporting.forms import GROUP_LABELS, UsageFilterForm, UsageFilters, UsageReportForm, encode_cursor
 from reporting.tables import UsageRecordTable, UsageSummaryTable
 
@@ -66,7 +70,8 @@ def usage_report(request: HttpRequest, account_id: UUID) -> HttpResponse:
     context = _context(access, form)
     if form.is_valid():
         filters = form.filters()
-        rows = summary_rows(filters)
+        prices = prices_for(access.account)
+        rows = summary_rows(filters, prices)
         totals = selectors.usage_totals(rows)
         table = UsageSummaryTable(
             rows,
@@ -80,7 +85,9 @@ def usage_report(request: HttpRequest, account_id: UUID) -> HttpResponse:
             filters=filters,
             table=table,
             totals=totals,
-            chart=report_chart(rows, filters, choice=form.cleaned_data["chart"], pricing=context["pricing"])
+            chart=report_chart(
+                rows, filters, choice=form.cleaned_data["chart"], pricing=context["pricing"], prices=prices
+            )
             if rows
             else None,
             group_label=GROUP_LABELS[filters.group_by],
@@ -103,12 +110,25 @@ def usage_report_csv(request: HttpRequest, account_id: UUID) -> HttpResponseBase
     return exports.csv_response(
         exports.export_filename("usage-report", access.account.name, filters.start, filters.end),
         exports.report_header(filters.group_by, pricing=pricing),
-        exports.report_rows(summary_rows(filters), filters.group_by, pricing=pricing),
+        exports.report_rows(summary_rows(filters, prices_for(access.account)), filters.group_by, pricing=pricing),
     )
 
 
-def summary_rows(filters: UsageFilters) -> list[UsageRow]:
-    return selectors.usage_summary(
+def summary_rows(filters: UsageFilters, prices: Prices | None = None) -> list[UsageRow]:
+    """The report's groups, their cost at `prices` (the report's account's: `prices_for`; None,
+    the stored cost, which is what a manager pays for its managed accounts)."""
+    rows = selectors.usage_summary(
+        accounts=filters.accounts,
+        start=filters.start,
+        end=filters.end,
+        product=filters.product,
+        group_by=filters.group_by,
+    )
+    if prices is None:
+        return rows
+    return report_selectors.priced_summary(
+        rows,
+        prices=prices,
         accounts=filters.accounts,
         start=filters.start,
         end=filters.end,
@@ -146,7 +166,9 @@ def _month_bounds(first: date) -> tuple[date, date]:
 # --- The chart -------------------------------------------------------------------------------------------
 
 
-def report_chart(rows: list[UsageRow], filters: UsageFilters, *, choice: str, pricing: bool) -> charts.Chart:
+def report_chart(
+    rows: list[UsageRow], filters: UsageFilters, *, choice: str, pricing: bool, prices: Prices | None = None
+) -> charts.Chart:
     """The report's chart: along the dates when grouped by day or month (by day, week or month as
     the range is long), else the largest products or managed accounts. It shows cost only where
     pricing is visible (the form offers cost nowhere else), otherwise one unit: `choice`, the
@@ -159,7 +181,7 @@ def report_chart(rows: list[UsageRow], filters: UsageFilters, *, choice: str, pr
     amounts: list[charts.Amount] | None = None
     choice = choice if pricing or choice != charts.COST else ""
     if not choice and filters.product is None and filters.group_by != GROUP_BY_PRODUCT:
-        amounts = _amounts(filters, bucket)
+        amounts = _amounts(filters, bucket, prices)
         choice = next(iter(charts.units_by_use(amounts)), "")
     measure = _measure(choice, filters, rows)
     title = f"{measure.name} by {bucket if by_time else GROUP_LABELS[filters.group_by].lower()}"
@@ -174,7 +196,7 @@ def report_chart(rows: list[UsageRow], filters: UsageFilters, *, choice: str, pr
                 points, start=filters.start, end=filters.end, measure=measure, title=title, bucket=bucket
             )
         return charts.category_chart([(row.label, value) for row, value in items], measure=measure, title=title)
-    amounts = amounts if amounts is not None else _amounts(filters, bucket)
+    amounts = amounts if amounts is not None else _amounts(filters, bucket, prices)
     if by_time:
         points = charts.by_period(amounts, measure)
         return charts.time_chart(
@@ -183,13 +205,13 @@ def report_chart(rows: list[UsageRow], filters: UsageFilters, *, choice: str, pr
     return charts.account_chart(amounts, measure=measure, title=title)
 
 
-def _amounts(filters: UsageFilters, bucket: str) -> list[charts.Amount]:
+def _amounts(filters: UsageFilters, bucket: str, prices: Prices | None) -> list[charts.Amount]:
     if filters.group_by == GROUP_BY_ACCOUNT:
         by = charts.BY_ACCOUNT
     else:
         by = charts.BY_MONTH if bucket == charts.BUCKET_MONTH else charts.BY_DAY
     return charts.usage_amounts(
-        accounts=filters.accounts, start=filters.start, end=filters.end, product=filters.product, by=by
+        accounts=filters.accounts, start=filters.start, end=filters.end, product=filters.product, by=by, prices=prices
     )
 
 
@@ -223,6 +245,7 @@ def usage_records(request: HttpRequest, account_id: UUID) -> HttpResponse:
             after=filters.after,
             size=RECORDS_PER_PAGE,
         )
+        page = report_selectors.priced_records(page, prices_for(access.account))
         context.update(
             filters=filters,
             table=UsageRecordTable(page, pricing=context["pricing"], show_account=access.account.is_manager),
@@ -242,14 +265,20 @@ def usage_records_csv(request: HttpRequest, account_id: UUID) -> HttpResponseBas
     if not form.is_valid():
         return redirect(f"{reverse('usage_records', args=[account_id])}?{request.GET.urlencode()}")
     filters = form.filters()
-    columns = exports.record_columns(pricing=can_see_pricing(access.account), show_account=access.account.is_manager)
-    rows = selectors.usage_record_rows(
+    pricing = can_see_pricing(access.account)
+    columns = exports.record_columns(pricing=pricing, show_account=access.account.is_manager)
+    fields = [field for _, field in columns]
+    prices = prices_for(access.account)
+    repriced = pricing and prices.repriced
+    rows: Iterable[tuple[Any, ...]] = selectors.usage_record_rows(
         accounts=filters.accounts,
         start=filters.start,
         end=filters.end,
         product=filters.product,
-        fields=[field for _, field in columns],
+        fields=[*fields, "product_id", "started_at"] if repriced else fields,
     )
+    if repriced:  # at the prices the account pays, never its manager's cost
+        rows = report_selectors.priced_record_rows(rows, fields, prices)
     return exports.csv_response(
         exports.export_filename("usage-records", access.account.name, filters.start, filters.end),
         [name for name, _ in columns],

@@ -31,7 +31,8 @@ from accounts.actor import Actor
 from accounts.models import Account, Membership, OnboardingUpload, Role
 from billing.invoices.builder import invoice_party
 from billing.ledger import services as ledger
-from billing.models import Invoice
+from billing.models import CreditNote, Invoice
+from billing.resale_rates import first_allowed_month
 from controls import services as controls
 from controls.models import SpendLimit
 from tests.conftest import PERSONAS, World
@@ -276,6 +277,26 @@ RESALE_INVOICE_VIA_MANAGED = Target(
 RESALE_INVOICE_PAID_VIA_MANAGED = Target(
     "managed", lambda w: {"account_id": w.managed.public_id, "invoice_id": _resale_invoice(w), "action": "paid"}
 )
+
+
+def _resale_credit_note(world: World) -> dict:
+    """A credit note against world.manager's reseller invoice to world.managed (made directly: the
+    invoice has no usage, so nothing is left to credit through the service)."""
+    invoice = Invoice.objects.get(public_id=_resale_invoice(world))
+    note = CreditNote.objects.create(invoice=invoice, issuer=world.manager, number="CN-0000001", amount=1, reason="M")
+    return {"invoice_id": invoice.public_id, "note_id": note.public_id}
+
+
+RESALE_CREDIT_NOTE = Target("manager", lambda w: {"account_id": w.manager.public_id, **_resale_credit_note(w)})
+RESALE_CREDIT_NOTE_VIA_MANAGED = Target(
+    "managed", lambda w: {"account_id": w.managed.public_id, **_resale_credit_note(w)}
+)
+CREDIT_NOTE_ASKED = {
+    "mode": "amount",
+    "amount": "1.00",
+    "reason": "Matrix",
+    "key": "5f0e2b1c-7d3a-4e8f-9a6b-1c2d3e4f5a6b",
+}
 
 
 # The public PDF link of the API's `action=link`: the token is the credential, so a bad one is a
@@ -578,6 +599,12 @@ TRANSFER = {"amount": "10.00", "key": "9d1c2f6e-3a52-4d0b-9b8e-2f8f0c6d7a11"}
 INVITE = {"email": "new.member@acme.example.com", "role": Role.REPORTING}
 NEW_KEY = {"name": "Matrix sync"}
 MARKUP = {"markup_percent": "12.5"}
+RESALE_RATE = {
+    "action": "set",
+    "product": "voice.outbound",
+    "unit_price": "0.0125",
+    "effective_from": first_allowed_month().isoformat(),
+}
 PAID_NOTE = {"note": "Bank transfer 4711"}
 NEW_MANAGED = {"name": "Gamma Calls", "email": "gamma@customers.example.com", "billing_mode": "rollup"}
 
@@ -695,6 +722,13 @@ MATRIX: dict[str, list[Row]] = {
         POST(MANAGER, members_only(owner=302, admin=302, billing=302, reporting=403), MARKUP),
         GET(MANAGED, members_only()),
     ],
+    # A manager's resale prices (its cost beside them): its reselling people; a managed account has none (404).
+    "resale_rates": [
+        GET(MANAGER, members_only(owner=200, admin=200, billing=200, reporting=403)),
+        POST(MANAGER, members_only(owner=302, admin=302, billing=302, reporting=403), RESALE_RATE),
+        GET(MANAGED, members_only()),
+        POST(MANAGED, members_only(), RESALE_RATE),
+    ],
     "issued_invoice_detail": [
         GET(RESALE_INVOICE, members_only(owner=200, admin=200, billing=200, reporting=403)),
         GET(RESALE_INVOICE_VIA_MANAGED, members_only()),
@@ -708,7 +742,31 @@ MATRIX: dict[str, list[Row]] = {
         POST(RESALE_INVOICE_PAID, members_only(owner=302, admin=302, billing=302, reporting=403), PAID_NOTE),
         POST(RESALE_INVOICE_PAID_VIA_MANAGED, members_only(), PAID_NOTE),
     ],
+    # Credit notes: the manager's billing people credit its reseller invoices (a zero invoice: refused,
+    # 422); the bill-to downloads a credit note through its own URL.
+    "issued_credit_note_new": [
+        GET(RESALE_INVOICE, members_only(owner=200, admin=200, billing=200, reporting=403)),
+        POST(RESALE_INVOICE, members_only(owner=422, admin=422, billing=422, reporting=403), CREDIT_NOTE_ASKED),
+        GET(RESALE_INVOICE_VIA_MANAGED, members_only()),
+        POST(RESALE_INVOICE_VIA_MANAGED, members_only(), CREDIT_NOTE_ASKED),
+    ],
+    "issued_credit_note_pdf": [
+        GET(RESALE_CREDIT_NOTE, members_only(owner=200, admin=200, billing=200, reporting=403)),
+        GET(RESALE_CREDIT_NOTE_VIA_MANAGED, members_only()),
+    ],
+    "credit_note_pdf": [
+        GET(RESALE_CREDIT_NOTE_VIA_MANAGED, managed_owners(200)),
+        GET(RESALE_CREDIT_NOTE, members_only(reporting=403)),  # the manager is not billed by it
+    ],
     "invoice_download": [GET(BAD_DOWNLOAD_TOKEN, everyone(404)), POST(BAD_DOWNLOAD_TOKEN, everyone(405))],
+    # Who the account is on its invoices: its billing people edit it (a manager acting, as the manager).
+    "billing_profile": [
+        GET(MANAGER, billing_members(200)),
+        POST(MANAGER, billing_members(302), {"legal_name": "Acme GmbH", "invoice_emails": "ap@acme.example.com"}),
+        POST(MANAGER, billing_members(422), {"invoice_emails": "not-an-address"}),
+        GET(MANAGED, managed_owners(200)),
+        POST(MANAGED, managed_owners(302), {"legal_name": "Alpine Voice AG", "country": "CH"}),
+    ],
     # Payments. A roll-up managed account (world.managed) gets pages saying it is billed to its manager,
     # and its POSTs are refused (422). No row below reaches Stripe: the POSTs stop at their forms.
     "payment_methods": [GET(MANAGER, billing_members(200)), GET(MANAGED, managed_owners(200))],
@@ -905,6 +963,22 @@ MATRIX: dict[str, list[Row]] = {
         POST(MANAGERS_LIMIT_VIA_OWN, members_only()),
         POST(FOREIGN_OWN_LIMIT, members_only()),
         POST(ROLLUP_OWN_LIMIT, members_only()),
+    ],
+    # Settings -> Notifications: every member chooses their own alerts (a manager acting as an account
+    # may read but not change its owner's: 403); the low-balance threshold is for those who move the
+    # account's money (MANAGE_BILLING), on an account that pays its own usage (a roll-up one: 404).
+    "notification_settings": [
+        GET(MANAGER, members_only(owner=200, admin=200, billing=200, reporting=200)),
+        POST(MANAGER, members_only(owner=302, admin=302, billing=302, reporting=302), {"email_balance_low": "on"}),
+        GET(MANAGED, managed_owners(200)),
+        POST(MANAGED, members_only(managed_owner=302, manager_acting=403), {"email_balance_low": "on"}),
+    ],
+    "notification_low_balance": [
+        GET(MANAGER, SIGNED_IN_405),
+        POST(MANAGER, members_only(owner=302, admin=302, billing=302, reporting=403), {"threshold_amount": "5.00"}),
+        POST(MANAGER, members_only(owner=422, admin=422, billing=422, reporting=403), {"threshold_amount": "x"}),
+        POST(MANAGED, members_only(), {"threshold_amount": "5.00"}),
+        POST(SEPARATE_OWN, managed_owners(302), {"threshold_amount": "5.00", "enabled": "on"}),
     ],
     # Webhooks under Developers: owners and admins (MANAGE_ACCOUNT). Creating renders the secret once (200).
     "webhooks_endpoints": [

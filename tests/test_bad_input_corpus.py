@@ -285,3 +285,33 @@ def test_ids_that_are_not_uuids_never_reach_a_view(world, persona):
     client = persona("owner")
     for path in (f"/a/{quote(SQL)}/usage/upload/", f"/a/{world.manager.public_id}/managed/{quote(HTML)}/transfer/"):
         assert_refused(client.post(path, {"amount": "10"}), 404)
+
+
+# --- The billing profile form (issue 12 item 7) --------------------------------------------------------------
+
+PROFILE = {"legal_name": "Acme GmbH", "city": "Berlin", "country": "DE", "invoice_emails": "ap@acme.example.com"}
+PROFILE_CASES = {
+    "legal name with a NUL": ({"legal_name": "Acme\x00GmbH"}, "Null characters are not allowed."),
+    "legal name with a line break": ({"legal_name": "Acme\nBcc: x@example.com"}, "line breaks"),
+    "legal name of 256 characters": ({"legal_name": "A" * 256}, "at most 255 characters"),
+    "legal name sent as latin-1": ({"legal_name": "Caf\ufffd GmbH"}, "not sent as UTF-8"),
+    "country SQL": ({"country": SQL}, "two-letter code"),
+    "country HTML": ({"country": "<b"}, "two-letter code"),
+    "recipient SQL": ({"invoice_emails": f"a@b.example.com{SQL}"}, "is not an e-mail address"),
+    "recipient HTML": ({"invoice_emails": f"{HTML}@example.com"}, "is not an e-mail address"),
+    "six recipients": ({"invoice_emails": " ".join(f"r{n}@example.com" for n in range(6))}, "At most 5"),
+    "payment terms 1e400": ({"payment_terms_days": "1e400"}, "Enter a whole number."),
+    "payment terms negative": ({"payment_terms_days": "-3"}, "greater than or equal to 0"),
+}
+
+
+@pytest.mark.parametrize("case", list(PROFILE_CASES))
+def test_a_bad_billing_profile_is_refused_with_its_input_escaped_and_nothing_stored(world, persona, case):
+    changes, message = PROFILE_CASES[case]
+    before = state()
+
+    response = persona("owner").post(reverse("billing_profile", args=[world.manager.public_id]), {**PROFILE, **changes})
+
+    assert_refused(response, 422, message)
+    assert state() == before
+    assert not world.manager.__class__.objects.filter(pk=world.manager.pk, billing_profile__isnull=False).exists()

@@ -339,3 +339,109 @@ def test_the_managers_overview_runs_the_same_queries_at_3_and_at_60_managed_acco
         response = client.get(url)
     assert response.status_code == 200
     assert "60 of 3,000 managed accounts in use" in response.content.decode()
+
+
+# --- A managed or standard account's month-to-date chart ---------------------------------------------------
+
+
+def chart_of(html: str) -> str:
+    found = re.search(r'<figure class="chart chart-time" id="usage-chart">.*?</figure>', html)
+    return found.group(0) if found else ""
+
+
+def test_a_standard_account_sees_its_month_by_day_as_a_chart_of_cost_with_its_table(world, persona):
+    use(world.standard, ("voice.outbound", "100"), ("sms.outbound", "10"))  # USD 1.00 + 0.04 today
+
+    chart = chart_of(page(persona("standard_owner"), world.standard))
+
+    assert "<svg" in chart and "Cost this month by day" in chart
+    assert "The chart&#x27;s figures as a table" in chart or "The chart's figures as a table" in chart
+    assert f"{now():%-d} {now():%b}" in chart and "USD 1.04" in chart  # today's bar, costs added up
+
+
+def test_a_roll_up_accounts_chart_is_at_its_resale_price_never_the_managers_cost(world, persona):
+    ResaleTerms.objects.create(manager=world.manager, markup_percent=Decimal("50.00"))
+    use(world.managed, ("voice.outbound", "1234.5"), ("sms.outbound", "2000"))  # USD 20.345 platform
+
+    chart = chart_of(page(persona("managed_owner"), world.managed))
+
+    assert "USD 30.53" in chart  # the day's platform cost with the markup, rounded once: as the total
+    assert "20.35" not in chart and "20.34" not in chart
+
+
+@pytest.mark.parametrize("who", ["managed_owner", "manager_acting"])
+def test_hidden_pricing_charts_the_most_used_unit_without_cost(world, persona, who):
+    Account.objects.filter(pk=world.managed.pk).update(pricing_hidden=True)
+    use(world.managed, ("voice.outbound", "1234.5"), ("voice.outbound", "1"), ("sms.outbound", "3"))
+
+    chart = chart_of(page(persona(who), world.managed))
+
+    assert "Usage this month by day, in minutes (the most used of 2 units)" in chart
+    assert "1,235.5 minute" in chart
+    assert "USD" not in chart and "Cost" not in chart and "12.35" not in chart
+
+
+def test_no_chart_before_any_usage_this_month(world, persona):
+    html = page(persona("standard_owner"), world.standard)
+
+    assert chart_of(html) == "" and "No usage yet this month." in section(html, "overview-usage")
+
+
+# --- The service block, on the account's own overview --------------------------------------------------------
+
+
+def test_a_roll_up_account_is_told_its_provider_stopped_its_service_never_why(world, persona):
+    Account.objects.filter(pk=world.manager.pk).update(service_blocked_reason="credit_exhausted")
+
+    html = page(persona("managed_owner"), world.managed)
+
+    alert = re.search(r'<div class="message warning service-alert" role="alert">(.*?)</div>', html).group(1)
+    assert "New service is stopped: Manager blocked." in alert
+    assert "Acme Reseller has stopped new service for this account" in alert
+    assert "credit" not in alert.lower()  # the manager's own credit is not its customers' business
+
+
+def test_a_spend_limit_block_says_when_it_lifts(world, persona):
+    until = datetime(2031, 1, 1, tzinfo=UTC)
+    Account.objects.filter(pk=world.managed.pk).update(
+        service_blocked_reason="spend_limit", service_blocked_until=until
+    )
+
+    html = page(persona("managed_owner"), world.managed)
+
+    assert "New service is stopped: Spend limit reached." in html
+    assert '<time datetime="2031-01-01T00:00:00+00:00">1 Jan 2031, 00:00 UTC</time>' in html
+
+
+def test_the_manager_sees_its_own_exhausted_credit_on_its_overview(world, persona):
+    Account.objects.filter(pk=world.manager.pk).update(service_blocked_reason="credit_exhausted")
+
+    html = page(persona("owner"), world.manager)
+
+    assert "New service is stopped: Credit exhausted." in html and "topped up" in html
+
+
+def test_an_account_in_service_shows_no_alert(world, persona):
+    assert "service-alert" not in page(persona("managed_owner"), world.managed)
+
+
+def test_a_managed_accounts_overview_runs_the_same_queries_at_3_and_at_3000_managed_accounts(
+    world, persona, django_assert_num_queries
+):
+    """The chart, the alert and the usage table of one managed account read only that account: its
+    manager's other 2,999 managed accounts and more days of usage cost no query."""
+    separate(world.managed)
+    use(world.managed, ("voice.outbound", "10"))
+    client = persona("managed_owner")
+    url = reverse("dashboard", args=[world.managed.public_id])
+    client.get(url)
+    with CaptureQueriesContext(connection) as at_3:
+        assert client.get(url).status_code == 200
+
+    make_managed_accounts(world.manager, 2998)
+    use(world.managed, ("sms.outbound", "4"), at=now().replace(day=1, hour=0, minute=0))
+    Account.objects.filter(pk=world.managed.pk).update(service_blocked_reason="spend_limit")
+
+    with django_assert_num_queries(len(at_3)):
+        response = client.get(url)
+    assert "service-alert" in response.content.decode() and 'id="usage-chart"' in response.content.decode()

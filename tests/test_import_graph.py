@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("accounts", "billing", "reporting", "controls", "webhooks", "portal")
+APPS = ("accounts", "billing", "reporting", "controls", "webhooks", "notifications", "portal")
 
 
 def _module_name(path: Path) -> str:
@@ -162,20 +162,37 @@ def test_no_import_is_hidden_inside_a_function(module):
 
 
 def test_the_apps_depend_one_way():
-    """accounts <- billing <- controls, webhooks, reporting; portal (settings, URLs, the API's
-    plumbing) sits beside them."""
+    """accounts <- billing <- controls, webhooks, reporting; notifications builds on accounts,
+    billing and controls, and nothing imports it but portal's URLs (and templates, its tag library);
+    portal (settings, URLs, the API's plumbing) sits beside them."""
     graph = import_graph()
     forbidden = {
-        "accounts": ("billing", "reporting", "controls", "webhooks"),
-        "billing": ("reporting", "controls", "webhooks"),
-        "controls": ("reporting", "webhooks"),
-        "reporting": ("controls", "webhooks"),
-        "webhooks": ("reporting", "controls"),
+        "accounts": ("billing", "reporting", "controls", "webhooks", "notifications"),
+        "billing": ("reporting", "controls", "webhooks", "notifications"),
+        "controls": ("reporting", "webhooks", "notifications"),
+        "reporting": ("controls", "webhooks", "notifications"),
+        "webhooks": ("reporting", "controls", "notifications"),
+        "notifications": ("reporting", "webhooks"),
     }
     wrong = [
         f"{module} imports {target}"
         for module, targets in graph.items()
         for target in targets
         if target.split(".")[0] in forbidden.get(module.split(".")[0], ())
+    ]
+    assert wrong == []
+
+
+def test_nothing_imports_notifications_but_the_urls():
+    """Notifications answers signals; the URL configurations mount its pages and API (and the API's
+    document describes it), and the layout loads its template tags: no other module imports it."""
+    graph = import_graph()
+    wrong = [
+        f"{module} imports {target}"
+        for module, targets in graph.items()
+        for target in targets
+        if target.split(".")[0] == "notifications"
+        and module.split(".")[0] != "notifications"
+        and module not in ("portal.urls", "portal.api_urls", "portal.openapi")
     ]
     assert wrong == []

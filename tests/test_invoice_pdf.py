@@ -83,7 +83,7 @@ def test_the_pdf_downloads_with_header_statement_sections_and_total(world, perso
     assert pages == 1
     assert f"Invoice {manager_invoice.number}" in content
     assert "1 March 2025 – 31 March 2025 (UTC)" in content
-    assert "Acme Reseller" in content and "Finalized" in content
+    assert "Acme Reseller" in content and "Status Due" in content
     for label, amount in (
         ("Opening balance", "USD 10.00"),
         ("Credits (top-ups, transfers, adjustments)", "USD 100.00"),

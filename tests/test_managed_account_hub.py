@@ -37,7 +37,7 @@ TABS = {
     "managed_audit": "Audit",
     "managed_settings": "Settings",
 }
-HUB_PAGES = [name for name in TABS if name != "controls_managed_limit"]  # controls' page is not ours
+HUB_PAGES = list(TABS)  # the Spend limits tab is controls' page, with the hub's header and tab bar
 BILLING_TABS = ["managed_invoices", "managed_balance"]
 
 

@@ -11,7 +11,12 @@ through `ingest_usage` and closed through the close services (`start_close`, `cl
 - every reseller invoice is its platform section x (1 + markup / 100), rounded once; at 0 % it is
   the section line for line;
 - the manager's roll-up sections add up to the usage charges the ledger posted to the manager for
-  its roll-up accounts.
+  its roll-up accounts;
+- with per-product resale rates (issue 12 item 9; effective per month, some set before the month,
+  changed or removed at its start, or only from the next month), every reseller invoice is the
+  sum of quantity x resale rate rounded once per product in force in the month, plus the other
+  products' platform cost with the markup applied once and rounded once (billing.pricing); its
+  lines still add up to its total, and without resale rates in force it is the rule above.
 
 Each example builds its data inside a transaction that it rolls back, so examples never see each
 other's. `./dev test` runs 25 examples (on whichever database DATABASE_URL names: SQLite, or
@@ -36,7 +41,7 @@ from accounts.actor import Actor
 from accounts.models import Account
 from billing.invoices import services as invoice_services
 from billing.invoices.close import close_item, close_items, close_plan, start_close
-from billing.models import Invoice, InvoiceLine, LedgerEntry, Product, Rate
+from billing.models import Invoice, InvoiceLine, LedgerEntry, Product, Rate, ResaleRate
 from billing.money import to_cents
 from billing.usage.services import ingest_usage
 from tests.factories import AccountFactory, account_with_owner
@@ -78,6 +83,14 @@ class MonthPlan:
     markup: Decimal
     batch_size: int
     one_by_one: bool
+    # Per product index: how its resale rate stands (RESALE_HISTORIES) and two rates for it.
+    resale: tuple[tuple[str, Decimal, Decimal], ...] = ()
+
+
+FEBRUARY, APRIL = date(2025, 2, 1), date(2025, 4, 1)
+# none; from March; February then changed in March; February then removed in March (the markup);
+# February, in force in March; only from April (not in force in March).
+RESALE_HISTORIES = ("none", "march", "changed", "removed", "before", "april")
 
 
 rates = st.integers(0, 2_000_000).map(lambda n: Decimal(n).scaleb(-6))  # 0 .. 2.000000, six decimals
@@ -103,7 +116,18 @@ def month_plans(draw: st.DrawFn, *, max_managed: int, max_records: int) -> Month
     kinds = ["manager", *draw(st.lists(st.sampled_from(["rollup", "separate"]), max_size=max_managed))]
     kinds += ["standard"] * draw(st.integers(0, 1))
     accounts = [AccountPlan(kind, draw(st.lists(record, max_size=max_records))) for kind in kinds]
-    return MonthPlan(products, accounts, draw(markups), draw(st.integers(1, 3)), draw(st.booleans()))
+    resale = draw(
+        st.one_of(
+            st.just(()),
+            st.tuples(*[st.tuples(st.sampled_from(RESALE_HISTORIES), rates, rates) for _ in products]),
+        )
+    )
+    return MonthPlan(products, accounts, draw(markups), draw(st.integers(1, 3)), draw(st.booleans()), resale)
+
+
+def resale_rate_in_march(history: str, first: Decimal, then: Decimal) -> Decimal | None:
+    """The resale rate in force in March for a product of that history (written here, not the rule's code)."""
+    return {"march": first, "changed": then, "before": first}.get(history)
 
 
 # --- Building it through the real services -------------------------------------------------------------
@@ -120,9 +144,29 @@ def price_at(timeline: tuple[list[datetime], list[Decimal]], at: datetime) -> De
     return timeline[1][bisect.bisect_right(timeline[0], at) - 1]
 
 
-def build(plan: MonthPlan) -> tuple[list[Account], dict[int, Decimal]]:
-    """The plan's accounts, rates, markup and usage; returns the accounts (manager first) and each
-    account's exact cost of the month, worked out here from the plan."""
+def add_resale_rates(plan: MonthPlan, manager: Account) -> None:
+    """The manager's resale rates of the plan, written as the rows a manager's earlier changes left."""
+    for product_plan, (history, first, then) in zip(plan.products, plan.resale, strict=False):
+        product = Product.objects.get(sku=product_plan.sku)
+        rows = {
+            "none": [],
+            "march": [(MONTH, first)],
+            "changed": [(FEBRUARY, first), (MONTH, then)],
+            "removed": [(FEBRUARY, first), (MONTH, None)],
+            "before": [(FEBRUARY, first)],
+            "april": [(APRIL, first)],
+        }[history]
+        for start, price in rows:
+            ResaleRate.objects.create(manager=manager, product=product, unit_price=price, effective_from=start)
+
+
+ByProduct = dict[tuple[int, str], list[Decimal]]  # (account pk, sku) -> [quantity, exact platform cost]
+
+
+def build(plan: MonthPlan) -> tuple[list[Account], dict[int, Decimal], ByProduct]:
+    """The plan's accounts, rates, markup, resale rates and usage; returns the accounts (manager
+    first), each account's exact cost of the month, and its quantity and exact cost per product,
+    worked out here from the plan."""
     manager, owner = account_with_owner(name="Prop Reseller", manager_kind=True)
     accounts = [manager]
     for n, account_plan in enumerate(plan.accounts[1:]):
@@ -152,19 +196,23 @@ def build(plan: MonthPlan) -> tuple[list[Account], dict[int, Decimal]]:
             negotiated[product_plan.sku] = schedule(first, change, then, since=LONG_AGO)
     actor = Actor(user=owner)
     invoice_services.set_resale_markup(manager=manager, markup_percent=plan.markup, actor=actor)
+    add_resale_rates(plan, manager)
     exact: dict[int, Decimal] = {}
+    by_product: ByProduct = defaultdict(lambda: [Decimal(0), Decimal(0)])
     for account, account_plan in zip(accounts, plan.accounts, strict=True):
         rows, exact[account.pk] = [], Decimal(0)
         for n, (index, quantity, offset) in enumerate(account_plan.records):
             sku, at = plan.products[index].sku, START + offset
             timeline = list_prices[sku] if account_plan.kind == "standard" else negotiated.get(sku, list_prices[sku])
             exact[account.pk] += quantity * price_at(timeline, at)
+            by_product[(account.pk, sku)][0] += quantity
+            by_product[(account.pk, sku)][1] += quantity * price_at(timeline, at)
             row = {"product": sku, "quantity": str(quantity), "started_at": at.isoformat(), "idempotency_key": f"p{n}"}
             rows.append({**row, "account": str(account.public_id)} if account.is_managed else row)
         if rows:
             submitter = manager if account.is_managed else account
             ingest_usage(submitter=submitter, rows=rows, source="api", actor=actor)
-    return accounts, exact
+    return accounts, exact, by_product
 
 
 def close_the_month(plan: MonthPlan) -> None:
@@ -192,7 +240,29 @@ def usage_charges(account: Account, **related: object) -> Decimal:
     return -(entries.aggregate(total=Sum("amount"))["total"] or Decimal(0))
 
 
-def assert_the_money_adds_up(plan: MonthPlan, accounts: list[Account], exact: dict[int, Decimal]) -> None:
+def resale_total(plan: MonthPlan, account: Account, by_product: ByProduct) -> Decimal:
+    """A reseller invoice's total as the rule states it: quantity x resale rate rounded once per
+    product with a resale rate in force, plus the others' cost with the markup applied once to
+    their sum and rounded once."""
+    in_march = {
+        product_plan.sku: resale_rate_in_march(*history)
+        for product_plan, history in zip(plan.products, plan.resale, strict=False)
+    }
+    resold, rest = Decimal("0.00"), Decimal(0)
+    for (account_id, sku), (quantity, cost) in by_product.items():
+        if account_id != account.pk:
+            continue
+        rate = in_march.get(sku)
+        if rate is None:
+            rest += cost
+        else:
+            resold += to_cents(quantity * rate)
+    return resold + to_cents(to_cents(rest) * (1 + plan.markup / 100))
+
+
+def assert_the_money_adds_up(
+    plan: MonthPlan, accounts: list[Account], exact: dict[int, Decimal], by_product: ByProduct
+) -> None:
     manager, rollups = accounts[0], [a for a in accounts if a.is_managed and not a.has_own_balance]
     payers = [a for a in accounts if a.has_own_balance]
     invoices = list(Invoice.objects.filter(period=MONTH).select_related("bill_to"))
@@ -224,8 +294,10 @@ def assert_the_money_adds_up(plan: MonthPlan, accounts: list[Account], exact: di
     for account in rollups:  # the section at the markup, rounded once
         invoice, section = resale[account.pk], section_totals.get(account.pk, Decimal("0.00"))
         assert invoice.markup_percent == plan.markup
-        assert invoice.total == to_cents(section * (1 + plan.markup / 100))
-        if plan.markup == 0:
+        assert invoice.total == resale_total(plan, account, by_product)
+        if not any(resale_rate_in_march(*history) is not None for history in plan.resale):
+            assert invoice.total == to_cents(section * (1 + plan.markup / 100))
+        if plan.markup == 0 and not any(resale_rate_in_march(*history) is not None for history in plan.resale):
             assert invoice.total == section
             ours = [(line.description, line.quantity, line.amount) for line in invoice.lines.order_by("position")]
             theirs = [(line.description, line.quantity, line.amount) for line in manager_sections.get(account.pk, [])]
@@ -234,9 +306,9 @@ def assert_the_money_adds_up(plan: MonthPlan, accounts: list[Account], exact: di
 
 def check(plan: MonthPlan) -> None:
     with transaction.atomic():
-        accounts, exact = build(plan)
+        accounts, exact, by_product = build(plan)
         close_the_month(plan)
-        assert_the_money_adds_up(plan, accounts, exact)
+        assert_the_money_adds_up(plan, accounts, exact, by_product)
         transaction.set_rollback(True)
 
 

@@ -27,7 +27,9 @@ from accounts.actor import Actor
 from accounts.models import Invitation, Role
 from accounts.services import create_api_key, invite_member
 from billing.invoices.builder import invoice_party
-from billing.models import Invoice, Product, Rate
+from billing.invoices.credit_notes import creditable_lines, issue_credit_note
+from billing.invoices.services import set_resale_markup
+from billing.models import Invoice, Product, Rate, ResaleRate
 from billing.money import to_cents
 from billing.usage.services import ingest_usage
 from tests.test_authorization_matrix import portal_url_patterns
@@ -101,6 +103,8 @@ def _requests(world, dates) -> list[str]:
     kwargs_by_name |= {"endpoint_id": uuid.uuid4(), "delivery_id": uuid.uuid4()}
     # Bulk onboarding: world.managed is no manager (a 404 either way).
     kwargs_by_name["upload_id"] = uuid.uuid4()
+    # Credit notes: the one of world.managed's reseller invoice is requested below through its own URL.
+    kwargs_by_name["note_id"] = uuid.uuid4()
     for route, name in portal_url_patterns():
         params = {p: kwargs_by_name[p] for p in _route_params(route)}
         urls.append(reverse(name, kwargs=params))
@@ -112,6 +116,13 @@ def _requests(world, dates) -> list[str]:
     urls.append(reverse("usage_records_csv", args=[world.managed.public_id]) + query)
     # The invoice world.managed owes: its manager's reseller invoice to it, page and PDF.
     resale = Invoice.objects.get(issuer=world.manager, bill_to=world.managed, period=month)
+    # A credit note by lines against it (1.00 of the voice line, no secret): its page block and PDF
+    # show the amount and reason, never the line it credits.
+    voice = next(row for row in creditable_lines(resale) if row.line.product.sku == "voice.outbound")
+    note = issue_credit_note(
+        invoice=resale, lines={voice.line.pk: "1.00"}, reason="Leak check", actor=Actor(user=world.users["owner"])
+    )
+    urls.append(reverse("credit_note_pdf", args=[world.managed.public_id, resale.public_id, note.public_id]))
     for name in ("invoice_detail", "invoice_pdf"):
         urls.append(reverse(name, args=[world.managed.public_id, resale.public_id]))
     return urls
@@ -185,6 +196,25 @@ def test_the_same_requests_show_prices_when_pricing_is_visible(world, persona, p
     assert any(f"{total:,.2f}" in found for found in leaks.values())
 
 
+def test_a_rollup_account_sees_its_resale_prices_never_its_managers_cost(world, persona, priced_usage):
+    """Pricing visible, a 10 % markup and a resale rate for SMS this month (issue 12 item 9): the
+    roll-up account (and its manager acting as it) sees the prices it pays on every page, export
+    and invoice; no rate or amount at its manager's cost (billing.pricing.prices_for)."""
+    set_resale_markup(manager=world.manager, markup_percent=Decimal("10"), actor=Actor(user=world.users["owner"]))
+    this_month = datetime.now(UTC).date().replace(day=1)
+    sms = Product.objects.get(sku="sms.outbound")
+    ResaleRate.objects.create(
+        manager=world.manager, product=sms, unit_price=Decimal("0.005311"), effective_from=this_month
+    )
+    urls = _requests(world, priced_usage)
+    for who in ("managed_owner", "manager_acting"):
+        assert _leaks(persona(who), urls) == {}, who
+    report = persona("managed_owner").get(urls[-8].replace("group_by=day", "group_by=product"))
+    assert "0.005311" not in report.content.decode()  # a report shows amounts; the rate card shows the rate
+    card = persona("managed_owner").get(reverse("rate_card", args=[world.managed.public_id])).content.decode()
+    assert "0.005311" in card and "0.014707" in card  # SMS's resale rate; voice at 0.013370 x 1.10
+
+
 def test_invitations_to_hidden_pricing_accounts_carry_no_prices(
     world, priced_usage, django_capture_on_commit_callbacks
 ):
@@ -199,3 +229,27 @@ def test_invitations_to_hidden_pricing_accounts_carry_no_prices(
         )
     assert Invitation.objects.filter(email="x@example.com").exists()
     assert mail.outbox and not any(s in mail.outbox[-1].body for s in _secrets())
+
+
+def test_the_invoice_email_of_a_hidden_pricing_account_names_only_its_total(
+    world, priced_usage, django_capture_on_commit_callbacks
+):
+    """Issue 12 item 7: the close e-mails world.managed its reseller invoice, with its PDF; neither
+    the body nor the attachment carries a rate or a per-line amount, only the total it owes."""
+    world.managed.pricing_hidden = True
+    world.managed.save()
+    month = datetime.now(UTC).date().replace(day=1)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        invoice_party(account=world.manager, month=month)
+
+    resale = Invoice.objects.get(issuer=world.manager, bill_to=world.managed, period=month)
+    total = {f"{resale.total:,.2f}", f"{resale.total:.2f}"}
+    [message] = [
+        m for m in mail.outbox if m.to == [world.users["managed_owner"].email] and m.subject.startswith("Invoice")
+    ]
+    [(_, attachment, _)] = message.attachments
+    pdf = "\n".join(page.extract_text() for page in PdfReader(BytesIO(attachment)).pages)
+    for body in (message.subject, message.body, pdf):
+        assert not {s for s in _secrets() - total if s in body}, body
+    assert any(t in message.body for t in total) and "Quantities only" in pdf

@@ -57,12 +57,14 @@ def test_it_groups_the_owners_pages_as_a_reseller_thinks(persona, world: World):
         "Payments",
         "Invoices",
         "Reseller invoices",
+        "Billing profile",
         "Rates",
         "Spend limits",
         "API keys",
         "Webhooks",
         "Members",
         "Security",
+        "Notifications",
         "Audit log",
         "Account settings",
     ]
@@ -185,3 +187,98 @@ def test_pages_run_as_many_queries_at_3000_accounts_as_at_3(db):
             assert client.get(reverse("account_switcher"), {"q": "1", "format": "json"}).status_code == 200
         counts[f"search {size}"] = len(queries)
     assert counts[3] == counts[3000] and counts["search 3"] == counts["search 3000"], counts
+
+
+# --- The person's own pages, outside any account ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url_name", "current"),
+    [
+        ("mfa_index", "Two-factor authentication"),
+        ("account_change_password", "Password"),
+        ("account_email", "E-mail addresses"),
+    ],
+)
+def test_the_sign_in_pages_list_the_persons_accounts_and_their_sign_in_pages(persona, world: World, url_name, current):
+    Membership.objects.create(user=world.users["owner"], account=world.standard, role=Role.ADMIN)
+    nav = nav_html(persona("owner").get(reverse(url_name)))
+
+    assert HEADINGS.findall(nav) == ["Your accounts", "Your sign-in"]
+    assert LINK_TEXT.findall(nav) == [
+        "Acme Reseller",
+        "Solo Standard",
+        "Two-factor authentication",
+        "Password",
+        "E-mail addresses",
+    ]
+    assert f'href="{reverse("dashboard", args=[world.manager.public_id])}"' in nav
+    assert CURRENT.findall(nav) == [reverse(url_name)]
+
+
+def test_the_sign_in_pages_link_to_every_account_beyond_the_first_few(db):
+    client, _ = member_of(12)
+    nav = nav_html(client.get(reverse("mfa_index")))
+
+    assert LINK_TEXT.findall(nav)[8] == "All 12 accounts"
+
+
+def test_platform_staff_find_the_staff_site_in_the_sidebar(db):
+    staff = UserFactory(is_staff=True)
+    client = Client()
+    client.force_login(staff)
+
+    nav = nav_html(client.get(reverse("mfa_index")))
+
+    assert "Platform staff" in HEADINGS.findall(nav)
+    assert f'href="{reverse("admin:index")}"' in nav
+
+
+# --- Two accounts of one name ----------------------------------------------------------------------------
+
+
+def twins(client_accounts: tuple[Client, list[Account]]) -> tuple[Client, list[Account]]:
+    client, accounts = client_accounts
+    Account.objects.filter(pk__in=[accounts[0].pk, accounts[1].pk]).update(name="Alpine Voice")
+    Account.objects.filter(pk=accounts[1].pk).update(name="alpine voice")  # case aside, the same name
+    return client, accounts
+
+
+def test_the_switcher_shows_the_owner_email_beside_a_name_two_accounts_share(db):
+    client, accounts = twins(member_of(4))
+    html = client.get(reverse("dashboard", args=[accounts[2].public_id])).content.decode()
+
+    metas = re.findall(r'class="switcher-result-meta">([^<]*)<', html)
+    assert sum(accounts[0].email in meta for meta in metas) == 1
+    assert sum(accounts[1].email in meta for meta in metas) == 1
+    assert not any(accounts[2].email in meta or accounts[3].email in meta for meta in metas)
+
+
+def test_the_type_ahead_answers_the_owner_email_of_a_shared_name_only(db):
+    client, accounts = twins(member_of(4))
+    answer = client.get(reverse("account_switcher"), {"format": "json"}).json()
+
+    emails = {found["name"]: found["owner_email"] for found in answer["data"]}
+    assert emails["Alpine Voice"] == accounts[0].email and emails["alpine voice"] == accounts[1].email
+    assert emails["Customer 0002"] is None and emails["Customer 0003"] is None
+
+
+def test_the_search_page_shows_the_owner_email_of_a_shared_name(db):
+    client, accounts = twins(member_of(4))
+    html = client.get(reverse("account_switcher"), {"q": "alpine"}).content.decode()
+
+    assert html.count('class="help owner-email"') == 2 and accounts[0].email in html
+
+
+def test_shared_names_cost_no_more_queries_at_3000_accounts(db):
+    counts = {}
+    for size in (3, 3000):
+        client, accounts = twins(member_of(size, prefix=f"Twin{size}"))
+        for name in ("dashboard", "account_switcher"):
+            url = reverse(name, args=[accounts[2].public_id]) if name == "dashboard" else reverse(name)
+            client.get(url)
+            with CaptureQueriesContext(connection) as queries:
+                assert client.get(url, {"format": "json"} if name != "dashboard" else {}).status_code == 200
+            counts[(name, size)] = len(queries)
+    assert counts[("dashboard", 3)] == counts[("dashboard", 3000)], counts
+    assert counts[("account_switcher", 3)] == counts[("account_switcher", 3000)], counts

@@ -1,10 +1,12 @@
 """A real HTTP server on loopback that receives webhooks, for the tests: it keeps every request
 (headers and body) and answers `fail_first` requests of each webhook-id with a 500 (or all of them
-when `fail_always`), then 204."""
+when `fail_always`), then 204; with `delay`, each answer waits that many seconds after the request
+is counted (a slow receiver, so that a killed worker dies mid-send)."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +25,7 @@ class Receiver:
     fail_first: int = 0
     fail_always: bool = False
     redirect_to: str = ""
+    delay: float = 0.0
     requests: list[Received] = field(default_factory=list)
     seen: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -54,6 +57,8 @@ def start(**options: object) -> Receiver:
                 failing = receiver.fail_always or receiver.seen[webhook_id] <= receiver.fail_first
                 status = 302 if receiver.redirect_to else 500 if failing else 204
                 receiver.requests.append(Received(headers, body, status))
+            if receiver.delay:
+                time.sleep(receiver.delay)
             self.send_response(status)
             if receiver.redirect_to:
                 self.send_header("Location", receiver.redirect_to)

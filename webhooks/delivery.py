@@ -25,8 +25,11 @@ def retry_delays() -> tuple[float, ...]:
 
 
 def claim_window() -> timedelta:
-    """How long a claim holds: past the request's timeout, so only a worker that died loses it."""
-    return timedelta(seconds=2 * sender.timeout_seconds() + 30)
+    """How long a claim holds: past the request's timeout, so only a worker that died loses it. A
+    worker killed mid-send leaves its claim to expire; the sweep then sends the delivery again, with
+    the same webhook-id (settings may name a shorter window: WEBHOOK_CLAIM_SECONDS)."""
+    default = 2 * sender.timeout_seconds() + 30
+    return timedelta(seconds=float(getattr(settings, "WEBHOOK_CLAIM_SECONDS", default)))
 
 
 def claim(delivery_id: int, now: datetime | None = None) -> WebhookDelivery | None:

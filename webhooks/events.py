@@ -26,6 +26,9 @@ class EventType(StrEnum):
     SPEND_LIMIT_REACHED = "spend_limit.reached"
     PAYMENT_SUCCEEDED = "payment.succeeded"
     PAYMENT_FAILED = "payment.failed"
+    INVOICE_FINALIZED = "invoice.finalized"
+    BILLING_MODE_CHANGED = "billing_mode.changed"
+    BALANCE_LOW = "balance.low"
 
 
 EVENT_LABELS: dict[EventType, str] = {
@@ -39,6 +42,9 @@ EVENT_LABELS: dict[EventType, str] = {
     EventType.SPEND_LIMIT_REACHED: "Spend limit reached",
     EventType.PAYMENT_SUCCEEDED: "Payment succeeded (top-up or auto-recharge)",
     EventType.PAYMENT_FAILED: "Payment failed (top-up or auto-recharge)",
+    EventType.INVOICE_FINALIZED: "Invoice issued (number, period, total, due date)",
+    EventType.BILLING_MODE_CHANGED: "Billing mode changed (a scheduled change took effect)",
+    EventType.BALANCE_LOW: "Balance below the low-balance threshold",
 }
 
 # The one mapping from the audit log to webhook events; a change type not here sends nothing.
@@ -55,6 +61,9 @@ EVENT_OF: dict[str, EventType] = {
     ChangeType.AUTO_RECHARGE_CHARGED: EventType.PAYMENT_SUCCEEDED,
     ChangeType.TOP_UP_FAILED: EventType.PAYMENT_FAILED,
     ChangeType.AUTO_RECHARGE_FAILED: EventType.PAYMENT_FAILED,
+    ChangeType.INVOICE_FINALIZED: EventType.INVOICE_FINALIZED,
+    ChangeType.BILLING_MODE_CHANGED: EventType.BILLING_MODE_CHANGED,
+    ChangeType.BALANCE_LOW: EventType.BALANCE_LOW,
 }
 
 # Events about a managed account recorded on its manager's log: the managed account is the subject.
@@ -64,7 +73,12 @@ _ABOUT_RELATED = {
     EventType.MANAGED_ACCOUNT_DISABLED,
     EventType.MANAGED_ACCOUNT_ENABLED,
     EventType.MANAGED_ACCOUNT_CANCELLED,
+    EventType.BILLING_MODE_CHANGED,
 }
+
+# Events recorded on the manager's log that go where the managed account's own events go: to its own
+# endpoints and to its manager's endpoints that take its managed accounts' events.
+_TO_SUBJECT = {EventType.BILLING_MODE_CHANGED}
 
 # Fields of an event's changes that name a rate, a cost or a markup: never sent to an account whose
 # pricing is hidden. Its own balance, top-ups and limits are its own money and stay. No event mapped
@@ -77,6 +91,28 @@ def subject_of(event: AuditEvent, event_type: EventType) -> Account:
     if event_type in _ABOUT_RELATED and event.related_account is not None:
         return event.related_account
     return event.account
+
+
+def owner_of(event: AuditEvent, event_type: EventType) -> Account:
+    """The account whose endpoints receive the event (its manager's fleet endpoints too)."""
+    return subject_of(event, event_type) if event_type in _TO_SUBJECT else event.account
+
+
+def _details(event: AuditEvent, event_type: EventType, subject: Account) -> dict[str, Any]:
+    """Fields of the payload particular to an event type, beside `changes`."""
+    if event_type == EventType.BALANCE_LOW:  # the account's own money: sent to hidden pricing too
+        low = {c.get("field"): c.get("to") for c in event.changes}
+        return {"balance": low.get("balance"), "threshold": low.get("threshold"), "currency": low.get("currency")}
+    if event_type != EventType.BILLING_MODE_CHANGED:
+        return {}
+    values = {c.get("field"): c for c in event.changes}
+    mode = values.get("billing_mode", {})
+    return {
+        "managed_account_id": str(subject.public_id),
+        "from": mode.get("from"),
+        "to": mode.get("to"),
+        "effective_date": values.get("billing_mode_from", {}).get("to"),
+    }
 
 
 def event_data(
@@ -103,5 +139,6 @@ def event_data(
             "resource_id": event.resource_id,
             "changes": changes,
             "change_made_by": event.change_made_by,
+            **_details(event, event_type, subject),
         },
     }

@@ -116,6 +116,20 @@ def update_endpoint(*, endpoint: WebhookEndpoint, actor: Actor, **values: object
 
 
 @transaction.atomic
+def delete_endpoint(*, endpoint: WebhookEndpoint, actor: Actor) -> None:
+    """Deletes the endpoint and its delivery log (nothing more is sent to it), audited with what it was."""
+    endpoint = lock_row(WebhookEndpoint.objects, pk=endpoint.pk)
+    audit.record(
+        account=endpoint.account,
+        actor=actor,
+        change_type=audit.ChangeType.WEBHOOK_ENDPOINT_DELETED,
+        resource=endpoint,
+        changes=[{"field": f, "from": getattr(endpoint, f), "to": None} for f in ENDPOINT_FIELDS],
+    )
+    endpoint.delete()
+
+
+@transaction.atomic
 def send_again(*, delivery: WebhookDelivery, actor: Actor) -> WebhookDelivery:
     """Sends a delivered or failed delivery again, with the same webhook-id and a fresh schedule."""
     endpoint = delivery.endpoint
@@ -150,8 +164,8 @@ def make_deliveries(recorded: Sequence[AuditEvent]) -> list[int]:
     wanted = [(e, events.EVENT_OF[e.change_type]) for e in recorded if e.change_type in events.EVENT_OF]
     if not wanted:
         return []
-    owners = {e.account_id for e, _ in wanted}
-    managers = {e.account.manager_id for e, _ in wanted if e.account.manager_id is not None}
+    owners = {events.owner_of(e, t).pk for e, t in wanted}
+    managers = {m for e, t in wanted if (m := events.owner_of(e, t).manager_id) is not None}
     scope = Q(account_id__in=owners) | Q(account_id__in=managers, include_managed_accounts=True)
     by_account: dict[int, list[WebhookEndpoint]] = defaultdict(list)
     for endpoint in WebhookEndpoint.objects.filter(scope, enabled=True).select_related("account"):
@@ -174,7 +188,7 @@ def make_deliveries(recorded: Sequence[AuditEvent]) -> list[int]:
             next_attempt_at=now,
         )
         for event, event_type in wanted
-        for endpoint in _recipients(event, by_account)
+        for endpoint in _recipients(events.owner_of(event, event_type), by_account)
         if event_type in endpoint.event_types
     ]
     ids = [d.pk for d in WebhookDelivery.objects.bulk_create(rows)]
@@ -182,11 +196,11 @@ def make_deliveries(recorded: Sequence[AuditEvent]) -> list[int]:
     return ids
 
 
-def _recipients(event: AuditEvent, by_account: dict[int, list[WebhookEndpoint]]) -> list[WebhookEndpoint]:
-    """The endpoints of the event's account, and those of its manager that take managed accounts' events."""
-    manager_id = event.account.manager_id
-    managers = by_account.get(manager_id, []) if manager_id is not None else []
-    return by_account.get(event.account_id, []) + [e for e in managers if e.include_managed_accounts]
+def _recipients(owner: Account, by_account: dict[int, list[WebhookEndpoint]]) -> list[WebhookEndpoint]:
+    """The endpoints of the account receiving the event (events.owner_of), and those of its manager
+    that take managed accounts' events."""
+    managers = by_account.get(owner.manager_id, []) if owner.manager_id is not None else []
+    return by_account.get(owner.pk, []) + [e for e in managers if e.include_managed_accounts]
 
 
 def _manager_public_ids(subjects: list[Account]) -> dict[int | None, str]:

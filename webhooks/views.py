@@ -4,22 +4,28 @@ access helper, one service call, a redirect. Owners and admins (`can.manage_acco
 
 from __future__ import annotations
 
+import hmac
 import json
+import logging
+import time
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import AccountAccess, account_access
 from accounts.actor import Actor
 from accounts.forms import apply_refusal
+from accounts.mfa import decrypt_secret
 from accounts.permissions import MANAGE_ACCOUNT
 from portal.pagination import paginate_table
-from webhooks import selectors, services
+from webhooks import selectors, services, signing
 from webhooks.events import EVENT_LABELS
 from webhooks.forms import EndpointForm
 from webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -27,6 +33,8 @@ from webhooks.tables import DeliveriesTable
 
 GET_AND_POST = ["GET", "POST"]
 DELIVERIES_PER_PAGE = 50
+DEV_RECEIVER_TOLERANCE = 300  # seconds a webhook-timestamp may be off, as Standard Webhooks verifiers allow
+logger = logging.getLogger(__name__)
 
 
 def _access(request: HttpRequest, account_id: UUID) -> AccountAccess:
@@ -102,6 +110,20 @@ def endpoint_toggle(request: HttpRequest, account_id: UUID, endpoint_id: UUID) -
 
 
 @login_required
+@require_http_methods(GET_AND_POST)
+def endpoint_delete(request: HttpRequest, account_id: UUID, endpoint_id: UUID) -> HttpResponse:
+    """GET asks for confirmation; POST deletes the endpoint and its delivery log, audited."""
+    access = _access(request, account_id)
+    endpoint = selectors.endpoint_of(access.account, endpoint_id)
+    if request.method == "POST":
+        services.delete_endpoint(endpoint=endpoint, actor=Actor.from_request(request))
+        messages.success(request, f"Deleted the endpoint {endpoint.url}: nothing more is sent to it.")
+        return redirect("webhooks_endpoints", access.account.public_id)
+    count = selectors.deliveries_of(endpoint).count()
+    return render(request, "webhooks/delete_confirm.html", _context(access, endpoint=endpoint, deliveries=count))
+
+
+@login_required
 @require_GET
 def deliveries(request: HttpRequest, account_id: UUID, endpoint_id: UUID) -> HttpResponse:
     access = _access(request, account_id)
@@ -149,3 +171,43 @@ def _delivery_context(access: AccountAccess, endpoint: WebhookEndpoint, shown: W
         payload=payload,
         pending=shown.status == WebhookDelivery.Status.PENDING,
     )
+
+
+def dev_receiver_enabled() -> bool:
+    """The development receiver answers in development only (DEBUG, or MC_ENV=development), never in
+    production whatever DEBUG says: elsewhere it is a 404 like any unknown page."""
+    return not settings.PRODUCTION and (settings.DEBUG or settings.MC_ENV == "development")
+
+
+@csrf_exempt  # signed by the sender instead: no session, no form
+@require_POST
+def dev_receiver(request: HttpRequest) -> HttpResponse:
+    """A webhook receiver the portal serves itself in development, so that `./dev run`'s demo endpoint
+    (webhooks' demo_webhooks command) has somewhere to deliver on loopback: it checks the Standard
+    Webhooks signature against the secrets of the endpoints pointing here, answers 204 (401 for a bad
+    signature) and logs what came."""
+    if not dev_receiver_enabled():
+        raise Http404("No such page.")
+    webhook_id = request.headers.get("webhook-id", "")
+    stamp = request.headers.get("webhook-timestamp", "")
+    sent = request.headers.get("webhook-signature", "").split()
+    body = request.body.decode("utf-8", errors="replace")
+    fresh = stamp.isdigit() and abs(time.time() - int(stamp)) <= DEV_RECEIVER_TOLERANCE
+    secrets = [decrypt_secret(e.secret) for e in selectors.endpoints_pointing_at(request.path)]
+    signed = fresh and any(
+        hmac.compare_digest(signing.signature(secret=s, webhook_id=webhook_id, timestamp=int(stamp), body=body), one)
+        for s in secrets
+        for one in sent
+    )
+    if not signed:
+        logger.warning("dev webhook receiver: refused %s (bad or stale signature)", webhook_id[:64])
+        return HttpResponse(status=401)
+    logger.info("dev webhook receiver: received %s (%s)", webhook_id, _event_type(body))
+    return HttpResponse(status=204)
+
+
+def _event_type(body: str) -> str:
+    try:
+        return str(json.loads(body)["data"]["event_type"])
+    except (ValueError, KeyError, TypeError):
+        return "?"

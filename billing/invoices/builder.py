@@ -18,15 +18,20 @@ finalized invoice stays complete and never changes."""
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Sequence
+from datetime import UTC, date, timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from accounts import audit
+from accounts import billing_profile as profiles
+from accounts.actor import Actor
 from accounts.models import Account, AccountQuerySet
 from billing import period_lock, periods
+from billing.invoices import emails as invoice_emails
 from billing.invoices import lines as invoice_lines
 from billing.invoices import resale
 from billing.invoices import sql as invoice_sql
@@ -98,9 +103,15 @@ def _build(account: Account, month: date) -> Invoice:
         invoice_lines.next_number(invoice_lines.PLATFORM_ISSUER),
         timezone.now(),
     )
+    stamp_terms([invoice], issuer=None)
     invoice.save()
+    issued = [invoice]
     if account.is_manager:
-        resale.issue_resale_invoices(account, month)
+        reseller_invoices = resale.issue_resale_invoices(account, month)
+        stamp_terms(reseller_invoices, issuer=account)
+        Invoice.objects.bulk_update(reseller_invoices, TERMS_FIELDS, batch_size=1000)
+        issued += reseller_invoices
+    announce_finalized(issued)
     return invoice
 
 
@@ -176,10 +187,70 @@ def _build_batch(accounts: list[Account], month: date) -> dict[int, Invoice]:
         invoice_lines.finalize(invoice, total, statements[account.pk], number, now)
         built.append(invoice)
         lines_of.append(lines)
+    stamp_terms(built, issuer=None)
     Invoice.objects.bulk_create(built)  # returns the pks (PostgreSQL, SQLite)
     for invoice, lines in zip(built, lines_of, strict=True):
         for line in lines:
             line.invoice_id = invoice.pk
     InvoiceLine.objects.bulk_create([line for lines in lines_of for line in lines], batch_size=5000)
+    announce_finalized(built)
     invoices.update({invoice.bill_to_id: invoice for invoice in built})
     return invoices
+
+
+# --- What a customer acts on: terms, the audit event, the e-mail (issue 12 item 7) ------------------------
+
+TERMS_FIELDS = ["issue_date", "due_date", "issuer_details", "bill_to_details"]
+
+
+def stamp_terms(invoices: Sequence[Invoice], *, issuer: Account | None) -> None:
+    """The invoices' issue date (the UTC day of finalizing), due date (plus the issuer's payment
+    terms) and both parties' billing profiles as they are now (not saved): a later edit of a
+    profile leaves an issued invoice as it was. One query for all the profiles."""
+    if not invoices:
+        return
+    found = profiles.profiles_of([i.bill_to_id for i in invoices] + ([issuer.pk] if issuer is not None else []))
+    issuer_profile = found.get(issuer.pk) if issuer is not None else None
+    issuer_details = profiles.platform_details() if issuer is None else profiles.details(issuer, issuer_profile)
+    terms = timedelta(days=profiles.payment_terms_days(issuer, issuer_profile))
+    for invoice in invoices:
+        finalized_at = invoice.finalized_at or timezone.now()
+        invoice.issue_date = finalized_at.astimezone(UTC).date()
+        invoice.due_date = invoice.issue_date + terms
+        invoice.issuer_details = issuer_details
+        invoice.bill_to_details = profiles.details(invoice.bill_to, found.get(invoice.bill_to_id))
+
+
+def finalized_changes(invoice: Invoice) -> list[audit.FieldChange]:
+    """What the `invoice.finalized` event says (audit log and webhook alike): number, period, total,
+    currency, due date and status. The total is money the bill-to owes, so it is said even where
+    pricing is hidden; no rate, line amount or markup ever is."""
+    facts = {
+        "number": invoice.number,
+        "period": f"{invoice.period:%Y-%m}",
+        "total": str(invoice.total),
+        "currency": invoice.currency,
+        "due_date": invoice.due_date.isoformat() if invoice.due_date else None,
+        "status": invoice.payment_status,
+    }
+    return [{"field": field, "from": None, "to": value} for field, value in facts.items()]
+
+
+def announce_finalized(invoices: Sequence[Invoice]) -> None:
+    """In the finalizing transaction: one INVOICE_FINALIZED audit event per invoice on its bill-to's
+    log (a reseller invoice on its roll-up account's), in one INSERT, which webhooks turns into
+    `invoice.finalized`; after commit, one task e-mails them (billing.tasks.email_invoices)."""
+    if not invoices:
+        return
+    entries = [
+        audit.Entry(
+            account=invoice.bill_to,
+            change_type=audit.ChangeType.INVOICE_FINALIZED,
+            resource=invoice,
+            changes=finalized_changes(invoice),
+        )
+        for invoice in invoices
+    ]
+    audit.record_many(actor=Actor(user=None, platform=True), entries=entries)
+    ids = [invoice.pk for invoice in invoices]
+    transaction.on_commit(lambda: invoice_emails.email_invoices.delay(ids))

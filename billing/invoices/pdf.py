@@ -24,11 +24,13 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from io import BytesIO
 from typing import Any
 
 from django.core import signing
+from django.db.models import Sum
 from django.utils.dateformat import format as format_date
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_RIGHT
@@ -38,12 +40,13 @@ from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import BaseDocTemplate, Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from accounts import billing_profile as profiles
 from accounts.models import Account
 from billing.invoices import fonts
 from billing.invoices.fonts import SANS, SANS_BOLD
 from billing.invoices.lines import shown_amounts
 from billing.invoices.selectors import Section, SectionPage, invoice_layout, issuer_name, period_end
-from billing.models import Invoice, InvoiceLine
+from billing.models import CreditNote, Invoice, InvoiceLine
 from billing.money import format_money
 
 # --- The invoice as shown ---------------------------------------------------------------------------
@@ -78,6 +81,40 @@ class InvoiceView:
     statement_note: str
     section_count: int  # all the invoice's sections, also those not on this page
     page: SectionPage | None = None
+    issuer_party: Party | None = None
+    bill_to_party: Party | None = None
+    payment_status: str = ""  # Invoice.payment_status, the one rule
+    payment_status_label: str = ""
+
+
+@dataclass(frozen=True)
+class Party:
+    """An invoice's issuer or bill-to as printed: the billing profile the invoice was issued with."""
+
+    name: str
+    lines: list[str]  # the postal address
+    tax_id: str
+    email: str
+
+
+def parties(invoice: Invoice) -> tuple[Party, Party]:
+    """(issuer, bill-to) from the snapshots taken when the invoice was finalized; an invoice issued
+    before snapshots existed shows the names it always showed, never today's profile."""
+    issuer, bill_to = invoice.issuer_details or {}, invoice.bill_to_details or {}
+    issuer_email = invoice.issuer.email if invoice.issuer is not None else ""
+    return (
+        _party(issuer, name=issuer_name(invoice), email=issuer_email),
+        _party(bill_to, name=invoice.bill_to.name, email=invoice.bill_to.email),
+    )
+
+
+def _party(snapshot: dict[str, Any], *, name: str, email: str) -> Party:
+    return Party(
+        name=str(snapshot.get("name") or name),
+        lines=profiles.address_lines(snapshot),
+        tax_id=str(snapshot.get("tax_id") or ""),
+        email=str(snapshot.get("email") or email),
+    )
 
 
 def invoice_view(invoice: Invoice, *, pricing: bool, page: int | None = None) -> InvoiceView:
@@ -87,6 +124,7 @@ def invoice_view(invoice: Invoice, *, pricing: bool, page: int | None = None) ->
     payer = invoice.bill_to
     currency = invoice.currency
     statement, note = _statement_rows(invoice)
+    issuer_party, bill_to_party = parties(invoice)
     return InvoiceView(
         invoice=invoice,
         payer=payer,
@@ -100,6 +138,10 @@ def invoice_view(invoice: Invoice, *, pricing: bool, page: int | None = None) ->
         statement_note=note,
         section_count=layout.section_count,
         page=layout.page,
+        issuer_party=issuer_party,
+        bill_to_party=bill_to_party,
+        payment_status=invoice.payment_status,
+        payment_status_label=invoice.get_payment_status_display(),
     )
 
 
@@ -268,16 +310,29 @@ def _header(view: InvoiceView) -> list[Flowable]:
     facts = [
         ("Invoice number", _p(invoice.number)),
         ("Period", _p(period_label(invoice))),
-        (
-            "Issued to",
-            Paragraph(f"{fonts.markup(payer.name)}<br/><font size=8>{fonts.markup(payer.email)}</font>", BODY),
-        ),
-        ("Status", _p(invoice.get_status_display())),
+        ("Issue date", _p(_day(invoice.issue_date))),
+        ("Due date", _p(_day(invoice.due_date))),
+        ("Status", _p(view.payment_status_label or invoice.get_status_display())),
         ("Currency", _p(invoice.currency)),
     ]
+    if view.issuer_party is not None and view.bill_to_party is not None:
+        facts[2:2] = [("Issued by", _party_block(view.issuer_party)), ("Bill to", _party_block(view.bill_to_party))]
+    else:
+        facts[2:2] = [("Issued to", _party_block(Party(payer.name, [], "", payer.email)))]
     table = Table(facts, colWidths=[35 * mm, WIDTH - 35 * mm], hAlign="LEFT")
     table.setStyle(TableStyle([*BASE_TABLE, ("FONT", (0, 0), (0, -1), SANS_BOLD, 9)]))
     return [_p(f"Invoice {invoice.number}", TITLE), _p(issued, BODY), Spacer(1, 3 * mm), table]
+
+
+def _day(day: date | None) -> str:
+    return format_date(day, "j F Y") if day is not None else "—"
+
+
+def _party_block(party: Party) -> Paragraph:
+    """Name, address, tax id and e-mail, one a line; every part is data, escaped by fonts.markup."""
+    small = [*party.lines, *([f"Tax id {party.tax_id}"] if party.tax_id else []), party.email]
+    rest = "".join(f"<br/><font size=8>{fonts.markup(line)}</font>" for line in small if line)
+    return Paragraph(f"{fonts.markup(party.name)}{rest}", BODY)
 
 
 def _statement(view: InvoiceView) -> Table:
@@ -347,3 +402,112 @@ def _total(view: InvoiceView) -> Table:
     table = Table([[_p("Total", TOTAL), _p(view.total, TOTAL_RIGHT)]], colWidths=[WIDTH - 60 * mm, 60 * mm])
     table.setStyle(TableStyle([*BASE_TABLE, ("LINEABOVE", (0, 0), (-1, 0), 1.5, colors.black)]))
     return table
+
+
+# --- A credit note's PDF (billing.invoices.credit_notes) ----------------------------------------------
+
+
+def credit_note_filename(note: CreditNote) -> str:
+    """`CN-0000007.pdf`, the same characters as pdf_filename."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", note.number) + ".pdf"
+
+
+def credit_note_pdf(note: CreditNote, *, pricing: bool) -> bytes:
+    """The credit note as a PDF, as the invoice's payer sees it: with pricing hidden, the amount
+    credited and the reason only, no per-line amount."""
+    fonts.register_base()
+    invoice = note.invoice
+    payer = invoice.bill_to
+    buffer = BytesIO()
+    document = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        leftMargin=15 * mm,
+        rightMargin=15 * mm,
+        topMargin=15 * mm,
+        bottomMargin=18 * mm,
+        title=f"Credit note {note.number}",
+        author="Mission Control",
+        subject=f"Credit note {note.number} against invoice {invoice.number} for {payer.name}",
+        creator="Mission Control",
+        initialFontName=SANS,
+    )
+    footer = f"Credit note {note.number} · {payer.name}"
+
+    def on_page(canvas: Canvas, doc: BaseDocTemplate) -> None:
+        canvas.saveState()
+        canvas.setFillColor(colors.grey)
+        fonts.draw_string(canvas, 15 * mm, 10 * mm, footer, 7.5)
+        canvas.restoreState()
+
+    document.build(_credit_note_story(note, pricing=pricing), onFirstPage=on_page, onLaterPages=on_page)
+    return buffer.getvalue()
+
+
+def _credit_note_story(note: CreditNote, *, pricing: bool) -> list[Flowable]:
+    invoice, currency = note.invoice, note.currency
+    issuer = issuer_name(invoice)
+    facts = [
+        ("Credit note", _p(note.number)),
+        ("Date", _p(format_date(note.created_at, "j F Y"))),
+        ("Against invoice", _p(f"{invoice.number}, {period_label(invoice)}")),
+        (
+            "Issued to",
+            Paragraph(
+                f"{fonts.markup(invoice.bill_to.name)}<br/><font size=8>{fonts.markup(invoice.bill_to.email)}</font>",
+                BODY,
+            ),
+        ),
+        ("Currency", _p(currency)),
+    ]
+    head = Table(facts, colWidths=[35 * mm, WIDTH - 35 * mm], hAlign="LEFT")
+    head.setStyle(TableStyle([*BASE_TABLE, ("FONT", (0, 0), (0, -1), SANS_BOLD, 9)]))
+    story: list[Flowable] = [
+        _p(f"Credit note {note.number}", TITLE),
+        _p(f"Issued by {issuer} on {format_date(note.created_at, 'j F Y')}", BODY),
+        Spacer(1, 3 * mm),
+        head,
+        _p("Reason", H2),
+        _p(note.reason),
+    ]
+    lines = list(note.lines.all()) if pricing else []
+    if lines:
+        rows: list[list[Paragraph | str]] = [["Invoice line", "Credited"]]
+        rows += [[_p(line.description), format_money(line.amount, currency)] for line in lines]
+        table = Table(rows, colWidths=[WIDTH - 40 * mm, 40 * mm], repeatRows=1, hAlign="LEFT")
+        table.setStyle(
+            TableStyle(
+                [
+                    *BASE_TABLE,
+                    ("FONT", (0, 0), (-1, 0), SANS_BOLD, 9),
+                    ("BACKGROUND", (0, 0), (-1, 0), HEAD_FILL),
+                    ("ALIGN", (1, 0), (-1, -1), "RIGHT"),
+                    ("LINEBELOW", (0, 0), (-1, -1), 0.25, GRID),
+                ]
+            )
+        )
+        story += [_p("Lines credited", H2), table]
+    so_far = CreditNote.objects.filter(invoice=invoice, pk__lte=note.pk).aggregate(total=Sum("amount"))["total"]
+    so_far = so_far or Decimal("0.00")
+    summary = [
+        ("Invoice total", format_money(invoice.total, currency)),
+        ("Credited so far, this note included", format_money(so_far, currency)),
+        ("Left to credit", format_money(max(Decimal("0.00"), invoice.total - so_far), currency)),
+    ]
+    table = Table(summary, colWidths=[80 * mm, 45 * mm], hAlign="LEFT")
+    table.setStyle(
+        TableStyle([*BASE_TABLE, ("ALIGN", (1, 0), (1, -1), "RIGHT"), ("LINEBELOW", (0, 0), (-1, -2), 0.25, GRID)])
+    )
+    credited = Table(
+        [[_p("Amount credited", TOTAL), _p(format_money(note.amount, currency), TOTAL_RIGHT)]],
+        colWidths=[WIDTH - 60 * mm, 60 * mm],
+    )
+    credited.setStyle(TableStyle([*BASE_TABLE, ("LINEABOVE", (0, 0), (-1, 0), 1.5, colors.black)]))
+    if invoice.issuer is None:
+        where = (
+            f"Credited to the balance of {invoice.bill_to.name} on {format_date(note.created_at, 'j F Y')}: it is "
+            f"among the credits of the statement of {format_date(note.created_at, 'F Y')}."
+        )
+    else:
+        where = f"A credit from {invoice.issuer.name}: it reduces what is owed to {invoice.issuer.name} on the invoice."
+    return [*story, Spacer(1, 6 * mm), credited, Spacer(1, 3 * mm), table, Spacer(1, 4 * mm), _p(where, SMALL)]

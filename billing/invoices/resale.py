@@ -11,14 +11,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Account
-from billing import periods
+from billing import periods, pricing
 from billing.invoices import lines as invoice_lines
 from billing.invoices import sql as invoice_sql
 from billing.models import (
     Invoice,
     InvoiceLine,
     Product,
-    ResaleTerms,
 )
 
 
@@ -27,8 +26,7 @@ def resale_issuer_key(manager: Account) -> str:
 
 
 def markup_of(manager: Account) -> Decimal:
-    terms = ResaleTerms.objects.filter(manager=manager).first()
-    return terms.markup_percent if terms else Decimal("0.00")
+    return pricing.markup_of(manager)
 
 
 def _resale_recipients(manager: Account, month: date, used: set[int]) -> list[Account]:
@@ -41,7 +39,8 @@ def _resale_recipients(manager: Account, month: date, used: set[int]) -> list[Ac
 
 def issue_resale_invoices(manager: Account, month: date, *, sql: bool | None = None) -> list[Invoice]:
     """The manager's invoices to its roll-up managed accounts for the month, at its resale prices
-    (the markup in force now over the platform's price: each invoice is its account's section of the
+    (`billing.pricing`: the resale rates in force in the month, else the markup in force now over
+    the platform's price; without resale rates each invoice is its account's section of the
     manager's platform invoice at the markup, by `lines.section_amounts`), finalized, numbered
     gap-free in the manager's own sequence. Written in bulk inside the transaction that issues the
     manager's platform invoice, so the two exist together or not at all; the unique constraint on
@@ -49,17 +48,22 @@ def issue_resale_invoices(manager: Account, month: date, *, sql: bool | None = N
     grouped query and the lines are written by one INSERT ... SELECT (no line objects in Python);
     elsewhere they are built here."""
     markup = markup_of(manager)
-    in_sql = connection.vendor == "postgresql" if sql is None else sql
+    resale_rates = pricing.resale_timelines(manager.pk)
+    # Per-product resale rates in force this month: priced here by `pricing.Prices.section` (the
+    # SQL builder knows the markup alone); one grouped query and bulk writes all the same.
+    in_force = any(pricing.rate_in(timeline, month) is not None for timeline in resale_rates.values())
+    in_sql = (connection.vendor == "postgresql" if sql is None else sql) and not in_force
     sections: dict[int, list[InvoiceLine]] = {}
     if in_sql:
         rollup_ids = list(Account.objects.rollups_of(manager, month).values_list("pk", flat=True))
         totals = invoice_sql.resale_totals_sql(rollup_ids, month, markup)
     else:
-        names = dict(Account.objects.rollups_of(manager, month).values_list("pk", "name"))
+        rollups = {a.pk: a for a in Account.objects.rollups_of(manager, month)}
         products = Product.objects.in_bulk()
         totals = {}
-        for pk, rows in invoice_lines.usage_rows(list(names), month).items():
-            sections[pk], totals[pk] = invoice_lines.section_lines(pk, names[pk], rows, products, 0, markup=markup)
+        for pk, rows in invoice_lines.usage_rows(list(rollups), month).items():
+            prices = pricing.Prices(rollups[pk], markup, resale_rates)
+            sections[pk], totals[pk] = resale_section_lines(prices, month, rows, products)
     recipients = _resale_recipients(manager, month, set(totals))
     if not recipients:
         return []
@@ -91,3 +95,37 @@ def issue_resale_invoices(manager: Account, month: date, *, sql: bool | None = N
             lines.append(line)
     InvoiceLine.objects.bulk_create(lines, batch_size=5000)
     return invoices
+
+
+def resale_section_lines(
+    prices: pricing.Prices, month: date, rows: list[tuple[int, Decimal, Decimal]], products: dict[int, Product]
+) -> tuple[list[InvoiceLine], Decimal]:
+    """A reseller invoice's lines at the account's prices (`pricing.Prices.section`): a line per
+    product by SKU, then at most one rounding line; and its total. Without resale rates in force
+    these are `lines.section_lines` at the markup, line for line."""
+    account = prices.account
+    ordered = sorted(rows, key=lambda r: products[r[0]].sku)
+    amounts = prices.section(ordered, month)
+    lines = [
+        InvoiceLine(
+            account_id=account.pk,
+            account_name=account.name,
+            product=products[product_id],
+            position=position,
+            description=f"{products[product_id].name} ({products[product_id].unit})",
+            quantity=quantity,
+            amount=amount,
+        )
+        for position, ((product_id, quantity, _), amount) in enumerate(zip(ordered, amounts.lines, strict=True), 1)
+    ]
+    if amounts.rounding:
+        lines.append(
+            InvoiceLine(
+                account_id=account.pk,
+                account_name=account.name,
+                position=len(lines) + 1,
+                description=invoice_lines.ROUNDING_LINE,
+                amount=amounts.rounding,
+            )
+        )
+    return lines, amounts.total

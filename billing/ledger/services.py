@@ -61,6 +61,7 @@ POSTABLE_KINDS = (
     LedgerEntry.Kind.ADJUSTMENT,
     LedgerEntry.Kind.REFUND,
     LedgerEntry.Kind.INVOICE_SETTLEMENT,
+    LedgerEntry.Kind.CREDIT_NOTE,  # billing.invoices.credit_notes, under the invoice's lock
 )
 
 

@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from accounts.models import Account
 from billing.models import Product, Rate
+from billing.pricing import prices_for, utc_day
 
 
 def rate_accounts(account: Account) -> list[int]:
@@ -65,9 +66,17 @@ def rate_for(*, account: Account, product: Product, at: datetime) -> Decimal | N
     return RateBook([account]).rate_for(account, product.pk, at)
 
 
+RESALE_PRICE = "resale price"
+
+
 def rate_card(account: Account, *, at: datetime) -> list[tuple[Product, Decimal | None, str]]:
-    """Every active product with the price `account` pays at `at`, and where that price comes from."""
+    """Every active product with the price `account` pays at `at`, and where that price comes from:
+    the platform's rate (list, negotiated or custom), or for a roll-up account the price its manager
+    bills it (billing.pricing.prices_for: a resale rate, or the platform's rate with the markup;
+    the same platform rate at 0 % and no resale rate, so its source is then told as before)."""
     book = RateBook([account])
+    prices = prices_for(account)
+    day = utc_day(at)
     card = []
     for product in Product.objects.filter(active=True):
         source = "list price"
@@ -75,5 +84,11 @@ def rate_card(account: Account, *, at: datetime) -> list[tuple[Product, Decimal 
             if book.set_by(owner, product.pk, at) is not None:
                 source = "custom rate" if owner == account.pk and account.is_managed else "negotiated rate"
                 break
-        card.append((product, book.rate_for(account, product.pk, at), source))
+        price = book.rate_for(account, product.pk, at)
+        resale = prices.resale_rate(product.pk, day)
+        if resale is not None:
+            price, source = resale, RESALE_PRICE
+        elif price is not None and prices.is_resale_in(day) and prices.markup:
+            price, source = prices.unit_price(product.pk, day, price), RESALE_PRICE
+        card.append((product, price, source))
     return card

@@ -208,11 +208,19 @@ class _Accounts:
         spellings = {value for value in values if isinstance(value, str)}
         others = [value for value in values if not isinstance(value, str)]
         canonical = {c for c in map(_canonical_id, (*spellings, *others)) if c is not None}
+        self._blocked: dict[int, str | None] = {}
+        self.quantities: dict[tuple[type, object], tuple[Decimal | None, str]] = {}
         self._by_id = {str(submitter.public_id): submitter}
         if canonical and submitter.is_manager:
             for account in Account.objects.filter(manager=submitter, public_id__in=_id_list(canonical)):
                 account.manager = submitter  # what select_related would give, without a copy per row
                 self._by_id[str(account.public_id)] = account
+
+    def blocked(self, account: Account) -> str | None:
+        """`account.blocked_reason`, asked once per account of the batch."""
+        if account.pk not in self._blocked:
+            self._blocked[account.pk] = account.blocked_reason
+        return self._blocked[account.pk]
 
     def named(self, value: object) -> Account | None:
         if not isinstance(value, str):
@@ -246,18 +254,18 @@ def _parse_row(
         errors.append(RowError(number, "record", "must be an object with named fields."))
         return None
     for field in REQUIRED_FIELDS:
-        if row.get(field) is None or str(row[field]).strip() == "":
+        value = row.get(field)
+        if value is None or (value if isinstance(value, str) else str(value)).strip() == "":
             errors.append(RowError(number, field, "is required."))
-    unknown = row.keys() - _FIELDS
-    if unknown:
-        errors.append(RowError(number, sorted(unknown)[0], "is not a known field."))
+    if not _FIELDS.issuperset(row.keys()):
+        errors.append(RowError(number, sorted(row.keys() - _FIELDS)[0], "is not a known field."))
     if errors:
         return None
     account = _parse_account(number, row.get("account"), accounts, errors)
     product = products.get(str(row["product"]).strip())
     if product is None:
         errors.append(RowError(number, "product", f"'{row['product']}' is not a known product."))
-    quantity = _parse_quantity(number, row["quantity"], errors)
+    quantity = _quantity(number, row["quantity"], errors, accounts.quantities)
     started_at = _parse_time(number, row["started_at"], latest, errors)
     key = str(row["idempotency_key"]).strip()
     if len(key) > 100:
@@ -284,11 +292,29 @@ def _parse_account(number: int, value: object, accounts: _Accounts, errors: list
     if account is None:
         errors.append(RowError(number, "account", f"'{value}' is not this account or one of its managed accounts."))
         return None
-    blocked = account.blocked_reason
+    blocked = accounts.blocked(account)
     if blocked is not None:
         errors.append(RowError(number, "account", f"{blocked}; its usage is refused."))
         return None
     return account
+
+
+def _quantity(
+    number: int, value: object, errors: list[RowError], seen: dict[tuple[type, object], tuple[Decimal | None, str]]
+) -> Decimal | None:
+    """`_parse_quantity`, each spelling parsed once per batch (a feed repeats a few quantities): the
+    same value, or the same message for this row."""
+    if type(value) not in (str, int):
+        return _parse_quantity(number, value, errors)
+    known = seen.get((type(value), value))
+    if known is None:
+        found: list[RowError] = []
+        known = (_parse_quantity(0, value, found), found[0].message if found else "")
+        seen[(type(value), value)] = known
+    quantity, message = known
+    if message:
+        errors.append(RowError(number, "quantity", message))
+    return quantity
 
 
 def _parse_quantity(number: int, value: object, errors: list[RowError]) -> Decimal | None:
@@ -347,9 +373,15 @@ def _parse_dimensions(number: int, row: Mapping[str, object], errors: list[RowEr
 def _rate_errors(records: list[_Record]) -> list[RowError]:
     book = RateBook({r.account_id: r.account for r in records}.values())
     errors: list[RowError] = []
+    months: dict[date, date] = {}
+    payers: dict[tuple[int, date], tuple[int, date]] = {}
     for number, record in enumerate(records, start=1):
-        month = record.started_at.date().replace(day=1)
-        record.payer_month = (billed_party(record.account, month).pk, month)  # the payer of that month
+        day = record.started_at.date()
+        month = months.get(day) or months.setdefault(day, day.replace(day=1))
+        payer = payers.get((record.account_id, month))
+        if payer is None:  # the payer of that month, asked once per account and month
+            payer = payers.setdefault((record.account_id, month), (billed_party(record.account, month).pk, month))
+        record.payer_month = payer
         record.rate = book.rate_for(record.account, record.product_id, record.started_at)
         if record.rate is None:
             errors.append(RowError(number, "product", f"{record.product.sku} has no price at {record.started_at}."))
@@ -487,7 +519,12 @@ def _charge_after_commit(records: list[_Record], *, batch_id: int) -> None:
     A batch touches up to thousands of (account, month) pairs: they go out as a few messages of
     CHARGES_PER_MESSAGE pairs each, each posted set-based (billing.tasks.charge_usage_many). Then
     `usage_stored` tells the apps built on billing (controls checks spend limits)."""
-    months = sorted({(r.account_id, r.started_at.date().replace(day=1).isoformat()) for r in records})
+    months = sorted(
+        {
+            (r.account_id, month.isoformat())
+            for r, month in {(r.account_id, r.payer_key[1]): (r, r.payer_key[1]) for r in records}.values()
+        }
+    )
     chunks = [months[i : i + CHARGES_PER_MESSAGE] for i in range(0, len(months), CHARGES_PER_MESSAGE)]
     account_ids = sorted({r.account_id for r in records})
 

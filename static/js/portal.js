@@ -50,13 +50,48 @@
 
   // The account switcher's type-ahead: the person's own accounts from the server, a page at a time
   // (they may have thousands), written as text. Without script the form opens the search page.
+  // With it, the search box is an ARIA combobox over a listbox of the accounts (WAI-ARIA APG's
+  // "list autocomplete" pattern): the focus stays in the box, Arrow Down/Up move the active option
+  // (aria-activedescendant), Enter opens it, Escape clears it or closes the switcher. Each option is
+  // still a link, so a click, or a middle click, works as before.
   var switcher = document.querySelector("[data-switcher]");
   if (switcher && window.fetch) {
     var input = switcher.querySelector("[data-switcher-input]");
     var results = switcher.querySelector("[data-switcher-results]");
+    var status = switcher.querySelector("[data-switcher-status]");
+    var more = switcher.querySelector("[data-switcher-more]");
     var endpoint = switcher.querySelector("form").getAttribute("action");
-    var original = results.cloneNode(true);
-    var timer = null, asked = 0;
+    var timer = null, asked = 0, active = -1;
+    var options = function () { return Array.prototype.slice.call(results.querySelectorAll("[role=option]")); };
+    var asOptions = function () {
+      results.querySelectorAll("li").forEach(function (li, index) {
+        var a = li.querySelector("a");
+        li.setAttribute("role", "none");
+        if (!a) return;
+        a.setAttribute("role", "option");
+        a.setAttribute("aria-selected", "false");
+        a.setAttribute("tabindex", "-1");
+        a.id = "switcher-option-" + index;
+      });
+    };
+    var activate = function (index) {
+      var all = options();
+      all.forEach(function (option) { option.setAttribute("aria-selected", "false"); option.classList.remove("active"); });
+      active = all.length ? Math.max(-1, Math.min(index, all.length - 1)) : -1;
+      if (active < 0) { input.removeAttribute("aria-activedescendant"); return; }
+      all[active].setAttribute("aria-selected", "true");
+      all[active].classList.add("active");
+      input.setAttribute("aria-activedescendant", all[active].id);
+      all[active].scrollIntoView({ block: "nearest" });
+    };
+    input.setAttribute("role", "combobox");
+    input.setAttribute("aria-autocomplete", "list");
+    input.setAttribute("aria-controls", results.id);
+    input.setAttribute("aria-expanded", "true");
+    results.setAttribute("role", "listbox");
+    results.setAttribute("aria-label", "Your accounts");
+    asOptions();
+    var original = results.cloneNode(true), originalMore = more.cloneNode(true);
     var item = function (text, cls) {
       var span = document.createElement("span");
       span.className = cls;
@@ -65,32 +100,47 @@
     };
     var show = function (answer, query) {
       results.replaceChildren();
+      more.replaceChildren();
       answer.data.forEach(function (found) {
         var li = document.createElement("li"), a = document.createElement("a");
         a.href = found.url;
-        var meta = found.role + (found.manager ? " · managed by " + found.manager : "");
+        var meta = (found.owner_email ? found.owner_email + " · " : "") + found.role;
+        if (found.manager) meta += " · managed by " + found.manager;
         if (found.status !== "enabled") meta += " · " + found.status_label;
         a.append(item(found.name, "switcher-result-name"), item(meta, "switcher-result-meta"));
         li.append(a);
         results.append(li);
       });
+      asOptions();
+      activate(-1);
+      input.setAttribute("aria-expanded", answer.data.length ? "true" : "false");
       if (!answer.data.length) {
-        var none = document.createElement("li");
+        status.textContent = "No account matches “" + query + "”.";
+        var none = document.createElement("span");
         none.className = "empty-state";
-        none.textContent = "No account matches “" + query + "”.";
-        results.append(none);
-      } else if (answer.meta.total_pages > 1) {
-        var more = document.createElement("li"), link = document.createElement("a");
-        link.href = endpoint + "?q=" + encodeURIComponent(query);
-        link.textContent = "All " + answer.meta.total_results.toLocaleString("en") + " matches";
-        more.className = "switcher-more";
-        more.append(link);
-        results.append(more);
+        none.textContent = status.textContent;
+        more.append(none);
+        return;
       }
+      var total = answer.meta.total_results;
+      status.textContent = total.toLocaleString("en") + (total === 1 ? " account matches." : " accounts match.");
+      if (answer.meta.total_pages > 1) {
+        var link = document.createElement("a");
+        link.href = endpoint + "?q=" + encodeURIComponent(query);
+        link.textContent = "All " + total.toLocaleString("en") + " matches";
+        more.append(link);
+      }
+    };
+    var restore = function () {
+      results.replaceChildren.apply(results, Array.prototype.slice.call(original.cloneNode(true).childNodes));
+      more.replaceChildren.apply(more, Array.prototype.slice.call(originalMore.cloneNode(true).childNodes));
+      status.textContent = "";
+      input.setAttribute("aria-expanded", "true");
+      activate(-1);
     };
     var search = function () {
       var query = input.value.trim(), mine = ++asked;
-      if (!query) { results.replaceWith(original.cloneNode(true)); results = switcher.querySelector("[data-switcher-results]"); return; }
+      if (!query) { restore(); return; }
       fetch(endpoint + "?format=json&q=" + encodeURIComponent(query), { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (response) { return response.ok ? response.json() : null; })
         .then(function (answer) { if (answer && mine === asked) show(answer, query); })
@@ -99,6 +149,24 @@
     input.addEventListener("input", function () {
       clearTimeout(timer);
       timer = setTimeout(search, 150);
+    });
+    input.addEventListener("keydown", function (event) {
+      var all = options();
+      if (event.key === "ArrowDown") {
+        event.preventDefault();
+        activate(active + 1 < all.length ? active + 1 : all.length - 1);
+      } else if (event.key === "ArrowUp") {
+        event.preventDefault();
+        activate(active - 1);
+      } else if (event.key === "Enter" && active >= 0 && all[active]) {
+        event.preventDefault();
+        window.location.assign(all[active].href);
+      } else if (event.key === "Escape") {
+        event.preventDefault();
+        if (active >= 0) { activate(-1); return; }
+        switcher.open = false;
+        switcher.querySelector("summary").focus();
+      }
     });
     switcher.addEventListener("toggle", function () { if (switcher.open) input.focus(); });
   }

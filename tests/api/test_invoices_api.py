@@ -35,6 +35,7 @@ from tests.api.conftest import assert_error, owner_of
 JANUARY, FEBRUARY, MARCH = date(2025, 1, 1), date(2025, 2, 1), date(2025, 3, 1)
 CONTRACT_FIELDS = {"invoice_id", "file_id", "paid", "period_start", "period_end", "url"}
 EXTRA_FIELDS = {"record_type", "number", "status", "currency", "total", "issued_by"}
+EXTRA_FIELDS |= {"payment_status", "issue_date", "due_date"}  # issue 12 item 7
 
 
 def _usage(submitter: Account, *rows: tuple[Account, str, str]) -> None:

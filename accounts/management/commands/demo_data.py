@@ -41,6 +41,7 @@ class Command(BaseCommand):
                 self._load()
                 call_command("demo_limits", stdout=self.stdout)  # controls' spend and credit limits
             self.stdout.write(self.style.SUCCESS("Demo data loaded."))
+        call_command("demo_webhooks", stdout=self.stdout)  # webhooks' endpoint, idempotent on every run
         self._print_logins()
 
     def _user(self, email: str, *, staff: bool = False) -> User:
