@@ -5,9 +5,11 @@ accounts A and B; another manager O with its own managed account; a standard acc
 Each persona is a signed-in Django test client.
 """
 
+import importlib
 from dataclasses import dataclass
 
 import pytest
+from django.apps import apps
 from django.test import Client
 from django.urls import reverse
 
@@ -36,6 +38,13 @@ class World:
     other_managed: Account
     standard: Account
     users: dict[str, User]
+
+
+@pytest.fixture
+def catalogue(transactional_db) -> None:
+    """The products and list prices. A data migration loads them, but each transactional test flushes
+    every table when it ends, so a transactional test that needs them asks for this."""
+    importlib.import_module("billing.migrations.0002_catalogue").load(apps, None)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 after ingest, re-ingest, many batches, across the UTC day boundary, and under concurrent
 ingests on PostgreSQL."""
 
-import importlib
 import random
 import threading
 import time
@@ -11,7 +10,6 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.apps import apps
 from django.db import connection
 from django.db.models import Count, Sum
 
@@ -241,13 +239,6 @@ def _concurrent_ingests(world) -> tuple[list, list]:
         thread.join(timeout=60)
     assert not any(thread.is_alive() for thread in threads), "an ingest hung (deadlock?)"
     return results, errors
-
-
-@pytest.fixture
-def catalogue(transactional_db):
-    """The products and list prices. A data migration loads them, but each transactional test
-    (here and elsewhere in the suite) flushes every table when it ends."""
-    importlib.import_module("billing.migrations.0002_catalogue").load(apps, None)
 
 
 def _seed_the_day(world) -> None:

@@ -137,7 +137,7 @@ def test_the_monthly_close_emails_every_invoice_it_issues(world, django_capture_
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_sends_the_invoice_email_through_the_broker(world, real_worker, mailoutbox):
+def test_a_worker_sends_the_invoice_email_through_the_broker(catalogue, world, real_worker, mailoutbox):
     usage(world.standard, (world.standard, "sms.outbound", "5"))
 
     invoice = invoice_party(account=world.standard, month=MARCH)

@@ -8,7 +8,6 @@ Celery worker. Month boundaries, closed months and the command's refusals are co
 Expected invoices are computed here from the raw usage records, summed in Python Decimal: never
 from the monthly totals the close itself reads."""
 
-import importlib
 import random
 import threading
 import time
@@ -20,7 +19,6 @@ from io import StringIO
 from unittest import mock
 
 import pytest
-from django.apps import apps
 from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection, transaction
@@ -632,12 +630,6 @@ def test_a_worker_killed_half_way_leaves_nothing_half_written_and_the_rerun_comp
 
 
 # --- Twice at the same time (PostgreSQL) ------------------------------------------------------------------
-
-
-@pytest.fixture
-def catalogue(transactional_db):
-    """The products and list prices: each transactional test flushes the tables a migration filled."""
-    importlib.import_module("billing.migrations.0002_catalogue").load(apps, None)
 
 
 def run_together(jobs) -> list[str]:

@@ -260,7 +260,7 @@ def test_marking_paid_asks_first_then_changes_once_and_is_audited_on_both_accoun
     invoice.refresh_from_db()
     assert (
         invoice.status == Invoice.Status.PAID
-        and AuditEvent.objects.filter(change_type__startswith="invoice.").count() == 1
+        and AuditEvent.objects.filter(change_type__in=["invoice.marked_paid", "invoice.voided"]).count() == 1
     )
     # The managed account sees it paid, from its own invoices.
     page = text(

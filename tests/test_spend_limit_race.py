@@ -2,13 +2,11 @@
 crossing is acted on once (one `spend_limit.reached`, one `service.blocked`), whichever commits
 first, and the usage of both is recorded."""
 
-import importlib
 import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.apps import apps
 from django.db import connection
 from django.utils import timezone
 
@@ -22,12 +20,6 @@ from controls.services import check_accounts
 from tests.factories import account_with_owner
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def catalogue(transactional_db):
-    """The products and list prices: a data migration loads them, but each transactional test flushes them."""
-    importlib.import_module("billing.migrations.0002_catalogue").load(apps, None)
 
 
 def _together(work, count: int = 2) -> list:
