@@ -12,7 +12,6 @@ sms 4.01 as shown); and a standard account's own (12.00: voice 10.00, sms 2.00).
 from __future__ import annotations
 
 import re
-import threading
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -34,6 +33,7 @@ from billing.invoices.credit_notes import CreditNoteRefused, CreditNoteStateErro
 from billing.invoices.services import void_invoice
 from billing.models import Balance, CreditNote, Invoice, InvoiceSequence, LedgerEntry
 from tests import test_invoice_pages
+from tests.concurrency import together
 from tests.factories import UserFactory, account_with_owner
 from tests.mfa_support import force_login_with_mfa
 from tests.test_invoice_pages import MARCH, at, usage
@@ -557,7 +557,7 @@ def test_two_credit_notes_at_once_never_exceed_the_total(transactional_db):
     def work(n: int) -> None:
         issued.append(issue_credit_note(invoice=invoice, amount=USD("7.00"), reason=f"race {n}", actor=actor))
 
-    failures = _together(work)
+    failures = together(work)
 
     assert len(issued) == 1 and len(failures) == 1 and isinstance(failures[0], CreditNoteRefused)
     assert "Only USD 3.00 of invoice MC-0000001" in failures[0].message
@@ -575,7 +575,7 @@ def test_many_small_credit_notes_at_once_add_up_to_the_total_at_most(transaction
         bill_to=account, period=MARCH, number="MC-0000001", status=Invoice.Status.FINALIZED, total=USD("10.00")
     )
 
-    failures = _together(
+    failures = together(
         lambda n: issue_credit_note(invoice=invoice, amount=USD("3.00"), reason="race", actor=Actor.platform_staff()),
         count=5,
     )
@@ -584,24 +584,3 @@ def test_many_small_credit_notes_at_once_add_up_to_the_total_at_most(transaction
     assert credit_notes.credited_total(invoice) == USD("9.00") == balance(account)
     numbers = sorted(CreditNote.objects.values_list("number", flat=True))
     assert numbers == ["CN-0000001", "CN-0000002", "CN-0000003"]  # gap-free
-
-
-def _together(work, count: int = 2) -> list:
-    barrier = threading.Barrier(count)
-    failures: list = []
-
-    def run(n: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            work(n)
-        except Exception as failure:  # reported by the test, not lost in the thread
-            failures.append(failure)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return failures

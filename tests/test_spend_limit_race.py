@@ -2,7 +2,6 @@
 crossing is acted on once (one `spend_limit.reached`, one `service.blocked`), whichever commits
 first, and the usage of both is recorded."""
 
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
@@ -17,30 +16,10 @@ from billing.models import UsageRecord
 from billing.usage.services import ingest_usage
 from controls.models import SpendLimit
 from controls.services import check_accounts
+from tests.concurrency import together
 from tests.factories import account_with_owner
 
 pytestmark = pytest.mark.postgres
-
-
-def _together(work, count: int = 2) -> list:
-    barrier = threading.Barrier(count)
-    failures: list = []
-
-    def run(n: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            work(n)
-        except Exception as failure:  # reported by the test, not lost in the thread
-            failures.append(failure)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return failures
 
 
 def _setup():
@@ -76,7 +55,7 @@ def _race_two_batches(round_no: int) -> None:
         # Each commits, then (eager Celery, as a worker would) checks the limit after commit.
         ingest_usage(submitter=manager, rows=rows, source="api", actor=Actor(user=owner))
 
-    assert _together(batch) == []
+    assert together(batch) == []
     assert UsageRecord.objects.filter(account=managed).count() == 6  # both batches recorded
     assert Account.objects.get(pk=managed.pk).service_blocked_reason == ServiceBlock.SPEND_LIMIT
     assert _events(managed, "spend_limit.reached") == 1
@@ -98,7 +77,7 @@ def test_two_checks_of_one_crossing_at_once_act_on_it_once(catalogue):
     ingest_usage(submitter=manager, rows=rows, source="api", actor=Actor(user=owner))
     SpendLimit.objects.filter(account=managed).update(monthly_amount=Decimal("10.00"))  # crossed, not yet seen
     results: list = []
-    assert _together(lambda n: results.append(check_accounts(account_ids=[managed.pk])), count=4) == []
+    assert together(lambda n: results.append(check_accounts(account_ids=[managed.pk])), count=4) == []
     assert sorted(r.blocked for r in results) == [0, 0, 0, 1]
     assert _events(managed, "spend_limit.reached") == 1
     assert _events(managed, "service.blocked") == 1
