@@ -33,8 +33,10 @@ class AccountAccess:
 
 
 def account_access(request: HttpRequest, account_id: UUID, permission: str) -> AccountAccess:
+    # The account's low-balance threshold comes joined: the layout's banner reads it on every page
+    # (notifications.selectors.low_balance) without a query of its own.
     membership = (
-        Membership.objects.select_related("account", "account__manager")
+        Membership.objects.select_related("account", "account__manager", "account__low_balance_threshold")
         .filter(user=request_user(request), account__public_id=account_id)
         .first()
     )

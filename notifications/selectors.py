@@ -11,7 +11,12 @@ def threshold_of(account: Account) -> LowBalanceThreshold | None:
 
 
 def low_balance(account: Account) -> LowBalanceThreshold | None:
-    """The account's threshold while its balance is below it (the banner's one query), else None."""
+    """The account's threshold while its balance is below it, else None. No query when the account
+    came with its threshold joined (accounts.access.account_access, so the banner on every page
+    costs nothing), else one."""
     if not account.has_own_balance:
         return None
+    if Account.low_balance_threshold.is_cached(account):
+        row: LowBalanceThreshold | None = getattr(account, "low_balance_threshold", None)
+        return row if row is not None and row.enabled and row.below else None
     return LowBalanceThreshold.objects.filter(account=account, enabled=True, below=True).first()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import F, FilteredRelation, Q
 from django.utils import timezone
 
 from accounts import audit
@@ -228,35 +229,46 @@ def queue_alert_emails(events: Sequence[AuditEvent]) -> list[tuple[int, list[int
     """Chooses, in the events' transaction, who is sent each alert event (the people of its account
     who want it, and for a managed account the manager's people who want it of managed accounts),
     and queues one task after commit that sends them. Set-based: two queries whatever the number
-    of events. Returns [(event id, [user ids])]."""
+    of events (the people and their stored choices in one query: each membership joined to its
+    person's choices in that account for these alerts). Returns [(event id, [user ids])]."""
     wanted = [(e, ALERT_OF[e.change_type]) for e in events if e.change_type in ALERT_OF]
     if not wanted:
         return []
     about = {e.pk: subject_of(e) for e, _ in wanted}
     own_ids = {subject.pk for subject, _ in about.values()}
     manager_ids = {s.manager_id for s, told in about.values() if told and s.manager_id is not None}
-    people: dict[int, list[Membership]] = defaultdict(list)
-    for membership in Membership.objects.filter(account_id__in=own_ids | manager_ids, user__is_active=True):
-        people[membership.account_id].append(membership)
-    stored = {
-        (user_id, account_id, alert): (email, managed)
-        for user_id, account_id, alert, email, managed in AlertChoice.objects.filter(
-            account_id__in=own_ids | manager_ids, alert__in={a for _, a in wanted}
-        ).values_list("user_id", "account_id", "alert", "email", "managed_email")
-    }
+    choices = FilteredRelation(
+        "user__alert_choices",
+        condition=Q(user__alert_choices__account=F("account"), user__alert_choices__alert__in={a for _, a in wanted}),
+    )
+    rows = (
+        Membership.objects.filter(account_id__in=own_ids | manager_ids, user__is_active=True)
+        .annotate(choice=choices)
+        .order_by()
+        .values_list("account_id", "user_id", "role", "choice__alert", "choice__email", "choice__managed_email")
+    )
+    people: dict[int, dict[int, str]] = defaultdict(dict)  # account -> user -> role
+    stored: dict[tuple[int, int, str], tuple[bool, bool]] = {}
+    for account_id, user_id, role, alert, email, managed in rows:
+        people[account_id][user_id] = role
+        if alert is not None:
+            stored[(user_id, account_id, alert)] = (email, managed)
 
-    def wants(membership: Membership, alert: Alert, *, managed: bool) -> bool:
-        choice = stored.get((membership.user_id, membership.account_id, alert))
+    def wants(account_id: int, user_id: int, role: str, alert: Alert, *, managed: bool) -> bool:
+        choice = stored.get((user_id, account_id, alert))
         if choice is None:
-            return default_choice(role=membership.role, alert=alert, managed=managed)
+            return default_choice(role=role, alert=alert, managed=managed)
         return choice[1] if managed else choice[0]
+
+    def who(account_id: int, alert: Alert, *, managed: bool) -> set[int]:
+        return {u for u, role in people[account_id].items() if wants(account_id, u, role, alert, managed=managed)}
 
     batch = []
     for event, alert in wanted:
         subject, told = about[event.pk]
-        users = {m.user_id for m in people[subject.pk] if wants(m, alert, managed=False)}
+        users = who(subject.pk, alert, managed=False)
         if told and subject.manager_id is not None:
-            users |= {m.user_id for m in people[subject.manager_id] if wants(m, alert, managed=True)}
+            users |= who(subject.manager_id, alert, managed=True)
         if users:
             batch.append((event.pk, sorted(users)))
     if batch:

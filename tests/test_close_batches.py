@@ -41,7 +41,6 @@ from tests.test_monthly_close import (
     assert_month_closed,
     assert_numbers_gap_free,
     backdate,
-    catalogue,  # noqa: F401 (fixture)
     parties,  # noqa: F401 (fixture)
     row,
     run_together,
