@@ -3,12 +3,13 @@ account exists, every complete month closed and paid, a few accounts in trouble,
 the demo steps of `./dev run` that changes nothing, least of all accounts a person added by hand."""
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from io import StringIO
 
 import pytest
 from django.apps import apps
 from django.core.management import call_command
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from accounts import services
@@ -16,7 +17,7 @@ from accounts.actor import Actor
 from accounts.demo import MANAGED_NAMES, MANAGER_EMAIL, demo_accounts
 from accounts.models import Account, User
 from billing.management.commands.demo_close import TROUBLE, complete_months_since
-from billing.models import Balance, Invoice, UsageRecord
+from billing.models import Balance, Invoice, ResaleRate, UsageRecord
 from billing.usage.simulator import account_usage, simulate_usage
 from tests.factories import AccountFactory
 
@@ -146,3 +147,19 @@ def test_the_simulator_never_generates_usage_before_an_account_was_created(db):
     assert not any("202503" in key or "202502" in key for key in numbers)
     assert result.accepted == len(rows) == UsageRecord.objects.filter(account=account).count()
     assert not UsageRecord.objects.filter(account=account, started_at__lt=joined).exists()
+
+
+def test_the_demos_reseller_invoices_at_0_percent_equal_their_platform_sections(demo):
+    """Issue 12 item 1 on the demo data: the demo manager resells at 0 % with no resale rates, so
+    each of its reseller invoices is its account's section of the manager's platform invoice of the
+    month, to the cent, with lines that add up to it."""
+    manager = Account.objects.get(kind=Account.Kind.MANAGER, email=MANAGER_EMAIL)
+    resale = list(Invoice.objects.issued().resale().filter(issuer=manager).select_related("bill_to"))
+    assert len([i for i in resale if i.total > 0]) >= 10 and {i.markup_percent for i in resale} == {Decimal("0.00")}
+    assert not ResaleRate.objects.filter(manager=manager).exists()
+    for invoice in resale:
+        platform = Invoice.objects.issued().platform().get(bill_to=manager, period=invoice.period)
+        lines = platform.lines.filter(account=invoice.bill_to)
+        section = lines.aggregate(total=Sum("amount", default=Decimal("0.00")))["total"]  # none: no usage
+        assert (invoice.bill_to.name, invoice.period, invoice.total) == (invoice.bill_to.name, invoice.period, section)
+        assert invoice.lines.aggregate(total=Sum("amount", default=Decimal("0.00")))["total"] == invoice.total
