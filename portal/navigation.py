@@ -97,8 +97,8 @@ NAVIGATION: tuple[Section, ...] = (
             Link("Balance", "balance", _flag("view_billing")),
             Link("Payments", "payment_methods", _pays_by_card, under=("payment_", "top_up", "auto_recharge")),
             Link("Invoices", "invoice_list", _flag("view_billing"), under=("invoice_",)),
-            Link("Reseller invoices", "resale_invoices", _flag("resell"), under=("issued_invoice_",)),
-            Link("Resale prices", "resale_rates", _flag("resell")),
+            # Resale prices (the markup's per-product exceptions) is reached from Reseller invoices.
+            Link("Reseller invoices", "resale_invoices", _flag("resell"), under=("issued_invoice_", "resale_")),
             Link("Billing profile", "billing_profile", _flag("manage_billing")),
             Link("Rates", "rate_card", _flag("view_rates")),
             Link("Spend limits", "controls_limits", _flag("manage_managed_accounts"), under=("controls_managed_",)),

@@ -1,7 +1,7 @@
 """allauth's pages wear the portal's look: signing in, signing up, resetting a password, verifying an
 e-mail address, the two-factor challenge and re-authentication are one card on the portal's page
 (allauth/layouts/entrance.html); two-factor set-up and the other sign-in settings sit in the
-portal's layout under Settings > Security (allauth/layouts/manage.html). Their forms and buttons
+portal's layout, marked in the sidebar's "Your sign-in" section (allauth/layouts/manage.html). Their forms and buttons
 carry the portal's classes (templates/allauth/elements/)."""
 
 from __future__ import annotations
@@ -71,8 +71,17 @@ def test_re_authentication_is_a_card(client):
     assert 'type="password"' in html
 
 
-@pytest.mark.parametrize("url_name", ["mfa_index", "account_change_password", "mfa_activate_totp"])
-def test_sign_in_settings_sit_in_the_portal_under_security(url_name):
+@pytest.mark.parametrize(
+    ("url_name", "current"),
+    [
+        ("mfa_index", "/auth/2fa/"),
+        # Outside an account the person's sign-in pages are a section of their own ("Your sign-in"),
+        # each page its own link (tests/test_sidebar_and_switcher.py).
+        ("account_change_password", "/auth/password/change/"),
+        ("mfa_activate_totp", "/auth/2fa/"),
+    ],
+)
+def test_sign_in_settings_sit_in_the_portal_under_security(url_name, current):
     client = Client()
     user = UserFactory()
     client.force_login(user)
@@ -82,5 +91,5 @@ def test_sign_in_settings_sit_in_the_portal_under_security(url_name):
     assert response.status_code == 200
     html = response.content.decode()
     assert STYLESHEET in html and 'class="sidebar"' in html
-    assert re.search(r'<a href="/auth/2fa/"[^>]*aria-current="page"', html), "Security is not the current page"
+    assert re.search(rf'<a href="{current}"[^>]*aria-current="page"', html), f"{current} is not the current page"
     assert 'class="manage-card card"' in html

@@ -561,6 +561,10 @@ FOREIGN_DELIVERY_VIA_OWN_ENDPOINT = Target(
 )
 
 
+def _endpoints_page(world: World) -> str:
+    return reverse("webhooks_endpoints", args=[world.manager.public_id])
+
+
 def _delivery_page(world: World) -> str:
     delivery = WebhookDelivery.objects.select_related("endpoint").get(endpoint__account=world.manager)
     return reverse("webhooks_delivery", args=[world.manager.public_id, delivery.endpoint.public_id, delivery.public_id])
@@ -1011,6 +1015,25 @@ MATRIX: dict[str, list[Row]] = {
         POST(FOREIGN_ENDPOINT, members_only(billing=403, reporting=403)),
         POST(SUBORDINATE_ENDPOINT, members_only(billing=403, reporting=403)),
     ],
+    # GET asks for confirmation (how many deliveries go with it); POST deletes and goes back to the list.
+    "webhooks_delete": [
+        GET(MANAGER_ENDPOINT, manager_admins(200)),
+        POST(
+            MANAGER_ENDPOINT,
+            members_only(
+                owner=Expect(302, location=_endpoints_page),
+                admin=Expect(302, location=_endpoints_page),
+                billing=403,
+                reporting=403,
+            ),
+        ),
+        GET(MANAGED_ENDPOINT, managed_owners(200)),
+        POST(MANAGED_ENDPOINT, managed_owners(302)),
+        GET(FOREIGN_ENDPOINT, members_only(billing=403, reporting=403)),
+        POST(FOREIGN_ENDPOINT, members_only(billing=403, reporting=403)),
+        GET(SUBORDINATE_ENDPOINT, members_only(billing=403, reporting=403)),
+        POST(SUBORDINATE_ENDPOINT, members_only(billing=403, reporting=403)),
+    ],
     "webhooks_deliveries": [
         GET(MANAGER_ENDPOINT, manager_admins(200)),
         GET(MANAGED_ENDPOINT, managed_owners(200)),
@@ -1042,6 +1065,12 @@ MATRIX: dict[str, list[Row]] = {
         GET(FOREIGN_DELIVERY, members_only(billing=403, reporting=403)),
         POST(FOREIGN_DELIVERY, members_only(billing=403, reporting=403)),
         POST(FOREIGN_DELIVERY_VIA_OWN_ENDPOINT, members_only(billing=403, reporting=403)),
+    ],
+    # Development only (tests run as MC_ENV=test): a 404 for everyone, whoever is signed in; POST-only
+    # before that. In development a signature, never a session, lets a delivery in (test below).
+    "webhooks_dev_receiver": [
+        GET(NO_KWARGS, post_only_get()),
+        POST(NO_KWARGS, everyone(404)),
     ],
     "managed_log_in_as": [
         # The method is checked before the sign-in: a GET is a 405 even for anonymous.
@@ -1128,6 +1157,14 @@ def test_authorization(world, persona, url_name, row, persona_name):
         assert _session_user_id(client) is None, f"{where}: session user"
     if expect.acting is not None:
         assert bool(client.session.get("hijack_history")) == expect.acting, f"{where}: hijack_history"
+
+
+@pytest.mark.parametrize("persona_name", PERSONAS)
+def test_the_development_receiver_lets_in_a_signature_not_a_session(world, persona, settings, persona_name):
+    """In development the receiver answers, but a signed-in person is no sender: unsigned, a 401 for all."""
+    settings.MC_ENV, settings.DEBUG, settings.PRODUCTION = "development", True, False
+    response = persona(persona_name).post(reverse("webhooks_dev_receiver"), {"event_type": "service.blocked"})
+    assert response.status_code == 401
 
 
 def test_admin_not_granted_log_in_as_is_told_why(world, persona):

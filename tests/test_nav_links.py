@@ -3,8 +3,8 @@
 For each persona, every link in the nav leads to a page that answers 200, and every section page
 that answers 200 has its link in the nav: the links read the same permission flags
 (`accounts.permissions.permissions_for`, as `access.can`) the pages' views check. Section pages are
-the account's top-level pages; their sub-pages (a top-up, a new managed account, reseller
-invoices) are reached from their section, not from the nav.
+the account's top-level pages; their sub-pages (a top-up, a new managed account, resale prices)
+are reached from their section, not from the nav.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ SECTION_PAGES = (
     "payment_methods",
     "invoice_list",
     "resale_invoices",
+    "billing_profile",
     "managed_list",
     "usage_upload",
     "rate_card",
@@ -34,6 +35,7 @@ SECTION_PAGES = (
     "members",
     "api_keys",
     "webhooks_endpoints",
+    "notification_settings",
     "audit_log",
     "account_settings",
 )

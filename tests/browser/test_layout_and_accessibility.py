@@ -222,7 +222,16 @@ def test_the_switcher_finds_one_account_among_many_as_one_types(browser, live_se
         page.get_by_label("Find an account").press_sequentially("0025")
         expect(results.locator(".switcher-result-name")).to_have_text(["Customer 0025"])
         screenshot(page, "switcher-search", 1400)
-        results.get_by_role("link").click()
+        # The results are a listbox whose options are still links (static/js/portal.js): a click opens one.
+        results.get_by_role("option").click()
         expect(page).to_have_url(reverse("dashboard", args=[extra[25].public_id]))
+        # And from the keyboard: the focus stays in the box, Arrow Down picks the match, Enter opens it.
+        page.locator(".switcher summary").click()
+        page.get_by_label("Find an account").press_sequentially("0031")
+        expect(results.locator(".switcher-result-name")).to_have_text(["Customer 0031"])
+        page.get_by_label("Find an account").press("ArrowDown")
+        expect(results.get_by_role("option", selected=True)).to_have_count(1)
+        page.get_by_label("Find an account").press("Enter")
+        expect(page).to_have_url(reverse("dashboard", args=[extra[31].public_id]))
     finally:
         page.context.close()
