@@ -456,12 +456,14 @@ def _paths() -> Schema:
             f"A Telnyx product family ({', '.join(telnyx_names.FAMILIES)}), a sku "
             f"(see /usage_reports/options) or {reporting_api.ALL_PRODUCTS}.",
             required=True,
+            example="messaging",
         ),  # fmt: skip
         _query(
             "dimensions",
             {"type": "array", "minItems": 1, "items": {"type": "string", "enum": DIMENSION_NAMES}},
             "Ours and Telnyx's (country_code, country_iso: country).",
             required=True,
+            example=["direction", "country_code"],
             **csv_list,
         ),  # fmt: skip
         _query(
@@ -469,6 +471,7 @@ def _paths() -> Schema:
             {"type": "array", "minItems": 1, "items": {"type": "string", "enum": list(reporting_api.METRICS)}},
             "cost only where the account may see pricing (else 403 pricing_hidden).",
             required=True,
+            example=["count", "quantity"],
             **csv_list,
         ),  # fmt: skip
         _query(
@@ -476,11 +479,13 @@ def _paths() -> Schema:
             {"type": "string", "anyOf": [{"format": "date-time"}, {"format": "date"}]},
             "Inclusive: any ISO 8601 instant with an offset (2022-12-24T19:20:30-05:00), a time without one "
             "(UTC), or a date (its 00:00 UTC). With end_date.",
+            example="2022-12-24T19:20:30-05:00",  # Telnyx's documentation's
         ),  # fmt: skip
         _query(
             "end_date",
             {"type": "string", "anyOf": [{"format": "date-time"}, {"format": "date"}]},
             f"Exclusive; the window is at most {reporting_api.MAX_RANGE_DAYS} days.",
+            example="2022-12-25T19:20:30-05:00",
         ),  # fmt: skip
         _query(
             "date_range",

@@ -20,6 +20,8 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
+from accounts import services
+from accounts.actor import Actor
 from accounts.models import Account, ApiKey, AuditEvent, Invitation, Membership, User
 from billing.models import (
     Balance,
@@ -31,7 +33,10 @@ from billing.models import (
     UsageBatch,
     UsageRecord,
 )
-from tests.api.conftest import assert_error
+from notifications.models import AlertChoice, LowBalanceThreshold
+from tests.api.conftest import assert_error, owner_of
+from webhooks.models import WebhookDelivery, WebhookEndpoint
+from webhooks.services import create_endpoint
 
 SQL = "x'); DROP TABLE accounts_account; --"
 SQL_OR = "' OR '1'='1"
@@ -60,6 +65,10 @@ def db_state() -> tuple:
             Balance,
             Invoice,
             InvoiceLine,
+            WebhookEndpoint,
+            WebhookDelivery,
+            LowBalanceThreshold,
+            AlertChoice,
         )  # fmt: skip
     )
     accounts = sorted(
@@ -67,7 +76,9 @@ def db_state() -> tuple:
             "pk", "name", "email", "status", "billing_mode", "pricing_hidden", "allow_custom_pricing", "updated_at"
         )  # fmt: skip
     )
-    return counts, accounts
+    endpoints = sorted(WebhookEndpoint.objects.values_list("pk", "url", "description", "enabled", "updated_at"))
+    deliveries = sorted(WebhookDelivery.objects.values_list("pk", "status", "retry_step", "next_attempt_at"))
+    return counts, accounts, endpoints, deliveries
 
 
 @dataclass
@@ -87,7 +98,18 @@ def tenants(world, make_key):
         )
         for n, (name, account) in enumerate((("invoice", world.manager), ("other_invoice", world.other_manager)), 1)
     }
+    hooks = {}  # an endpoint of the manager's and of the other manager's, each with a pending delivery
+    for name, manager, managed in (("", world.manager, world.managed), ("other_", world.other_manager,
+                                                                          world.other_managed)):  # fmt: skip
+        actor = Actor(user=owner_of(manager))
+        made, _ = create_endpoint(account=manager, url="https://hooks.example.com/mc", actor=actor,
+                                  event_types=["managed_account.updated"])  # fmt: skip
+        services.update_managed_account(managed=managed, actor=actor, name=f"{managed.name} Renamed")
+        hooks[f"{name}endpoint"] = str(made.public_id)
+        hooks[f"{name}delivery"] = str(WebhookDelivery.objects.get(endpoint=made).public_id)  # not sent: no commit
     ids = {
+        **hooks,
+        "setting": "balance.low",
         "managed": str(world.managed.public_id),
         "sibling": str(world.sibling.public_id),
         "other_managed": str(world.other_managed.public_id),
@@ -143,6 +165,14 @@ WRITES = {
     "spend limit": ("PUT", "managed_accounts/{managed}/spend_limit", {"monthly_amount": "10.00"}),
     "own spend limit": ("PUT", "spend_limit", {"monthly_amount": "10.00"}),
     "credit limit": ("PUT", "managed_accounts/{sibling}/credit_limit", {"credit_limit": "1.00"}),
+    "webhook create": (
+        "POST",
+        "webhook_endpoints",
+        {"url": "https://hooks.example.com/", "event_types": ["balance.low"]},
+    ),
+    "webhook update": ("PATCH", "webhook_endpoints/{endpoint}", {"description": "Renamed"}),
+    "notification setting": ("PATCH", "notification_settings/{setting}", {"status": "disabled"}),
+    "low balance threshold": ("PATCH", "low_balance_threshold", {"threshold_amount": "10.00"}),
 }
 
 
@@ -279,6 +309,98 @@ FIELD_CASES = {
     ),  # fmt: skip
 }
 
+
+def _hook(field_: str, value, *, key: str = "manager", write: str = "webhook create") -> Case:
+    method, path, body = WRITES[write]
+    return Case(method, path, 422, body={**body, field_: value}, pointer=f"/{field_}", key=key)
+
+
+HOOK_CASES = {
+    **{
+        f"{write}: url {label}": _hook("url", value, write=write)
+        for write in ("webhook create", "webhook update")
+        for label, value in (
+            ("SQL", SQL),
+            ("HTML", HTML),
+            ("javascript:", "javascript:alert(1)"),
+            ("ftp://", "ftp://hooks.example.com/"),
+            ("with a user and password", "https://user:secret@hooks.example.com/"),
+            ("without a host", "https:///hooks"),
+            ("of 2,001 characters", "https://hooks.example.com/" + "x" * 1975),
+            ("with a NUL", "https://hooks.example.com/\x00"),
+            ("1e400", BIG),
+            ("10**30", 10**30),
+            ("null", None),
+            ("blank", "   "),
+        )
+    },
+    **{
+        f"{write}: event_types {label}": _hook("event_types", value, write=write)
+        for write in ("webhook create", "webhook update")
+        for label, value in (
+            ("SQL", SQL),
+            ("empty", []),
+            ("unknown", ["balance.high"]),
+            ("HTML", [HTML]),
+            ("1e400", [BIG]),
+            ("an object", {"balance.low": True}),
+            ("a NUL", ["balance.low\x00"]),
+        )
+    },
+    "webhook create: event_types missing": Case(
+        "POST", "webhook_endpoints", 422, body={"url": "https://hooks.example.com/"}, pointer="/event_types"
+    ),  # fmt: skip
+    "webhook create: url missing": Case(
+        "POST", "webhook_endpoints", 422, body={"event_types": ["balance.low"]}, pointer="/url"
+    ),  # fmt: skip
+    "webhook create: description of 201 characters": _hook("description", "d" * 201),
+    "webhook create: description with a NUL": _hook("description", "ops\x00"),
+    "webhook create: description 1e400": _hook("description", BIG),
+    "webhook create: include_managed_accounts 'NaN'": _hook("include_managed_accounts", "NaN"),
+    "webhook create: include_managed_accounts from a standard account": _hook(
+        "include_managed_accounts", True, key="standard"
+    ),  # fmt: skip
+    "webhook update: enabled SQL": _hook("enabled", SQL_OR, write="webhook update"),
+    "webhook update: enabled null": _hook("enabled", None, write="webhook update"),
+    "webhook update: include_managed_accounts 1": _hook("include_managed_accounts", 1, write="webhook update"),
+    "webhook update: description HTML of 300 characters": _hook("description", HTML * 11, write="webhook update"),
+    **{
+        f"notification setting: {field_} {label}": _hook(field_, value, write="notification setting")
+        for field_, values in (
+            (
+                "status",
+                (("SQL", SQL), ("HTML", HTML), ("1e400", BIG), ("true", True), ("enable-pending", "enable-pending")),
+            ),
+            ("managed_accounts", (("'NaN'", "NaN"), ("SQL", SQL_OR), ("1", 1))),
+        )
+        for label, value in values
+    },
+    **{
+        f"low balance threshold: {field_} {label}": _hook(field_, value, write="low balance threshold")
+        for field_, values in (
+            (
+                "threshold_amount",
+                (
+                    ("1e400 (a JSON number)", BIG),
+                    ("SQL", SQL),
+                    ("HTML", HTML),
+                    ("a NUL", "1\x00"),
+                    ("huge", "9" * 400),
+                    ("an object", {"amount": 1}),
+                    ("three decimals", "1.001"),
+                    ("'NaN'", "NaN"),
+                    ("past ten million", "10000000.01"),
+                ),
+            ),
+            ("enabled", (("'NaN'", "NaN"), ("SQL", SQL_OR))),
+        )
+        for label, value in values
+    },  # fmt: skip
+    "low balance threshold: threshold_amount null, the first time": Case(
+        "PATCH", "low_balance_threshold", 422, body={"threshold_amount": None}, pointer="/threshold_amount"
+    ),  # fmt: skip
+}
+
 # --- Query parameters of every GET ------------------------------------------------------------------------
 
 REPORT = {"product": "all", "dimensions": "date", "metrics": "count", "start_date": "2025-03-01",
@@ -367,6 +489,18 @@ QUERY_CASES = {
     "usage_reports/options: product SQL": _query("usage_reports/options", 422, "product", SQL_OR),
     "usage_reports/options: product HTML": _query("usage_reports/options", 422, "product", HTML),
     "usage_reports/options: an unknown parameter HTML": _query("usage_reports/options", 422, HTML, "1"),
+    **{
+        f"{path}: {name} {label}": _query(path, 422, name, value)
+        for path in ("webhook_endpoints", "webhook_endpoints/{endpoint}/deliveries")
+        for name in ("page[number]", "page[size]")
+        for label, value in (("1e400", "1e400"), ("-1", "-1"), ("SQL", SQL_OR), ("HTML", HTML))
+    },
+    **{
+        f"deliveries: filter[status] {label}": _query(
+            "webhook_endpoints/{endpoint}/deliveries", 422, "filter[status]", value
+        )
+        for label, value in (("SQL", SQL_OR), ("HTML", HTML), ("1e400", "1e400"), ("a NUL", "failed\x00"))
+    },  # fmt: skip
     "invoice: action SQL": _query("invoices/{invoice}", 422, "action", SQL_OR),
     "invoice: action HTML": _query("invoices/{invoice}", 422, "action", HTML),
 }
@@ -406,6 +540,75 @@ ID_CASES = {
             ("of the manager, asked by the other manager", "{invoice}", "other"),
         )
     },
+    **{
+        f"webhook endpoint {label}: {what}": Case(method, path.format(id=value), 404, body=body, key=key)
+        for label, value, key in (
+            ("a random uuid", RANDOM_ID, "manager"),
+            ("not a uuid", "12345", "manager"),
+            ("SQL", "%27%20OR%20%271%27%3D%271", "manager"),
+            ("HTML", "%3Cscript%3E", "manager"),
+            ("a NUL", "abc%00", "manager"),
+            ("10**30", str(10**30), "manager"),
+            ("of another manager", "{other_endpoint}", "manager"),
+            ("of the manager, asked by its roll-up account", "{endpoint}", "managed"),
+            ("of the manager, asked by the other manager", "{endpoint}", "other"),
+        )  # fmt: skip
+        for what, method, path, body in (
+            ("retrieve", "GET", "webhook_endpoints/{id}", None),
+            ("update", "PATCH", "webhook_endpoints/{id}", {"enabled": False}),
+            ("delete", "DELETE", "webhook_endpoints/{id}", {}),
+            ("deliveries", "GET", "webhook_endpoints/{id}/deliveries", None),
+        )
+    },
+    **{
+        f"webhook delivery {label}: {what}": Case(method, path, 404, body=body, key=key)
+        for label, path_, key in (
+            ("of another manager", "{endpoint}/deliveries/{other_delivery}", "manager"),
+            ("of another manager, through its endpoint", "{other_endpoint}/deliveries/{other_delivery}", "manager"),
+            ("asked by the other manager", "{endpoint}/deliveries/{delivery}", "other"),
+            ("asked by the roll-up account", "{endpoint}/deliveries/{delivery}", "managed"),
+            ("a random uuid", "{endpoint}/deliveries/" + RANDOM_ID, "manager"),
+            ("not a uuid", "{endpoint}/deliveries/msg_123", "manager"),
+            ("SQL", "{endpoint}/deliveries/%27%20OR%201%3D1--", "manager"),
+        )
+        for what, method, path, body in (
+            ("retrieve", "GET", f"webhook_endpoints/{path_}", None),
+            ("resend", "POST", f"webhook_endpoints/{path_}/actions/resend", {}),
+        )
+    },
+    "resend a delivery still being sent": Case(
+        "POST", "webhook_endpoints/{endpoint}/deliveries/{delivery}/actions/resend", 422, body={}
+    ),  # fmt: skip
+    "resend with a field": Case(
+        "POST", "webhook_endpoints/{endpoint}/deliveries/{delivery}/actions/resend", 422, body={"force": SQL}
+    ),  # fmt: skip
+    "resend with an array": Case(
+        "POST", "webhook_endpoints/{endpoint}/deliveries/{delivery}/actions/resend", 422, raw=b"[]"
+    ),  # fmt: skip
+    "resend with text/plain": Case(
+        "POST",
+        "webhook_endpoints/{endpoint}/deliveries/{delivery}/actions/resend",
+        415,
+        raw=b"{}",
+        content_type="text/plain",
+    ),  # fmt: skip
+    "notification settings: a POST": Case("POST", "notification_settings", 405, body={"status": "enabled"}),
+    **{
+        f"notification setting {label}": Case(method, f"notification_settings/{value}", 404, body=body)
+        for label, value in (
+            ("unknown", "balance.high"),
+            ("SQL", "%27%20OR%201%3D1--"),
+            ("HTML", "%3Cb%3E"),
+            ("a NUL", "balance.low%00"),
+            ("upper case", "BALANCE.LOW"),
+        )
+        for method, body in (("GET", None), ("PATCH", {"status": "disabled"}))
+    },
+    "low balance threshold of a roll-up account": Case("GET", "low_balance_threshold", 404, key="managed"),
+    "low balance threshold set on a roll-up account": Case(
+        "PATCH", "low_balance_threshold", 404, body={"threshold_amount": "10.00"}, key="managed"
+    ),  # fmt: skip
+    "low balance threshold: a POST": Case("POST", "low_balance_threshold", 405, body={"threshold_amount": "1"}),
     "a managed key retrieves its sibling": Case("GET", "managed_accounts/{sibling}", 404, key="managed"),
     "a managed key disables its sibling": Case(
         "POST", "managed_accounts/{sibling}/actions/disable", 404, body={}, key="managed"
@@ -522,7 +725,7 @@ USER_CASES = {
     "remove the last owner": Case("DELETE", USERS + "/{managed_owner}", 422, body={}),
 }
 
-CASES = {**BODY_CASES, **FIELD_CASES, **QUERY_CASES, **ID_CASES, **MONEY_CASES, **USER_CASES}
+CASES = {**BODY_CASES, **FIELD_CASES, **HOOK_CASES, **QUERY_CASES, **ID_CASES, **MONEY_CASES, **USER_CASES}
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -550,6 +753,8 @@ def test_the_corpus_covers_every_endpoint_of_the_api():
             continue  # no key, no parameters, no body: tests/api/test_openapi_document.py covers it
         route = str(pattern.pattern).replace("<str:managed_id>", "{managed}").replace("<str:invoice_id>", "{invoice}")
         route = route.replace("<str:transfer_id>", "{transfer_id}").replace("<str:user_id>", "{managed_owner}")
+        route = route.replace("<str:endpoint_id>", "{endpoint}").replace("<str:delivery_id>", "{delivery}")
+        route = route.replace("<str:setting_id>", "{setting}")
         assert route in covered, f"{route} is not in the corpus"
 
 

@@ -46,8 +46,12 @@ from billing.invoices.builder import invoice_party
 from billing.ledger.services import post_entry, post_usage_charges, transfer
 from billing.models import LedgerEntry
 from billing.usage.services import ingest_usage
+from notifications.alerts import Alert
 from portal.openapi import document
+from tests import webhook_receiver
 from tests.api.conftest import owner_of
+from webhooks.models import WebhookDelivery, WebhookEndpoint
+from webhooks.services import create_endpoint
 
 EXAMPLES = 10  # generated requests per operation and key, after the explicit ones
 CHECKS = [
@@ -75,9 +79,36 @@ REACHED = {
     ("manager", "GET", "/invoices/{invoice_id}"): 200,
     ("manager_on_behalf", "GET", "/invoices/{invoice_id}"): 200,  # Canyon's own invoice
     ("manager", "GET", "/managed_accounts/{managed_id}"): 200,
+    ("manager", "GET", "/usage_reports"): 200,  # the examples: Telnyx names, an instant-with-offset window
+    ("manager_on_behalf", "GET", "/usage_reports"): 200,
+    ("managed", "GET", "/usage_reports"): 200,
     ("manager", "GET", "/managed_accounts/{managed_id}/credit_limit"): 200,
     ("manager", "GET", "/managed_accounts/{managed_id}/spend_limit"): 200,
     ("manager", "DELETE", "/managed_accounts/{managed_id}/users/{user_id}"): 200,  # the pending invitation
+    # Each key's own webhook endpoint and (manager, Canyon) its delivery; the key creator's alert choices.
+    **{
+        (kind, method, path): 200
+        for kind in KEYS
+        for method, path in (
+            ("GET", "/webhook_endpoints/{endpoint_id}"),
+            ("PATCH", "/webhook_endpoints/{endpoint_id}"),
+            ("DELETE", "/webhook_endpoints/{endpoint_id}"),
+            ("GET", "/webhook_endpoints/{endpoint_id}/deliveries"),
+            ("GET", "/notification_settings/{setting_id}"),
+            ("PATCH", "/notification_settings/{setting_id}"),
+        )
+    },
+    **{
+        (kind, method, path): 200
+        for kind in ("manager", "manager_on_behalf")
+        for method, path in (
+            ("GET", "/webhook_endpoints/{endpoint_id}/deliveries/{delivery_id}"),
+            ("POST", "/webhook_endpoints/{endpoint_id}/deliveries/{delivery_id}/actions/resend"),
+        )
+    },
+    ("manager", "PATCH", "/low_balance_threshold"): 200,
+    ("manager_on_behalf", "PATCH", "/low_balance_threshold"): 200,
+    ("managed", "GET", "/low_balance_threshold"): 404,  # a roll-up account has no balance of its own
     # Under X-Managed-Account-Id the key acts as Canyon, which manages no account: the manager's
     # /managed_accounts/{id} paths are a 404 there whatever the id (accounts.api_access.managed_account_of),
     # its users a 403 (a manager's key only); both are what the document says.
@@ -88,9 +119,18 @@ REACHED = {
 @pytest.fixture
 def fleet(world, transactional_db):
     """A manager with a roll-up managed account (world.managed) and a separately billed one, usage
-    for each and an invoice of the manager's for March 2025."""
+    for each and an invoice of the manager's for March 2025; a webhook endpoint each, sent to a
+    real receiver on loopback: the manager's has the delivery of Canyon's creation, Canyon's that
+    of its invoice."""
     importlib.import_module("billing.migrations.0002_catalogue").load(apps, None)  # flushed by the live server
     owner = world.users["owner"]
+    receiver = webhook_receiver.start()
+
+    def endpoint(account: Account, events: list[str]) -> WebhookEndpoint:
+        return create_endpoint(account=account, url=receiver.url, event_types=events,
+                               actor=Actor(user=owner_of(account)))[0]  # fmt: skip
+
+    endpoints = [endpoint(world.manager, ["managed_account.created"]), endpoint(world.managed, ["service.blocked"])]
     separate = services.create_managed_account(
         manager=world.manager, name="Canyon Lines", owner_email="canyon@example.com", owner_password=None,
         billing_mode=Account.BillingMode.SEPARATE, allow_custom_pricing=False, pricing_hidden=False,
@@ -120,8 +160,13 @@ def fleet(world, transactional_db):
     ingest_usage(submitter=world.manager, rows=rows, source="api", actor=Actor(user=owner))
     for account in (world.manager, separate):
         post_usage_charges(account=account, month=MONTH)
+    endpoints.append(endpoint(separate, ["invoice.finalized"]))
     invoice = invoice_party(account=world.manager, month=MONTH)
     separate_invoice = invoice_party(account=separate, month=MONTH)
+    deliveries = list(WebhookDelivery.objects.filter(endpoint__in=endpoints).order_by("id"))
+    assert [(d.endpoint.account, d.event_type, d.status) for d in deliveries] == [
+        (world.manager, "managed_account.created", "delivered"), (separate, "invoice.finalized", "delivered")
+    ]  # fmt: skip
     sent = transfer(manager=world.manager, managed=separate, amount=Decimal("20.00"), actor=Actor(user=owner),
                     key="fuzz-transfer", reference="Fuzz")  # fmt: skip
     invited = services.invite_member(account=separate, email="ada@example.com", role=Role.REPORTING,
@@ -131,8 +176,12 @@ def fleet(world, transactional_db):
         "invoice_id": [invoice.public_id, separate_invoice.public_id],
         "transfer_id": [sent.transfer.public_id],
         "user_id": [invitation_public_id(invited), owner_of(separate).public_id],
+        "endpoint_id": [e.public_id for e in endpoints],
+        "delivery_id": [d.public_id for d in deliveries],
+        "setting_id": [str(alert) for alert in Alert],
     }
-    return SimpleNamespace(world=world, separate=separate, invoice=invoice, real_ids=real_ids)
+    yield SimpleNamespace(world=world, separate=separate, invoice=invoice, real_ids=real_ids)
+    receiver.stop()
 
 
 def _real_path_parameters(fleet: SimpleNamespace, path: str) -> list[dict[str, str]]:

@@ -3,12 +3,16 @@ validation against OUR OpenAPI document.
 
 One parametrised test per documented operation: the case makes its call through `telnyx.Telnyx`
 (`_strict_response_validation=True`): the SDK's typed resource where it has one (managed accounts
-and their actions, audit events, usage reports and their options, balance, invoices), whose answer
-is parsed both into the SDK's own model and into ours (`with_raw_response ... .parse(to=...)`), and
-the SDK's generic client (`client.get/post/put/delete(path, cast_to=...)`) for the resources it has
-no class for (usage records, credit transfers, spend limits, credit limits, a managed account's
-users, the document itself). Our models (tests/api/sdk_models.py) are generated from the document
-and closed: an undeclared field, a missing one or a wrong type fails the SDK's validation.
+and their actions, audit events, usage reports and their options, balance, invoices, one
+notification setting), whose answer is parsed both into the SDK's own model and into ours
+(`with_raw_response ... .parse(to=...)`), and the SDK's generic client
+(`client.get/post/put/patch/delete(path, cast_to=...)`) for the resources it has no class for (usage
+records, credit transfers, spend limits, credit limits, a managed account's users, webhook
+endpoints and their deliveries, the low-balance threshold, the document itself) and for the
+notification settings' list and PATCH (the SDK's model of a setting has no `disabled` status:
+Telnyx deletes a setting instead; the SDK has no update). Our models (tests/api/sdk_models.py)
+are generated from the document and closed: an undeclared field, a missing one or a wrong type
+fails the SDK's validation.
 
 An httpx hook records every request the SDK sends; each case must have reached its route (resolved
 by Django's URL resolver) with the documented success status. The guard test walks the URL patterns
@@ -41,6 +45,7 @@ from billing.ledger.services import post_entry, post_usage_charges
 from billing.models import LedgerEntry
 from billing.usage.services import ingest_usage
 from portal import api_urls
+from tests import webhook_receiver
 from tests.api.sdk_models import component, documented_operations, python_name, response_model
 
 MONTH = date(2025, 3, 1)
@@ -48,7 +53,7 @@ MONTH = date(2025, 3, 1)
 TELNYX_WINDOW = {"start_date": "2022-12-24T19:20:30-05:00", "end_date": "2022-12-25T19:20:30-05:00"}
 # Routes other work is adding today: listed here while they do not exist; once one does, the
 # pending test fails until a case drives it and it leaves this list.
-PENDING = ("webhook_endpoints", "notification_settings", "credit_notes", "resale_rates", "billing_profile")
+PENDING = ("credit_notes", "resale_rates", "billing_profile")
 
 
 @dataclass
@@ -62,6 +67,7 @@ class Fleet:
     manager: telnyx.Telnyx
     on_behalf: telnyx.Telnyx  # the manager's key naming Canyon Lines in X-Managed-Account-Id
     seen: list[tuple[str, str, int]] = field(default_factory=list)  # (method, path, status) the SDK sent
+    hooks: str = ""  # the URL of a real receiver on loopback (tests/webhook_receiver.py): webhooks get a 204
 
     @property
     def separate_id(self) -> str:
@@ -112,10 +118,12 @@ def fleet(world, transactional_db, live_server, make_key) -> Any:
         )  # fmt: skip
 
     on_behalf = client(**{"X-Managed-Account-Id": str(separate.public_id)})
-    made = Fleet(world, separate, str(invoice.public_id), client(), on_behalf, seen)
+    receiver = webhook_receiver.start()
+    made = Fleet(world, separate, str(invoice.public_id), client(), on_behalf, seen, receiver.url)
     yield made
     made.manager.close()
     made.on_behalf.close()
+    receiver.stop()
 
 
 # --- Calls ---------------------------------------------------------------------------------------------
@@ -355,6 +363,144 @@ def _remove_user(f: Fleet) -> None:
     assert (removed.id, removed.user_status) == (invited.id, "invited")
     members = f.manager.get(url, cast_to=response_model("GET", USERS, 200)).data
     assert [u.email for u in members] == ["canyon@example.com"]
+
+
+ENDPOINTS = "/webhook_endpoints"
+ENDPOINT = ENDPOINTS + "/{endpoint_id}"
+DELIVERIES = ENDPOINT + "/deliveries"
+DELIVERY = DELIVERIES + "/{delivery_id}"
+
+
+def _add_endpoint(f: Fleet, events: list[str], *, client: telnyx.Telnyx | None = None) -> Any:
+    body = {"url": f.hooks, "event_types": events, "description": "SDK"}
+    return generic(client or f.manager, "POST", ENDPOINTS, ENDPOINTS, 201, body=body).data
+
+
+def _delivered(f: Fleet) -> tuple[Any, Any]:
+    """(the manager's endpoint, its one delivery): Canyon Lines disabled, sent to the receiver."""
+    made = _add_endpoint(f, ["managed_account.disabled"])
+    f.manager.managed_accounts.actions.disable(f.separate_id)
+    (one,) = generic(f.manager, "GET", DELIVERIES, f"{ENDPOINTS}/{made.id}/deliveries").data
+    return made, one
+
+
+@case("POST", ENDPOINTS)
+def _create_endpoint(f: Fleet) -> None:
+    made = _add_endpoint(f, ["managed_account.disabled", "balance.low"])
+    assert made.secret.startswith("whsec_") and made.account_id == f.manager_id
+    assert (made.url, made.event_types, made.enabled) == (f.hooks, ["managed_account.disabled", "balance.low"], True)
+    theirs = _add_endpoint(f, ["service.blocked"], client=f.on_behalf)  # Canyon's own, on its behalf
+    assert theirs.account_id == f.separate_id
+
+
+@case("GET", ENDPOINTS)
+def _list_endpoints(f: Fleet) -> None:
+    made = _add_endpoint(f, ["service.blocked"])
+    _add_endpoint(f, ["service.blocked"], client=f.on_behalf)
+    listed = generic(f.manager, "GET", ENDPOINTS, ENDPOINTS, params={"page[size]": 5})
+    assert [e.id for e in listed.data] == [made.id] and listed.data[0].secret is None
+    assert listed.meta.total_results == 1
+
+
+@case("GET", ENDPOINT)
+def _one_endpoint(f: Fleet) -> None:
+    made = _add_endpoint(f, ["service.blocked"])
+    one = generic(f.manager, "GET", ENDPOINT, f"{ENDPOINTS}/{made.id}").data
+    assert (one.id, one.url, one.secret) == (made.id, f.hooks, None)
+
+
+@case("PATCH", ENDPOINT)
+def _change_endpoint(f: Fleet) -> None:
+    made = _add_endpoint(f, ["service.blocked"])
+    body = {"enabled": False, "event_types": ["service.blocked", "payment.failed"], "include_managed_accounts": True}
+    changed = generic(f.manager, "PATCH", ENDPOINT, f"{ENDPOINTS}/{made.id}", body=body).data
+    assert (changed.enabled, changed.event_types, changed.include_managed_accounts) == (
+        False, ["service.blocked", "payment.failed"], True
+    )  # fmt: skip
+
+
+@case("DELETE", ENDPOINT)
+def _delete_endpoint(f: Fleet) -> None:
+    made = _add_endpoint(f, ["service.blocked"])
+    deleted = generic(f.manager, "DELETE", ENDPOINT, f"{ENDPOINTS}/{made.id}").data
+    assert deleted.id == made.id
+    assert generic(f.manager, "GET", ENDPOINTS, ENDPOINTS).data == []
+
+
+@case("GET", DELIVERIES)
+def _deliveries(f: Fleet) -> None:
+    made, one = _delivered(f)
+    assert (one.webhook_endpoint_id, one.event_type, one.status, one.attempts, one.response_code) == (
+        made.id, "managed_account.disabled", "delivered", 1, 204
+    )  # fmt: skip
+    assert one.data["payload"]["account_id"] == f.separate_id
+    failed = generic(f.manager, "GET", DELIVERIES, f"{ENDPOINTS}/{made.id}/deliveries",
+                     params={"filter[status]": "failed"}).data  # fmt: skip
+    assert failed == []
+
+
+@case("GET", DELIVERY)
+def _one_delivery(f: Fleet) -> None:
+    made, listed = _delivered(f)
+    one = generic(f.manager, "GET", DELIVERY, f"{ENDPOINTS}/{made.id}/deliveries/{listed.id}").data
+    assert (one.id, one.webhook_id, one.status) == (listed.id, listed.webhook_id, "delivered")
+
+
+@case("POST", DELIVERY + "/actions/resend")
+def _resend(f: Fleet) -> None:
+    made, listed = _delivered(f)
+    url = f"{ENDPOINTS}/{made.id}/deliveries/{listed.id}/actions/resend"
+    resent = generic(f.manager, "POST", DELIVERY + "/actions/resend", url, body={}).data
+    assert (resent.id, resent.webhook_id) == (listed.id, listed.webhook_id)
+    again = generic(f.manager, "GET", DELIVERY, f"{ENDPOINTS}/{made.id}/deliveries/{listed.id}").data
+    assert (again.status, again.attempts) == ("delivered", 2)  # sent again after commit, same webhook-id
+
+
+SETTINGS = "/notification_settings"
+
+
+@case("GET", SETTINGS)
+def _notification_settings(f: Fleet) -> None:
+    listed = generic(f.manager, "GET", SETTINGS, SETTINGS).data
+    chosen = {s.id: s.status for s in listed}
+    assert chosen["balance.low"] == "enabled" and chosen["invoice.issued"] == "disabled"  # an owner's defaults
+    assert {s.channel_destination for s in listed} == {f.world.users["owner"].email}
+
+
+@case("GET", SETTINGS + "/{setting_id}")
+def _notification_setting(f: Fleet) -> None:
+    raw = f.manager.notification_settings.with_raw_response.retrieve("balance.low")  # enabled: Telnyx's status too
+    one = typed(raw, "GET", SETTINGS + "/{setting_id}").data
+    assert (one.id, one.status, one.associated_record_type_value) == ("balance.low", "enabled", f.manager_id)
+
+
+@case("PATCH", SETTINGS + "/{setting_id}")
+def _choose_notification(f: Fleet) -> None:
+    body = {"status": "disabled", "managed_accounts": False}
+    one = generic(f.manager, "PATCH", SETTINGS + "/{setting_id}", f"{SETTINGS}/balance.low", body=body).data
+    assert (one.status, one.managed_accounts) == ("disabled", False)
+    listed = {s.id: s.status for s in generic(f.manager, "GET", SETTINGS, SETTINGS).data}
+    assert listed["balance.low"] == "disabled" and listed["service.blocked"] == "enabled"
+
+
+THRESHOLD = "/low_balance_threshold"
+
+
+@case("GET", THRESHOLD)
+def _threshold(f: Fleet) -> None:
+    none = generic(f.manager, "GET", THRESHOLD, THRESHOLD).data
+    balance = f.manager.balance.retrieve().data.balance  # the top-up less March's usage
+    assert (none.account_id, none.enabled, none.threshold_amount, none.balance) == (f.manager_id, False, None, balance)
+    theirs = generic(f.on_behalf, "GET", THRESHOLD, THRESHOLD).data  # Canyon's, billed to itself
+    assert theirs.account_id == f.separate_id
+
+
+@case("PATCH", THRESHOLD)
+def _set_threshold(f: Fleet) -> None:
+    set_ = generic(f.manager, "PATCH", THRESHOLD, THRESHOLD, body={"threshold_amount": "600.00"}).data
+    assert (set_.enabled, set_.threshold_amount, set_.below) == (True, "600.00", True)
+    off = generic(f.manager, "PATCH", THRESHOLD, THRESHOLD, body={"enabled": False}).data
+    assert (off.enabled, off.threshold_amount, off.below, off.below_since) == (False, "600.00", False, None)
 
 
 # --- The tests -----------------------------------------------------------------------------------------
