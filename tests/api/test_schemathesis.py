@@ -11,8 +11,8 @@ one per example of the document (schemathesis' examples phase: the usage batch o
 requests, their path ids drawn at random or from the real ones. REACHED names answers the run must
 have seen (a 2xx past the 404s of random ids). Derandomized: CI sends the same requests every run.
 
-Measured (30 operations, 3 keys): about 1,100 requests; see the README's API section for the
-figures and the command."""
+Measured 2026-12-03 (41 operations, 3 keys: 123 tests): 1,431 requests in 2 min 39 s on SQLite,
+load average 1.4; the README's API section gives the command."""
 
 from __future__ import annotations
 
@@ -233,6 +233,7 @@ def test_the_live_server_keeps_to_its_openapi_document(live_server, fleet, make_
         run(generated, EXAMPLES)
     finally:
         session.close()
+    print(f"\nschemathesis: {kind} {method} {path}: {len(statuses)} requests")  # summed for the README
     assert statuses, f"{method} {path}: no request was made"
     expected = REACHED.get((kind, method, path))
     assert expected is None or expected in statuses, f"{kind} {method} {path}: never {expected}, only {statuses}"
