@@ -26,12 +26,12 @@ from accounts import services as account_services
 from accounts.audit import events_for_account
 from accounts.models import Account, AuditEvent, ServiceBlock
 from accounts.permissions import Permissions
-from billing.invoices import resale
-from billing.invoices.lines import section_amounts, shown_amounts
+from billing.invoices.lines import shown_amounts
 from billing.invoices.selectors import invoices_of
 from billing.ledger.selectors import current_balance, has_own_balance
-from billing.models import Balance, Invoice, MonthlyUsage
-from billing.usage.selectors import GROUP_BY_DAY, GROUP_BY_PRODUCT, UsageRow, usage_summary
+from billing.models import Balance, Invoice, MonthlyUsage, Product
+from billing.pricing import Prices, prices_for
+from billing.usage.selectors import GROUP_BY_DAY, GROUP_BY_PRODUCT, UsageRow, daily_usage, usage_summary
 from reporting import charts
 
 CURRENCY = "USD"  # the catalogue's one currency: usage costs are in it
@@ -261,10 +261,10 @@ def account_overview(*, account: Account, can: Permissions, today: date | None =
     usage: MonthUsage | None = None
     chart: charts.Chart | None = None
     if can.view_billing or can.view_reports:
-        markup = None if own or not can.see_pricing else resale.markup_of(account.managed_by)
-        usage = month_usage(account=account, start=start, end=end, pricing=can.see_pricing, markup=markup)
+        prices = prices_for(account) if can.see_pricing else None  # the one rule: what the account pays
+        usage = month_usage(account=account, start=start, end=end, prices=prices)
         if usage.lines:
-            chart = month_chart(account=account, start=start, end=end, pricing=can.see_pricing, markup=markup)
+            chart = month_chart(account=account, start=start, end=end, prices=prices)
     return AccountOverview(
         billed_to=None if own else account.managed_by,
         balance=current_balance(account) if own and can.view_billing else None,
@@ -296,22 +296,23 @@ def service_alert(account: Account) -> ServiceAlert | None:
     )
 
 
-def month_chart(
-    *, account: Account, start: date, end: date, pricing: bool, markup: Decimal | None = None
-) -> charts.Chart:
+def month_chart(*, account: Account, start: date, end: date, prices: Prices | None) -> charts.Chart:
     """The account's usage from `start` to `end` by day (reporting.charts' SVG and its table): its
-    cost where `pricing` (a roll-up account's at its manager's markup, each day's platform cost with
-    the markup applied once and rounded once), else the quantity of its most used unit, as minutes
-    never add up with messages. One query over the daily totals."""
-    amounts = charts.usage_amounts(accounts=[account.pk], start=start, end=end, product=None, by=charts.BY_DAY)
-    if pricing:
+    cost where it sees pricing (`prices`, billing.pricing.prices_for: each day priced as an invoice
+    section is, `Prices.section`, so a roll-up account's days are at its manager's resale prices),
+    else the quantity of its most used unit, as minutes never add up with messages. One query over
+    the daily totals."""
+    if prices is not None:
         measure = charts.cost_measure(CURRENCY)
-        by_day: dict[date, list[Decimal]] = {}
-        for day, cost in charts.by_period(amounts, measure):
-            by_day.setdefault(day, []).append(cost)
-        points = [(day, section_amounts([sum(costs, Decimal(0))], markup).total) for day, costs in by_day.items()]
+        by_day: dict[date, list[tuple[int, Decimal, Decimal]]] = {}
+        daily = daily_usage(accounts=[account.pk], start=start, end=end, product=None)
+        rows = daily.values("day", "product_id").annotate(q=Sum("quantity"), c=Sum("cost"))
+        for row in rows.order_by("day", "product_id"):
+            by_day.setdefault(row["day"], []).append((row["product_id"], row["q"], row["c"]))
+        points = [(day, prices.section(lines, day.replace(day=1)).total) for day, lines in by_day.items()]
         title = "Cost this month by day"
     else:
+        amounts = charts.usage_amounts(accounts=[account.pk], start=start, end=end, product=None, by=charts.BY_DAY)
         units = charts.units_by_use(amounts)
         measure = charts.quantity_measure(units[0] if units else "")
         points = charts.by_period(amounts, measure)
@@ -328,19 +329,20 @@ class MonthUsage(NamedTuple):
     total: Decimal | None  # None where pricing is hidden
 
 
-def month_usage(
-    *, account: Account, start: date, end: date, pricing: bool, markup: Decimal | None = None
-) -> MonthUsage:
-    """The account's usage per product from `start` to `end`, and its cost where `pricing`: at the
-    prices the account pays (a roll-up account, its manager's resale prices: the platform's price
-    with its manager's `markup`, by the invoices' one rule `lines.section_amounts`), never the
-    manager's cost."""
+def month_usage(*, account: Account, start: date, end: date, prices: Prices | None) -> MonthUsage:
+    """The account's usage per product from `start` to `end`, and its cost where it sees pricing
+    (`prices`): at the prices the account pays (billing.pricing.prices_for: a roll-up account its
+    manager's resale prices, markup or per-product resale rates, as its reports show them), never the
+    manager's cost; the lines rounded as the month's invoice section is."""
     rows: list[UsageRow] = usage_summary(
         accounts=[account.pk], start=start, end=end, product=None, group_by=GROUP_BY_PRODUCT
     )
-    if not pricing:
+    if prices is None:
         return MonthUsage([UsageLine(r.label, r.unit, r.quantity, r.records, None) for r in rows], None)
-    amounts = section_amounts([r.cost for r in rows], markup)
+    ids = dict(Product.objects.filter(sku__in=[str(r.key) for r in rows]).values_list("sku", "pk")) if rows else {}
+    # Priced as the month's invoice section will be (`Prices.section`): a resale-rate product's line
+    # rounded once, the others' platform cost with the markup applied once to their sum.
+    amounts = prices.section([(ids[str(r.key)], r.quantity, r.cost) for r in rows], start.replace(day=1))
     # Shown as invoices show a section: the lines add up to the total, with no rounding line.
     shown = shown_amounts(amounts.lines, amounts.rounding) if rows else []
     lines = [UsageLine(r.label, r.unit, r.quantity, r.records, a) for r, a in zip(rows, shown, strict=True)]

@@ -20,6 +20,7 @@ from io import BytesIO
 
 import pytest
 from django.core import mail
+from django.db.models import Sum
 from django.urls import reverse
 from pypdf import PdfReader
 
@@ -29,7 +30,7 @@ from accounts.services import create_api_key, invite_member
 from billing.invoices.builder import invoice_party
 from billing.invoices.credit_notes import creditable_lines, issue_credit_note
 from billing.invoices.services import set_resale_markup
-from billing.models import Invoice, Product, Rate, ResaleRate
+from billing.models import Invoice, Product, Rate, ResaleRate, UsageRecord
 from billing.money import to_cents
 from billing.usage.services import ingest_usage
 from tests.test_authorization_matrix import portal_url_patterns
@@ -268,3 +269,24 @@ def test_the_invoice_email_of_a_hidden_pricing_account_names_only_its_total(
     for body in (message.subject, message.body, pdf):
         assert not {s for s in _secrets() - total if s in body}, body
     assert any(t in message.body for t in total) and "Quantities only" in pdf
+
+
+@pytest.mark.parametrize("who", ["managed_owner", "manager_acting"])
+def test_a_rollup_accounts_overview_prices_its_month_at_its_resale_rates_not_its_managers_cost(
+    world, persona, priced_usage, who
+):
+    """At 0 % markup with a resale rate for SMS this month, the overview's "Usage this month" and its
+    chart price SMS at the resale rate (billing.pricing.prices_for, as the reports do), never at the
+    manager's own cost."""
+    this_month = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    sms = Product.objects.get(sku="sms.outbound")
+    ResaleRate.objects.create(
+        manager=world.manager, product=sms, unit_price=Decimal("0.005311"), effective_from=this_month.date()
+    )
+    used = UsageRecord.objects.filter(account=world.managed, product=sms, started_at__gte=this_month)
+    messages = used.aggregate(total=Sum("quantity"))["total"]
+
+    page = persona(who).get(reverse("dashboard", args=[world.managed.public_id])).content.decode()
+
+    assert f"{to_cents(messages * Decimal('0.005311')):,.2f}" in page  # what it pays for SMS
+    assert f"{to_cents(messages * SMS_RATE):,.2f}" not in page  # what its manager pays
