@@ -16,38 +16,49 @@ from django.db.models.expressions import Expression
 from django.db.models.functions import Cast, Coalesce
 
 from accounts.models import Account
-from billing.models import DailyUsage, MonthlyUsage, Product, ResaleTerms, money_field
+from billing.models import DailyUsage, MonthlyUsage, Product, ResaleRate, ResaleTerms, money_field
 
 USE = models.DecimalField(max_digits=34, decimal_places=12)
 
 
 def _cost_of(model: type[DailyUsage] | type[MonthlyUsage], **period: date) -> Expression:
-    """A limit's account's rated cost in the period: every product, or the limit's one."""
+    """A limit's account's cost in the period at the prices it pays: every product, or the limit's one."""
+    (field,) = period
     rows = model.objects.filter(account=OuterRef("account"), **period).order_by().values("account")
-    every = rows.annotate(total=Sum("cost")).values("total")
-    one = rows.filter(product=OuterRef("product")).annotate(total=Sum("cost")).values("total")
+    every = rows.annotate(total=Sum(priced_cost(field))).values("total")
+    one = rows.filter(product=OuterRef("product")).annotate(total=Sum(priced_cost(field))).values("total")
     cost = Case(When(product__isnull=True, then=Subquery(every)), default=Subquery(one), output_field=USE)
     return Coalesce(cost, Value(Decimal(0)), output_field=USE)
 
 
-def price_factor(prefix: str = "account__") -> Expression:
-    """What the platform's rated cost is multiplied by at the prices the account pays: 1 for an
-    account paying the platform, 1 + markup for a roll-up account paying its manager's resale price
-    (billing.invoices.lines.markup_factor, as SQL)."""
-    markup = ResaleTerms.objects.filter(manager=OuterRef(f"{prefix}manager")).values("markup_percent")[:1]
-    rollup = Q(**{f"{prefix}billing_mode": Account.BillingMode.ROLLUP})
-    resale = Value(Decimal(1)) + Coalesce(Subquery(markup), Value(Decimal(0))) / Value(Decimal(100))
-    return Case(When(rollup, then=resale), default=Value(Decimal(1)), output_field=USE)
+ROLLUP = Account.BillingMode.ROLLUP
+
+
+def priced_cost(period: str) -> Expression:
+    """The cost of a usage-totals row (DailyUsage or MonthlyUsage, whose `period` is "day" or
+    "month") at the prices its account pays: billing.pricing.Prices.cost, as SQL. A roll-up account
+    pays its manager's resale rate for the product in force in the row's month (quantity x rate;
+    resale rates start on a month's first day), else the platform's cost x (1 + markup); any other
+    account the platform's cost (both look-ups find nothing for it). No CASE: SQLite's parser has
+    little depth to spare in the limits page's nearest-first subquery."""
+    rollup = {"manager__managed_accounts": OuterRef("account"), "manager__managed_accounts__billing_mode": ROLLUP}
+    resale_rate = (
+        ResaleRate.objects.filter(product=OuterRef("product"), effective_from__lte=OuterRef(period), **rollup)
+        .order_by("-effective_from")
+        .values("unit_price")[:1]
+    )
+    markup = ResaleTerms.objects.filter(**rollup).values("markup_percent")[:1]
+    factor = Value(Decimal(1)) + Coalesce(Subquery(markup), Value(Decimal(0))) / Value(Decimal(100))
+    return Coalesce(F("quantity") * Subquery(resale_rate), F("cost") * factor, output_field=USE)
 
 
 class SpendLimitQuerySet(models.QuerySet["SpendLimit"]):
     def with_use(self, *, today: date) -> SpendLimitQuerySet:
         """Each limit with its account's spend this month and today (`monthly_use`, `daily_use`),
         exact (not yet in cents) at the prices the account pays."""
-        factor = price_factor()
         return self.annotate(
-            monthly_use=_cost_of(MonthlyUsage, month=today.replace(day=1)) * factor,
-            daily_use=_cost_of(DailyUsage, day=today) * factor,
+            monthly_use=_cost_of(MonthlyUsage, month=today.replace(day=1)),
+            daily_use=_cost_of(DailyUsage, day=today),
         )
 
     def with_ratio(self, *, today: date) -> SpendLimitQuerySet:

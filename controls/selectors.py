@@ -11,7 +11,7 @@ from accounts.models import Account
 from accounts.selectors import managed_accounts_for
 from billing.models import MonthlyUsage
 from billing.money import to_cents
-from controls.models import USE, SpendLimit, price_factor
+from controls.models import USE, SpendLimit, priced_cost
 
 
 def limits_overview(manager: Account, *, today: date) -> QuerySet[Account]:
@@ -20,14 +20,14 @@ def limits_overview(manager: Account, *, today: date) -> QuerySet[Account]:
     without limits), for sorting nearest to its limit first. A fixed number of queries a page."""
     nearest = SpendLimit.objects.filter(account=OuterRef("pk")).with_ratio(today=today).order_by(F("ratio").desc())
     month = MonthlyUsage.objects.filter(account=OuterRef("pk"), month=today.replace(day=1)).order_by()
-    month_cost = month.values("account").annotate(total=Sum("cost")).values("total")
+    month_cost = month.values("account").annotate(total=Sum(priced_cost("month"))).values("total")
     return (
         managed_accounts_for(manager)
         .exclude(status=Account.Status.CANCELLED)
         .select_related("manager")
         .annotate(
             nearest=Subquery(nearest.values_list(F("ratio"))[:1]),
-            month_spend=Coalesce(Subquery(month_cost), Value(0), output_field=USE) * price_factor(prefix=""),
+            month_spend=Coalesce(Subquery(month_cost), Value(0), output_field=USE),
         )
         .prefetch_related(limits_prefetch(today))
     )

@@ -19,7 +19,7 @@ from django.utils import timezone
 from accounts.actor import Actor
 from accounts.models import Account, AuditEvent, ServiceBlock
 from billing.ledger import services as ledger
-from billing.models import LedgerEntry, UsageRecord
+from billing.models import LedgerEntry, Product, ResaleRate, UsageRecord
 from billing.usage.services import ingest_usage
 from controls.models import SpendLimit
 from controls.services import check_accounts
@@ -442,3 +442,27 @@ def test_the_hourly_task_lifts_blocks_whose_period_ended_and_blocks_used_up_cred
     assert len(events(world.managed, "service.unblocked")) == 1
     assert fresh(cedar).service_block == ServiceBlock.CREDIT_EXHAUSTED
     assert check_period_start.delay().get() == 0
+
+
+def test_a_roll_up_accounts_limit_counts_what_it_pays_at_its_resale_rate(
+    world, owner_client, credit, django_capture_on_commit_callbacks
+):
+    """The one pricing rule (billing.pricing) holds for limits too: with a resale rate for SMS of
+    USD 0.010 this month (the list price is 0.004), 2,000 messages cost the roll-up account USD 20.00
+    (8.00 at the platform's price), so its USD 15.00 limit is crossed, and the limits page and its own
+    limit say 20.00 spent, this month and today."""
+    this_month = timezone.now().date().replace(day=1)
+    sms = Product.objects.get(sku="sms.outbound")
+    ResaleRate.objects.create(
+        manager=world.manager, product=sms, unit_price=Decimal("0.010"), effective_from=this_month
+    )
+    assert set_limit(owner_client, world, world.managed, monthly_amount="15.00").status_code == 302
+
+    with django_capture_on_commit_callbacks(execute=True):
+        usage(world, world.managed, 2)
+
+    assert fresh(world.managed).service_block == ServiceBlock.SPEND_LIMIT
+    limit = SpendLimit.objects.with_use(today=timezone.now().date()).get(account=world.managed)
+    assert (limit.monthly_use, limit.daily_use) == (Decimal("20.00"), Decimal("20.00"))
+    page = text(owner_client.get(reverse("controls_limits", args=[world.manager.public_id])))
+    assert "20.00" in page and "8.00" not in page
