@@ -4,14 +4,12 @@ the real ingestion service crosses it, the account is blocked, the manager gets 
 signed webhook; it raises the limit and the block lifts (e-mail and webhook again). Also: the
 notification settings page and the low-balance banner with its way to pay."""
 
-import importlib
 import json
 import time
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.apps import apps
 from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
@@ -27,12 +25,6 @@ from tests.browser.test_log_in_as_flow import sign_in
 from tests.factories import PASSWORD, account_with_owner
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def catalogue(transactional_db):
-    """The products and list prices: a data migration loads them, but each transactional test flushes them."""
-    importlib.import_module("billing.migrations.0002_catalogue").load(apps, None)
 
 
 @pytest.fixture

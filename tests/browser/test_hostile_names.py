@@ -10,14 +10,12 @@ stopped it).
 
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from io import BytesIO
 
 import pytest
-from django.apps import apps
 from django.urls import reverse
 from playwright.sync_api import ConsoleMessage, Dialog, Page, expect
 from pypdf import PdfReader
@@ -43,12 +41,6 @@ SIBLING_NAME = hostile("Blue Harbor")
 MANAGER_NAME = hostile("Acme Reseller")
 OTHER_NAME = hostile("Solo Standard")  # another account of the manager's owner: the switcher
 PERSON_NAME = hostile("Ann")  # the manager owner's first name: the log-in-as banner
-
-
-@pytest.fixture
-def catalogue(transactional_db):
-    """The products (the browser tests are transactional: every test flushes them when it ends)."""
-    importlib.import_module("billing.migrations.0002_catalogue").load(apps, None)
 
 
 @dataclass

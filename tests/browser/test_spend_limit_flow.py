@@ -1,12 +1,10 @@
 """A manager sets a spend limit in a real browser, usage (through the real ingestion service)
 crosses it, the account shows blocked, the manager raises the limit and the block lifts."""
 
-import importlib
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.apps import apps
 from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import Page, expect
@@ -19,12 +17,6 @@ from tests.browser.test_log_in_as_flow import sign_in
 from tests.factories import PASSWORD, account_with_owner
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def catalogue(transactional_db):
-    """The products and list prices: a data migration loads them, but each transactional test flushes them."""
-    importlib.import_module("billing.migrations.0002_catalogue").load(apps, None)
 
 
 def test_a_manager_limits_an_account_sees_it_blocked_and_lifts_the_block(page: Page, live_server, catalogue):

@@ -7,13 +7,11 @@ Screenshots at 1400 and 390 px wide go to var/screenshots/ (usage-chart-one-day-
 
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
-from django.apps import apps
 from django.urls import reverse
 from playwright.sync_api import Page, expect
 
@@ -29,12 +27,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 HOSTILE = 'Alpine<img src=x onerror="window.__xss=1"><b>bold</b>'
 MONTH_LABEL = re.compile(r"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)( \d{4})?$")
-
-
-@pytest.fixture
-def catalogue(transactional_db):
-    """The products and list prices (every transactional test flushes them when it ends)."""
-    importlib.import_module("billing.migrations.0002_catalogue").load(apps, None)
 
 
 @dataclass

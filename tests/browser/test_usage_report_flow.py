@@ -8,7 +8,6 @@ missing day (the chart draws it as zero) and voice usage exists to be filtered o
 """
 
 import csv
-import importlib
 import io
 import re
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from django.apps import apps
 from django.urls import reverse
 from playwright.sync_api import ConsoleMessage, Error, Page, expect
 
@@ -35,13 +33,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 DAYS = 10
 GAP_DAY = 4  # days ago with no SMS (voice only)
 SMS_PRICE = Decimal("0.004")
-
-
-@pytest.fixture
-def catalogue(transactional_db):
-    """The products and list prices. A data migration loads them, but every transactional test
-    (the browser tests are all transactional) flushes every table when it ends."""
-    importlib.import_module("billing.migrations.0002_catalogue").load(apps, None)
 
 
 @dataclass

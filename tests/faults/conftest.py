@@ -38,7 +38,6 @@ from urllib.parse import quote
 
 import pytest
 import redis
-from django.apps import apps
 from django.db import connection
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
@@ -79,14 +78,6 @@ POSTGRES_ONLY = "the fault suite runs on PostgreSQL and Redis (.ci/run's second 
 def postgres_only():
     if connection.vendor != "postgresql":
         pytest.skip(POSTGRES_ONLY)
-
-
-@pytest.fixture
-def catalogue(transactional_db):
-    """The products and list prices: a transactional test flushes the tables a migration filled."""
-    from importlib import import_module
-
-    import_module("billing.migrations.0002_catalogue").load(apps, None)
 
 
 def month_bounds(month: date) -> tuple[datetime, datetime]:
