@@ -359,7 +359,9 @@ Phrase = Callable[[AuditEvent, SafeString], SafeString]
 
 
 def _say(template: str, *values: Any) -> SafeString:
-    return format_html(template, *values)
+    """A sentence: our own template with the event's values escaped into it (one without values is
+    escaped whole: Django 6 refuses format_html without arguments)."""
+    return format_html(template, *values) if values else format_html("{}", template)
 
 
 def _settings(event: AuditEvent, what: SafeString) -> SafeString:
