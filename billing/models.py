@@ -143,7 +143,11 @@ class UsageRecord(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["account", "idempotency_key"], name="usage_idempotency_key_per_account"),
+            # With the partition key (PostgreSQL partitions by month of start, billing.usage.partitions):
+            # a re-sent record is refused by it; ingestion finds a key stored in any other month.
+            models.UniqueConstraint(
+                fields=["account", "idempotency_key", "started_at"], name="usage_idempotency_key_per_account"
+            ),
             models.CheckConstraint(name="usage_quantity_not_negative", condition=Q(quantity__gte=0)),
         ]
         indexes = [

@@ -224,7 +224,9 @@ def _indexes_rebuilt_after(table: str, *, enabled: bool, progress: Callable[[str
             "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid) ORDER BY 1",
             [table],
         )
-        indexes = cursor.fetchall()
+        # A partitioned table's index reads "ON ONLY" (the parent alone); made again, it must cover
+        # every partition (billing.usage.partitions).
+        indexes = [(name, definition.replace(" ON ONLY ", " ON ")) for name, definition in cursor.fetchall()]
         quoted = connection.ops.quote_name(table)
         for name, _, _ in constraints:
             cursor.execute(f"ALTER TABLE {quoted} DROP CONSTRAINT {connection.ops.quote_name(name)}")

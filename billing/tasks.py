@@ -14,6 +14,7 @@ from billing.invoices.emails import email_invoices  # the close queues it: a tas
 from billing.ledger import services as ledger
 from billing.payments import services as payments
 from billing.payments.gateway import ProviderUnavailable
+from billing.usage import partitions
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,13 @@ def apply_billing_mode_changes() -> dict[str, int]:
     """Beat runs this at the top of every hour of the 1st (UTC), the first time before the close of
     the month before: the billing-mode changes due this month take effect (idempotent)."""
     return account_services.apply_billing_mode_changes()
+
+
+@shared_task
+def create_usage_partitions() -> list[str]:
+    """Beat runs this daily: this month's usage-records partition and the next ones are made ahead
+    (PostgreSQL; billing.usage.partitions), so ingestion never waits on DDL. The months made."""
+    return [f"{month:%Y-%m}" for month in partitions.create_ahead(timezone.now().date())]
 
 
 @shared_task

@@ -27,6 +27,11 @@ app.conf.beat_schedule = {
         "task": "billing.tasks.close_previous_month",
         "schedule": crontab(day_of_month=1, hour="1-23", minute=30),
     },
+    # Usage records are partitioned by month on PostgreSQL: the coming months' partitions made ahead.
+    "usage-partitions-ahead": {
+        "task": "billing.tasks.create_usage_partitions",
+        "schedule": crontab(hour=0, minute=5),
+    },
     # Spend-limit blocks end with their day or month (UTC): lifted and audited at the top of the hour.
     "controls-period-start": {
         "task": "controls.tasks.check_period_start",

@@ -457,8 +457,12 @@ _INCOMING_COLUMNS = (
 
 def _insert_new_postgresql(batch: UsageBatch, records: list[_Record]) -> list[_Record]:
     """Set-based: COPY the batch into a temporary table, then one INSERT ... SELECT that skips
-    keys already stored (ON CONFLICT DO NOTHING waits for a concurrent batch holding the same key
-    and then skips it) and returns the keys it stored."""
+    keys already stored in any month (NOT EXISTS, one index probe per month's partition) and
+    returns the keys it stored. A re-sent record has the same start: when the same batch arrives
+    twice at the same moment, ON CONFLICT on (account, key, started_at) makes the second wait for
+    the first and then skip it. (Only a key reused for another start time by two batches
+    committing at the same moment could be stored twice: the unique index of a partitioned table
+    must hold the partition key.)"""
     table = connection.ops.quote_name(UsageRecord._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -474,8 +478,10 @@ def _insert_new_postgresql(batch: UsageBatch, records: list[_Record]) -> list[_R
                 )  # fmt: skip
         cursor.execute(
             f"INSERT INTO {table} ({_INCOMING_COLUMNS}, batch_id, created_at) "  # noqa: S608
-            f"SELECT {_INCOMING_COLUMNS}, %s, now() FROM {_INCOMING} "
-            "ON CONFLICT (account_id, idempotency_key) DO NOTHING RETURNING account_id, idempotency_key",
+            f"SELECT {_INCOMING_COLUMNS}, %s, now() FROM {_INCOMING} AS incoming "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS stored WHERE stored.account_id = incoming.account_id "
+            "AND stored.idempotency_key = incoming.idempotency_key) "
+            "ON CONFLICT (account_id, idempotency_key, started_at) DO NOTHING RETURNING account_id, idempotency_key",
             [batch.pk],
         )
         stored = cursor.fetchall()
