@@ -156,6 +156,12 @@ def _body(response) -> str:
     return response.content.decode()
 
 
+def _shows(amount: str, body: str) -> bool:
+    """`amount` printed as a number of its own: not the tail or head of a longer one (a chart's
+    coordinate x="458.25" is not the amount 8.25)."""
+    return re.search(rf"(?<![\d.,]){re.escape(amount)}(?![\d])", body) is not None
+
+
 def _leaks(
     client, urls, owed: tuple[list[str], set[str]] = ([], set()), *, cost_columns: bool = False
 ) -> dict[str, list[str]]:
@@ -169,7 +175,7 @@ def _leaks(
         assert response.status_code in (200, 302, 403, 404, 405), (url, response.status_code)
         body = _body(response)
         allowed = total if any(_names(url, prefix) for prefix in invoice_urls) else set()
-        found = sorted(s for s in secrets - allowed if s in body)
+        found = sorted(s for s in secrets - allowed if _shows(s, body))
         if "csv" in url and response.status_code == 200 and not cost_columns:
             header = body.splitlines()[0].lower()
             found += [word for word in ("cost", "rate", "price") if word in header]
