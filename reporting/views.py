@@ -14,6 +14,7 @@ import calendar
 from collections.abc import Callable, Iterable
 from datetime import date
 from typing import Any, cast
+from urllib.parse import urlencode
 from uuid import UUID
 
 from django import forms
@@ -57,6 +58,18 @@ def _query(params: QueryDict, **changes: str | None) -> str:
         if value is not None:
             query[key] = value
     return query.urlencode()
+
+
+def _query_with(params: QueryDict, *keys: str) -> Callable[..., str]:
+    """`_query(params, **changes)` for changes of `keys` (none None), the rest of `params` copied
+    and encoded once: a report links every one of its rows."""
+    rest = _query(params, **dict.fromkeys(keys))
+
+    def query(**changes: str) -> str:
+        tail = urlencode([(key, changes[key]) for key in keys])
+        return f"{rest}&{tail}" if rest else tail
+
+    return query
 
 
 # --- The report ------------------------------------------------------------------------------------------
@@ -143,18 +156,22 @@ def _row_link(request: HttpRequest, access: AccountAccess, filters: UsageFilters
     report = reverse("usage_report", args=[access.account.public_id])
     records = reverse("usage_records", args=[access.account.public_id])
     params = request.GET
+    by_product = _query_with(params, "product", "group_by")
+    by_account = _query_with(params, "scope", "group_by")
+    day_records = _query_with(params, "start", "end")
+    month_days = _query_with(params, "start", "end", "group_by")
 
     def link(row: UsageRow) -> str:
         if isinstance(row.key, str):  # a product's SKU or a managed account's public id
             if filters.group_by == GROUP_BY_PRODUCT:
-                return f"{report}?{_query(params, product=row.key, group_by=GROUP_BY_DAY)}"
-            return f"{report}?{_query(params, scope=row.key, group_by=GROUP_BY_DAY)}"
+                return f"{report}?{by_product(product=row.key, group_by=GROUP_BY_DAY)}"
+            return f"{report}?{by_account(scope=row.key, group_by=GROUP_BY_DAY)}"
         if filters.group_by == GROUP_BY_DAY:
             day = row.key.isoformat()
-            return f"{records}?{_query(params, start=day, end=day)}"
+            return f"{records}?{day_records(start=day, end=day)}"
         first, last = _month_bounds(row.key)
         start, end = max(first, filters.start).isoformat(), min(last, filters.end).isoformat()
-        return f"{report}?{_query(params, start=start, end=end, group_by=GROUP_BY_DAY)}"
+        return f"{report}?{month_days(start=start, end=end, group_by=GROUP_BY_DAY)}"
 
     return link
 

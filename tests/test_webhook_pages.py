@@ -148,3 +148,25 @@ def test_the_pages_cost_the_same_queries_for_few_or_many_rows(world, owner_clien
     deliveries(60)
     many = queries("webhooks_endpoints"), queries("webhooks_deliveries", endpoint.public_id)
     assert few == many
+
+
+def test_the_delivery_log_shows_its_times_in_utc_and_a_dash_for_no_attempt_yet(world, owner_client, receiver):
+    from datetime import UTC, datetime
+
+    add_endpoint(owner_client, world.manager, receiver.url, ["managed_account.disabled"])
+    endpoint = WebhookEndpoint.objects.get()
+    events = [
+        AuditEvent.objects.create(account=world.manager, change_type="x", resource_type="x", resource_id=str(i))
+        for i in range(2)
+    ]
+    tried = WebhookDelivery.objects.create(
+        endpoint=endpoint, event=events[0], event_type="managed_account.disabled", data={}, attempts=1
+    )
+    WebhookDelivery.objects.create(endpoint=endpoint, event=events[1], event_type="managed_account.disabled", data={})
+    WebhookDelivery.objects.filter(pk=tried.pk).update(
+        created_at=datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC),
+        last_attempt_at=datetime(2026, 3, 4, 23, 59, 58, tzinfo=UTC),
+    )
+    log = page(owner_client, "webhooks_deliveries", world.manager.public_id, endpoint.public_id)
+    assert "2026-03-04 05:06:07" in log and "2026-03-04 23:59:58" in log
+    assert log.count("<td >—</td>") + log.count("<td>—</td>") >= 1  # the delivery not yet attempted
