@@ -6,41 +6,39 @@ that accounts can read it without importing controls."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import cast
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Case, F, OuterRef, Q, Subquery, Sum, Value, When
+from django.db.models import Case, ExpressionWrapper, F, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.expressions import Expression
-from django.db.models.functions import Cast, Coalesce
+from django.db.models.functions import Cast, Coalesce, Greatest
 
 from accounts.models import Account
+from billing import pricing
+from billing.invoices.lines import markup_factor
 from billing.models import DailyUsage, MonthlyUsage, Product, ResaleRate, ResaleTerms, money_field
 
 USE = models.DecimalField(max_digits=34, decimal_places=12)
-
-
-def _cost_of(model: type[DailyUsage] | type[MonthlyUsage], **period: date) -> Expression:
-    """A limit's account's cost in the period at the prices it pays: every product, or the limit's one."""
-    (field,) = period
-    rows = model.objects.filter(account=OuterRef("account"), **period).order_by().values("account")
-    every = rows.annotate(total=Sum(priced_cost(field))).values("total")
-    one = rows.filter(product=OuterRef("product")).annotate(total=Sum(priced_cost(field))).values("total")
-    cost = Case(When(product__isnull=True, then=Subquery(every)), default=Subquery(one), output_field=USE)
-    return Coalesce(cost, Value(Decimal(0)), output_field=USE)
-
-
 ROLLUP = Account.BillingMode.ROLLUP
 
 
+# --- The prices of usage, as SQL ---------------------------------------------------------------------------
+# billing.pricing.Prices.cost is the rule; these are its two SQL forms, for a usage-totals row
+# (DailyUsage or MonthlyUsage): `priced_cost` looks the prices up per row (rows of any accounts, any
+# managers: the spend-limit check), `ResalePrices.cost` has one manager's prices of one month read
+# once, as constants (every account of one manager: the limits page, and one account's limits).
+
+
 def priced_cost(period: str) -> Expression:
-    """The cost of a usage-totals row (DailyUsage or MonthlyUsage, whose `period` is "day" or
-    "month") at the prices its account pays: billing.pricing.Prices.cost, as SQL. A roll-up account
-    pays its manager's resale rate for the product in force in the row's month (quantity x rate;
-    resale rates start on a month's first day), else the platform's cost x (1 + markup); any other
-    account the platform's cost (both look-ups find nothing for it). No CASE: SQLite's parser has
-    little depth to spare in the limits page's nearest-first subquery."""
+    """The cost of a usage-totals row (whose `period` is "day" or "month") at the prices its
+    account pays, with the prices looked up per row. A roll-up account pays its manager's resale
+    rate for the product in force in the row's month (quantity x rate; resale rates start on a
+    month's first day), else the platform's cost x (1 + markup); any other account the platform's
+    cost (both look-ups find nothing for it). No CASE: SQLite's parser has little depth to spare."""
     rollup = {"manager__managed_accounts": OuterRef("account"), "manager__managed_accounts__billing_mode": ROLLUP}
     resale_rate = (
         ResaleRate.objects.filter(product=OuterRef("product"), effective_from__lte=OuterRef(period), **rollup)
@@ -52,16 +50,87 @@ def priced_cost(period: str) -> Expression:
     return Coalesce(F("quantity") * Subquery(resale_rate), F("cost") * factor, output_field=USE)
 
 
-class SpendLimitQuerySet(models.QuerySet["SpendLimit"]):
-    def with_use(self, *, today: date) -> SpendLimitQuerySet:
-        """Each limit with its account's spend this month and today (`monthly_use`, `daily_use`),
-        exact (not yet in cents) at the prices the account pays."""
-        return self.annotate(
-            monthly_use=_cost_of(MonthlyUsage, month=today.replace(day=1)),
-            daily_use=_cost_of(DailyUsage, day=today),
-        )
+@dataclass(frozen=True)
+class ResalePrices:
+    """A manager's resale prices of one month, read once (`of`): its markup and its resale rates in
+    force then (at most one a product). `cost` is what a roll-up account of the manager pays for a
+    usage-totals row of that month, `platform` what any other account pays."""
 
-    def with_ratio(self, *, today: date) -> SpendLimitQuerySet:
+    month: date
+    markup: Decimal = Decimal("0.00")
+    rates: dict[int, Decimal] = field(default_factory=dict)  # product id: resale rate in force
+
+    @classmethod
+    def of(cls, manager: Account | None, month: date) -> ResalePrices:
+        """Two queries (none without a manager): `billing.pricing`'s own reads of the manager's prices."""
+        if manager is None:
+            return cls(month)
+        timelines = pricing.resale_timelines(manager.pk)
+        rates = {pk: rate for pk, t in timelines.items() if (rate := pricing.rate_in(t, month)) is not None}
+        return cls(month, pricing.markup_of(manager), rates)
+
+    def cost(self) -> Expression:
+        """`Prices.cost` of a row of a roll-up account: quantity x the resale rate of its product,
+        else the platform's cost x the markup factor; a CASE of constants, no look-up per row."""
+        marked_up = F("cost") * Value(markup_factor(self.markup), output_field=USE)
+        if not self.rates:
+            return ExpressionWrapper(marked_up, output_field=USE)
+        resold = [When(product_id=pk, then=F("quantity") * Value(rate)) for pk, rate in sorted(self.rates.items())]
+        return Case(*resold, default=marked_up, output_field=USE)
+
+    @staticmethod
+    def platform() -> Expression:
+        return ExpressionWrapper(F("cost"), output_field=USE)
+
+    def pays_resale(self, prefix: str = "") -> Q:
+        """Whether the account (at `prefix`, e.g. "account__") pays resale prices in the month:
+        `Account.has_own_balance_in` negated, as a condition."""
+        return _prefixed(Account.billing_mode_is(ROLLUP, self.month), prefix)
+
+
+def _prefixed(q: Q, prefix: str) -> Q:
+    """`q` with every lookup under `prefix` (a relation path ending in "__")."""
+    if not prefix:
+        return q
+    children: list[object] = []
+    for child in q.children:
+        if isinstance(child, Q):
+            children.append(_prefixed(child, prefix))
+        else:
+            lookup, value = cast(tuple[str, object], child)
+            children.append((f"{prefix}{lookup}", value))
+    return Q(*children, _connector=q.connector, _negated=q.negated)
+
+
+def _cost_of(model: type[DailyUsage] | type[MonthlyUsage], cost: Expression, **period: date) -> Expression:
+    """A limit's account's cost in the period, each row priced by `cost`: every product, or the limit's one."""
+    rows = model.objects.filter(account=OuterRef("account"), **period).order_by().values("account")
+    every = rows.annotate(total=Sum(cost)).values("total")
+    one = rows.filter(product=OuterRef("product")).annotate(total=Sum(cost)).values("total")
+    spent = Case(When(product__isnull=True, then=Subquery(every)), default=Subquery(one), output_field=USE)
+    return Coalesce(spent, Value(Decimal(0)), output_field=USE)
+
+
+class SpendLimitQuerySet(models.QuerySet["SpendLimit"]):
+    def with_use(self, *, today: date, prices: ResalePrices | None = None) -> SpendLimitQuerySet:
+        """Each limit with its account's spend this month and today (`monthly_use`, `daily_use`),
+        exact (not yet in cents) at the prices the account pays: `prices`, the manager's read once,
+        when every limit is of one manager's accounts, else looked up per row (`priced_cost`)."""
+        month = today.replace(day=1)
+        if prices is None:
+            return self.annotate(
+                monthly_use=_cost_of(MonthlyUsage, priced_cost("month"), month=month),
+                daily_use=_cost_of(DailyUsage, priced_cost("day"), day=today),
+            )
+        resale = prices.pays_resale("account__")
+
+        def use(model: type[DailyUsage] | type[MonthlyUsage], **period: date) -> Expression:
+            at_resale, at_platform = (_cost_of(model, cost, **period) for cost in (prices.cost(), prices.platform()))
+            return Case(When(resale, then=at_resale), default=at_platform, output_field=USE)
+
+        return self.annotate(monthly_use=use(MonthlyUsage, month=month), daily_use=use(DailyUsage, day=today))
+
+    def with_ratio(self, *, today: date, prices: ResalePrices | None = None) -> SpendLimitQuerySet:
         """`with_use` and `ratio`: the larger share used of the monthly and the daily amount, for
         sorting nearest to its limit first. A share, not money, so a float: SQLite divides its
         whole-number decimals as integers (money comparisons use cents, `controls.services`)."""
@@ -71,17 +140,9 @@ class SpendLimitQuerySet(models.QuerySet["SpendLimit"]):
             return Cast(F(use), share) / Cast(F(amount), share)
 
         daily = Case(When(daily_amount__isnull=True, then=Value(0.0)), default=used("daily_use", "daily_amount"))
-        return (
-            self.with_use(today=today)
-            .annotate(monthly_ratio=used("monthly_use", "monthly_amount"), daily_ratio=daily)
-            .annotate(
-                ratio=Case(
-                    When(monthly_ratio__gte=F("daily_ratio"), then=F("monthly_ratio")),
-                    default=F("daily_ratio"),
-                    output_field=share,
-                )
-            )
-        )
+        # Greatest, not a CASE comparing the two: each share (a subquery) once in the SQL, not twice
+        ratio = Greatest(used("monthly_use", "monthly_amount"), daily, output_field=share)
+        return self.with_use(today=today, prices=prices).annotate(ratio=ratio)
 
 
 class SpendLimit(models.Model):

@@ -5,7 +5,6 @@ from decimal import Decimal
 from typing import Any
 
 import django_tables2 as tables
-from django.db.models import F, QuerySet
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -35,9 +34,11 @@ class LimitsTable(tables.Table):
         super().__init__(*args, **kwargs)
         self.today = today
 
-    def order_nearest(self, queryset: QuerySet[Account], is_descending: bool) -> tuple[QuerySet[Account], bool]:
-        nearest = F("nearest").desc(nulls_last=True) if is_descending else F("nearest").asc(nulls_last=True)
-        return queryset.order_by(nearest, "name", "pk"), True
+    def order_nearest(
+        self, accounts: selectors.LimitsOverview, is_descending: bool
+    ) -> tuple[selectors.LimitsOverview, bool]:
+        """Without limits last either way (`LimitsOverview.ORDER`), then by name."""
+        return accounts.order_by("-nearest" if is_descending else "nearest", "name"), True
 
     def render_name(self, record: Account, value: str) -> SafeString:
         url = reverse("controls_managed_limit", args=[record.managed_by.public_id, record.public_id])

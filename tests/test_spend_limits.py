@@ -18,10 +18,13 @@ from django.utils import timezone
 
 from accounts.actor import Actor
 from accounts.models import Account, AuditEvent, ServiceBlock
+from billing.invoices.services import set_resale_markup
 from billing.ledger import services as ledger
-from billing.models import LedgerEntry, Product, ResaleRate, UsageRecord
+from billing.models import LedgerEntry, MonthlyUsage, Product, ResaleRate, UsageRecord
+from billing.pricing import prices_for
 from billing.usage.services import ingest_usage
 from controls.models import SpendLimit
+from controls.selectors import limits_of, limits_overview
 from controls.services import check_accounts
 from controls.tasks import check_period_start
 from tests.conftest import make_managed_accounts
@@ -31,14 +34,22 @@ KEYS = itertools.count()
 PER_RECORD = Decimal("4.00")  # 1,000 outbound messages at the list price of USD 0.004
 
 
-def usage(world, account: Account, records: int, *, quantity: str = "1000", submitter: Account | None = None):
+def usage(
+    world,
+    account: Account,
+    records: int,
+    *,
+    quantity: str = "1000",
+    submitter: Account | None = None,
+    product: str = "sms.outbound",
+):
     """`records` outbound-message records of `account`, through the one ingestion service, with the
     after-commit work (charges, the limit check) run as the worker would."""
     at = timezone.now() - timedelta(minutes=1)
     rows = [
         {
             "account": str(account.public_id),
-            "product": "sms.outbound",
+            "product": product,
             "quantity": quantity,
             "started_at": at.isoformat(),
             "idempotency_key": f"k-{next(KEYS)}",
@@ -466,3 +477,71 @@ def test_a_roll_up_accounts_limit_counts_what_it_pays_at_its_resale_rate(
     assert (limit.monthly_use, limit.daily_use) == (Decimal("20.00"), Decimal("20.00"))
     page = text(owner_client.get(reverse("controls_limits", args=[world.manager.public_id])))
     assert "20.00" in page and "8.00" not in page
+
+
+def test_the_limits_page_prices_each_account_as_it_pays_nearest_first_in_a_fixed_number_of_queries(
+    world, owner_client, credit, django_capture_on_commit_callbacks
+):
+    """The manager's prices read once for the whole page, the one rule (billing.pricing.prices_for)
+    for each account: with a 10 % markup and a resale rate for SMS of USD 0.010 this month, Alpine
+    Voice (roll-up) pays 20.00 for 2,000 messages (8.00 at the platform's price), Blue Harbor
+    (roll-up) 22.00 for 2,000 minutes of outbound voice (20.00 and the markup), Cedar (billed
+    separately) the platform's 8.00 for its 2,000 messages. Nearest first: Blue Harbor 88 % of 25.00,
+    Cedar 80 % of its daily 10.00, Alpine 66.67 % of its 30.00 on SMS, then an account without limits."""
+    this_month = timezone.now().date().replace(day=1)
+    sms = Product.objects.get(sku="sms.outbound")
+    set_resale_markup(manager=world.manager, markup_percent=Decimal("10"), actor=Actor(user=world.users["owner"]))
+    ResaleRate.objects.create(
+        manager=world.manager, product=sms, unit_price=Decimal("0.010"), effective_from=this_month
+    )
+    cedar = separate_account(world)
+    ledger.post_entry(account=cedar, kind="top_up", amount=Decimal("50.00"), key="t1", description="Top-up")
+    set_limit(owner_client, world, world.managed, monthly_amount="40.00", action="alert")
+    set_limit(owner_client, world, world.managed, product=sms.sku, monthly_amount="30.00", action="alert")
+    set_limit(owner_client, world, world.sibling, monthly_amount="25.00", action="alert")
+    set_limit(owner_client, world, cedar, monthly_amount="32.00", daily_amount="10.00", action="alert")
+    (plain,) = make_managed_accounts(world.manager, 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        usage(world, world.managed, 2)
+        usage(world, world.sibling, 2, product="voice.outbound")
+        usage(world, cedar, 2)
+    url = reverse("controls_limits", args=[world.manager.public_id])
+
+    def page() -> tuple[int, str]:
+        with CaptureQueriesContext(connection) as queries:
+            response = owner_client.get(url)
+        assert response.status_code == 200
+        return len(queries), text(response)
+
+    few, html_text = page()
+    rows = [html_text.index(name) for name in ("Blue Harbor", "Cedar Call Centre", "Alpine Voice", plain.name)]
+    assert rows == sorted(rows)
+    for shown in ("88.00 %", "80.00 %", "66.67 %", "USD 22.00", "USD 20.00", "USD 8.00"):
+        assert shown in html_text
+    assert "USD 8.00 this month, USD 8.00 today" in html_text  # Cedar's daily amount, at the platform's price
+    # The page agrees with the rule itself, row by row, and with each account's own limits.
+    today = timezone.now().date()
+    spend = {account.pk: account.month_spend for account in limits_overview(world.manager, today=today)}
+    for account, expected in ((world.managed, "20.00"), (world.sibling, "22.00"), (cedar, "8.00"), (plain, "0")):
+        prices = prices_for(fresh(account))
+        rows_of = MonthlyUsage.objects.filter(account=account, month=this_month)
+        by_rule = sum((prices.cost(r.product_id, r.month, r.quantity, r.cost) for r in rows_of), Decimal(0))
+        assert spend[account.pk] == by_rule == Decimal(expected), account.name
+    assert [limit.monthly_use for limit in limits_of(fresh(world.managed), today=today)] == [
+        Decimal("20.00"),
+        Decimal("20.00"),
+    ]
+    (cedars,) = limits_of(fresh(cedar), today=today)
+    assert (cedars.monthly_use, cedars.daily_use) == (Decimal("8.00"), Decimal("8.00"))
+
+    for account in make_managed_accounts(world.manager, 30):
+        SpendLimit.objects.create(account=account, set_by="manager", monthly_amount=Decimal("50.00"))
+    ResaleRate.objects.create(
+        manager=world.manager,
+        product=Product.objects.get(sku="mms.outbound"),
+        unit_price=Decimal("0.020"),
+        effective_from=this_month,
+    )
+    many, html_text = page()
+    assert many == few
+    assert html_text.index("Blue Harbor") < html_text.index("Alpine Voice") < html_text.index("Bulk Customer")
