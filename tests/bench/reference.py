@@ -76,6 +76,7 @@ from billing.models import (
 )
 from billing.scale import build_workload, month_days
 from billing.usage.selectors import usage_records
+from controls.models import SpendLimit
 from portal.celery import app as celery_app
 from reporting import exports
 from reporting.forms import UsageFilterForm
@@ -518,6 +519,7 @@ def page_figures(manager: Account, month: date, options: Options) -> list[Figure
     busiest = busiest_managed(manager, month)
     invoice = Invoice.objects.get(bill_to=manager, period=month, issuer__isnull=True)
     endpoint = webhook_log(manager, owner)
+    spend_limits(manager)
     login = _page_figure(
         "login page, anonymous (the floor of a page)", Client(), reverse("account_login"), {}, options.requests
     )
@@ -564,6 +566,24 @@ def page_figures(manager: Account, month: date, options: Options) -> list[Figure
 
 PAGE_RATIO = 5
 WEBHOOK_LOG = 5_000  # deliveries in the benchmark's webhook log
+
+
+def spend_limits(manager: Account) -> int:
+    """A monthly limit on every managed account, set by the manager (made once, found again
+    after): from $50 to $5,000, so the limits page has every account to rank. Written directly."""
+    managed = list(
+        manager.managed_accounts.filter(spend_limits__isnull=True).order_by("pk").values_list("pk", flat=True)
+    )
+    SpendLimit.objects.bulk_create(
+        SpendLimit(
+            account_id=pk,
+            set_by=SpendLimit.SetBy.MANAGER,
+            monthly_amount=Decimal(50 * (1 + n % 100)),
+            daily_amount=Decimal(10 * (1 + n % 10)) if n % 3 == 0 else None,
+        )
+        for n, pk in enumerate(managed)
+    )
+    return len(managed)
 
 
 def webhook_log(manager: Account, owner) -> WebhookEndpoint:
