@@ -24,26 +24,24 @@ MONTHS_AHEAD = 2  # billing.usage.partitions.MONTHS_AHEAD when this was written;
 NEW = models.UniqueConstraint(fields=("account", "idempotency_key", "started_at"), name=NAME)
 
 
-class RemoveConstraintElsewhere(migrations.RemoveConstraint):
+class _ElsewhereThanPostgreSQL:
     """The constraint change on every database but PostgreSQL, where the partitioning below makes it."""
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state):  # type: ignore[no-untyped-def]
         if schema_editor.connection.vendor != "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
+            super().database_forwards(app_label, schema_editor, from_state, to_state)  # type: ignore[misc]
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):  # type: ignore[no-untyped-def]
         if schema_editor.connection.vendor != "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
+            super().database_backwards(app_label, schema_editor, from_state, to_state)  # type: ignore[misc]
 
 
-class AddConstraintElsewhere(migrations.AddConstraint):
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):  # type: ignore[no-untyped-def]
-        if schema_editor.connection.vendor != "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
+class RemoveConstraintElsewhere(_ElsewhereThanPostgreSQL, migrations.RemoveConstraint):
+    pass
 
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):  # type: ignore[no-untyped-def]
-        if schema_editor.connection.vendor != "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
+
+class AddConstraintElsewhere(_ElsewhereThanPostgreSQL, migrations.AddConstraint):
+    pass
 
 
 def _utc(month: date) -> datetime:
