@@ -22,7 +22,6 @@ from uuid import UUID
 from django.db.models import Count, F, Q, Sum
 
 from accounts import selectors as account_selectors
-from accounts import services as account_services
 from accounts.audit import events_for_account
 from accounts.models import Account, AuditEvent, ServiceBlock
 from accounts.permissions import Permissions
@@ -116,10 +115,12 @@ class ManagerOverview:
 def manager_overview(*, manager: Account, can: Permissions, today: date | None = None) -> ManagerOverview:
     start, end = month_to_date(today)
     money = can.view_billing or can.view_reports
+    counts = account_selectors.managed_account_counts(manager)
     return ManagerOverview(
-        in_use=account_services.active_managed_count(manager),
+        # accounts.services.active_managed_count (all but cancelled), from the counts per status
+        in_use=sum(counts.values()) - counts[Account.Status.CANCELLED],
         limit=manager.managed_account_limit or 0,
-        counts=account_selectors.managed_account_counts(manager),
+        counts=counts,
         attention=accounts_needing_attention(manager=manager, balances=can.view_billing),
         balance=current_balance(manager) if can.view_billing else None,
         spend=manager_spend(manager=manager, start=start, end=end) if money else None,

@@ -62,6 +62,8 @@ class Table:
     request: HttpRequest | None
     paginator: Paginator[Any]
     page: Page[Any]
+    base_columns: dict[str, Incomplete]  # the declared columns, by name
+    columns: Incomplete  # BoundColumns: iterable of the visible columns, indexable by name
     @property
     def prefixed_order_by_field(self) -> str: ...
     @property
