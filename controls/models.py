@@ -20,34 +20,16 @@ from django.db.models.functions import Cast, Coalesce, Greatest
 from accounts.models import Account
 from billing import pricing
 from billing.invoices.lines import markup_factor
-from billing.models import DailyUsage, MonthlyUsage, Product, ResaleRate, ResaleTerms, money_field
+from billing.models import DailyUsage, MonthlyUsage, Product, money_field
 
 USE = models.DecimalField(max_digits=34, decimal_places=12)
 ROLLUP = Account.BillingMode.ROLLUP
 
 
 # --- The prices of usage, as SQL ---------------------------------------------------------------------------
-# billing.pricing.Prices.cost is the rule; these are its two SQL forms, for a usage-totals row
-# (DailyUsage or MonthlyUsage): `priced_cost` looks the prices up per row (rows of any accounts, any
-# managers: the spend-limit check), `ResalePrices.cost` has one manager's prices of one month read
-# once, as constants (every account of one manager: the limits page, and one account's limits).
-
-
-def priced_cost(period: str) -> Expression:
-    """The cost of a usage-totals row (whose `period` is "day" or "month") at the prices its
-    account pays, with the prices looked up per row. A roll-up account pays its manager's resale
-    rate for the product in force in the row's month (quantity x rate; resale rates start on a
-    month's first day), else the platform's cost x (1 + markup); any other account the platform's
-    cost (both look-ups find nothing for it). No CASE: SQLite's parser has little depth to spare."""
-    rollup = {"manager__managed_accounts": OuterRef("account"), "manager__managed_accounts__billing_mode": ROLLUP}
-    resale_rate = (
-        ResaleRate.objects.filter(product=OuterRef("product"), effective_from__lte=OuterRef(period), **rollup)
-        .order_by("-effective_from")
-        .values("unit_price")[:1]
-    )
-    markup = ResaleTerms.objects.filter(**rollup).values("markup_percent")[:1]
-    factor = Value(Decimal(1)) + Coalesce(Subquery(markup), Value(Decimal(0))) / Value(Decimal(100))
-    return Coalesce(F("quantity") * Subquery(resale_rate), F("cost") * factor, output_field=USE)
+# billing.pricing.Prices.cost is the rule; `ResalePrices.cost` is its SQL form for a usage-totals row
+# (DailyUsage or MonthlyUsage), with one manager's prices of one month read once, as constants: the
+# limits page, one account's limits and the spend-limit check (per manager of the accounts checked).
 
 
 @dataclass(frozen=True)
@@ -112,16 +94,11 @@ def _cost_of(model: type[DailyUsage] | type[MonthlyUsage], cost: Expression, **p
 
 
 class SpendLimitQuerySet(models.QuerySet["SpendLimit"]):
-    def with_use(self, *, today: date, prices: ResalePrices | None = None) -> SpendLimitQuerySet:
+    def with_use(self, *, today: date, prices: ResalePrices) -> SpendLimitQuerySet:
         """Each limit with its account's spend this month and today (`monthly_use`, `daily_use`),
-        exact (not yet in cents) at the prices the account pays: `prices`, the manager's read once,
-        when every limit is of one manager's accounts, else looked up per row (`priced_cost`)."""
+        exact (not yet in cents) at the prices the account pays: `prices`, its manager's (None's for
+        an account without one), so every limit of the queryset must be of that manager's accounts."""
         month = today.replace(day=1)
-        if prices is None:
-            return self.annotate(
-                monthly_use=_cost_of(MonthlyUsage, priced_cost("month"), month=month),
-                daily_use=_cost_of(DailyUsage, priced_cost("day"), day=today),
-            )
         resale = prices.pays_resale("account__")
 
         def use(model: type[DailyUsage] | type[MonthlyUsage], **period: date) -> Expression:
@@ -130,7 +107,7 @@ class SpendLimitQuerySet(models.QuerySet["SpendLimit"]):
 
         return self.annotate(monthly_use=use(MonthlyUsage, month=month), daily_use=use(DailyUsage, day=today))
 
-    def with_ratio(self, *, today: date, prices: ResalePrices | None = None) -> SpendLimitQuerySet:
+    def with_ratio(self, *, today: date, prices: ResalePrices) -> SpendLimitQuerySet:
         """`with_use` and `ratio`: the larger share used of the monthly and the daily amount, for
         sorting nearest to its limit first. A share, not money, so a float: SQLite divides its
         whole-number decimals as integers (money comparisons use cents, `controls.services`)."""

@@ -11,6 +11,7 @@ those is audited."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -30,7 +31,7 @@ from billing.ledger import services as ledger
 from billing.models import Balance, Product
 from billing.money import to_cents
 from billing.periods import month_start, next_month
-from controls.models import SpendLimit
+from controls.models import ResalePrices, SpendLimit
 
 MAX_LIMIT = Decimal("10000000.00")  # USD ten million a month is a typing error, not a limit
 
@@ -239,9 +240,17 @@ def _facts(accounts: list[Account], now: datetime) -> dict[int, _Facts]:
     today = now.date()
     by_pk = {a.pk: a for a in accounts}
     facts = {a.pk: _Facts([], [], None) for a in accounts}
-    for limit in SpendLimit.objects.filter(account_id__in=list(by_pk)).with_use(today=today).select_related("product"):
-        limit.account = by_pk[limit.account_id]
-        _limit_facts(limit, facts[limit.account_id], today)
+    # Each account's use at the prices it pays (ResalePrices, its manager's read once per manager).
+    by_manager: dict[int | None, list[int]] = defaultdict(list)
+    for account in accounts:
+        by_manager[account.manager_id if account.is_managed else None].append(account.pk)
+    for manager_id, ids in sorted(by_manager.items(), key=lambda item: item[0] or 0):
+        manager = by_pk[ids[0]].manager if manager_id is not None else None
+        prices = ResalePrices.of(manager, today.replace(day=1))
+        limits = SpendLimit.objects.filter(account_id__in=ids).with_use(today=today, prices=prices)
+        for limit in limits.select_related("product"):
+            limit.account = by_pk[limit.account_id]
+            _limit_facts(limit, facts[limit.account_id], today)
     own = [a.pk for a in accounts if a.has_own_balance]
     available = dict(
         Balance.objects.filter(account_id__in=own).values_list("account_id", F("amount") + F("credit_limit"))
