@@ -1,6 +1,6 @@
-"""The managed accounts list's rows as drawn by ManagedAccountTable.page_rows: every cell of a row
-(escaped, with its column's td attributes), the actions each account's state allows, and the
-log-in-as form's CSRF token that the POST needs."""
+"""The managed accounts list's rows (ManagedAccountTable, drawn by portal.tables.QuickRows): every
+cell of a row (escaped, with its column's td attributes), the actions each account's state allows,
+and the log-in-as form's CSRF token that the POST needs."""
 
 import re
 
@@ -81,7 +81,7 @@ def test_log_in_as_is_a_post_form_with_the_pages_csrf_token_where_the_rule_allow
 def test_a_balance_is_shown_with_its_currency_and_two_decimals(world, persona):
     response = persona("owner").get(reverse("managed_list", args=[world.manager.public_id]))
     table = response.context["table"]
-    rows = table.page_rows()
+    rows = table.quick_rows()
     assert len(rows) == len(table.page.object_list) > 0
     for page_row, bound in zip(rows, table.page.object_list, strict=True):
         record = bound.record
