@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypedDict
 
+from django.db import connection
 from django.db.models import BooleanField, Case, Model, Q, QuerySet, Value, When
 from django.db.models.query import ModelIterable
 from django.dispatch import Signal
@@ -240,6 +241,25 @@ def _without_manager_notes(events: QuerySet[AuditEvent], account: Account) -> Qu
     return events
 
 
+def _scopes(account: Account) -> list[Q]:
+    """The parts of an account's log (events_for_account): its own events, those of others that
+    concern it, and, for a manager, its people's changes in its managed accounts. Each is read by an
+    index of its own (account, created_at / related_account, created_at), which one OR of them is not:
+    PostgreSQL then walks every account's events newest first, filtering."""
+    scopes = [Q(account=account), Q(related_account=account)]
+    if account.is_manager:
+        managed = Account.objects.filter(manager=account).values("pk")
+        scopes.append(Q(account__in=managed, change_made_by=AuditEvent.MadeBy.ACCOUNT_MANAGER))
+    return scopes
+
+
+def _visible(events: QuerySet[AuditEvent], account: Account) -> QuerySet[AuditEvent]:
+    """Leaves out what `account` may not see: a priced change where its pricing is hidden."""
+    if not can_see_pricing(account):
+        events = events.exclude(change_type__in=PRICED_CHANGE_TYPES)
+    return events
+
+
 def events_for_account(account: Account) -> QuerySet[AuditEvent]:
     """Events an account's log shows (pages and API alike): its own, those of others that concern
     it, and, for a manager, every change its people made in its managed accounts (logged in as one,
@@ -248,13 +268,30 @@ def events_for_account(account: Account) -> QuerySet[AuditEvent]:
     hidden), nor what is another's to know (the manager's note on a reseller invoice, where pricing
     is hidden). This is the one place that decides the log's scope. The accounts and people an
     event names are loaded with it (accounts.audit_text reads them)."""
-    scope = Q(account=account) | Q(related_account=account)
-    if account.is_manager:
-        managed = Account.objects.filter(manager=account).values("pk")
-        scope |= Q(account__in=managed, change_made_by=AuditEvent.MadeBy.ACCOUNT_MANAGER)
-    events = AuditEvent.objects.filter(scope)
-    if not can_see_pricing(account):
-        events = events.exclude(change_type__in=PRICED_CHANGE_TYPES)
+    scope = Q()
+    for part in _scopes(account):
+        scope |= part
+    return _readable(_visible(AuditEvent.objects.filter(scope), account), account)
+
+
+def _readable(events: QuerySet[AuditEvent], account: Account) -> QuerySet[AuditEvent]:
     if not resale_invoice_notes_visible(account):
         events = _without_manager_notes(events, account)
     return events.select_related("user", "acting_as", "account", "related_account")
+
+
+def latest_events_for_account(account: Account, limit: int) -> list[AuditEvent]:
+    """The newest `limit` events of events_for_account(account), as it would give them, read at a
+    cost that does not grow with the log (the overview's recent activity): the newest `limit` of
+    each part of the scope by its own index (one UNION ALL where the database allows a LIMIT in each
+    part, else a query per part), then those few events, newest first, with what they name."""
+    newest = ("-created_at", "-id")
+    parts = [
+        _visible(AuditEvent.objects.filter(part), account).order_by(*newest).values_list("pk", flat=True)[:limit]
+        for part in _scopes(account)
+    ]
+    if connection.features.supports_slicing_ordering_in_compound:
+        candidates: QuerySet[AuditEvent, int] | list[int] = parts[0].union(*parts[1:], all=True)
+    else:
+        candidates = sorted({pk for part in parts for pk in part})
+    return list(_readable(AuditEvent.objects.filter(pk__in=candidates), account).order_by(*newest)[:limit])

@@ -184,6 +184,8 @@ class Account(models.Model):
         ]
         indexes = [
             models.Index(fields=["manager", "status", "-created_at"], name="account_manager_list"),
+            # The managed-accounts list unfiltered, newest first: its page read in order, not sorted.
+            models.Index(fields=["manager", "-created_at"], name="account_manager_newest"),
         ]
 
     def __str__(self) -> str:
@@ -437,6 +439,13 @@ class AuditEvent(models.Model):
         indexes = [
             models.Index(fields=["account", "-created_at"], name="audit_account_created"),
             models.Index(fields=["related_account", "-created_at"], name="audit_related_created"),
+            # The part of a manager's log read from its managed accounts' events: what its people did
+            # there (accounts.audit.latest_events_for_account), newest first.
+            models.Index(
+                fields=["-created_at", "-id"],
+                condition=Q(change_made_by="account_manager"),
+                name="audit_by_manager_created",
+            ),
         ]
 
     def __str__(self) -> str:
