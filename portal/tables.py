@@ -104,7 +104,7 @@ class QuickRows:
         cells = [_Cell(table, bound, model) for bound in table.columns]
         return [
             QuickRow(row.attrs.as_html(), [(cell.td, cell(row.record, row)) for cell in cells])
-            for row in table.page.object_list
+            for row in table.paginated_rows  # the page's rows, or every row of a table not paged
         ]
 
 

@@ -272,6 +272,21 @@ def category_chart(
     )
 
 
+def ranked_chart(
+    top: Sequence[tuple[str, Decimal]], *, groups: int, total: Decimal, measure: Measure, title: str
+) -> Chart:
+    """`category_chart` of many groups from only their largest, `top` (largest first, none zero, at
+    most CATEGORY_LIMIT), read with the number of `groups` that are not zero and their `total`: the
+    same chart as of every group."""
+    chart = category_chart(top, measure=measure, title=title)
+    return replace(
+        chart,
+        description=_category_description(title, list(chart.bars), groups),
+        total=measure.text(total),
+        hidden=groups - len(chart.bars),
+    )
+
+
 def pick_bucket(start: date, end: date) -> str:
     days = (end - start).days + 1
     return BUCKET_DAY if days <= DAYS_BY_DAY else BUCKET_WEEK if days <= DAYS_BY_WEEK else BUCKET_MONTH

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import decimal
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import replace
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Case, CharField, Count, DateField, F, Q, Sum, Value, When
+from django.db import connection
+from django.db.models import Case, CharField, Count, DateField, F, Q, QuerySet, Sum, Value, When
 from django.db.models.expressions import Combinable
 from django.db.models.functions import TruncDate, TruncMonth
 
 from accounts.models import Account
 from accounts.selectors import managed_accounts_for
-from billing.models import Product, UsageRecord
+from billing.models import MonthlyUsage, Product, UsageRecord
 from billing.pricing import Prices, utc_day
 from billing.usage import selectors as usage_selectors
 from billing.usage.selectors import (
@@ -198,3 +201,158 @@ def priced_record_rows(
         values[rate_at] = prices.unit_price(product_id, day, values[rate_at])
         values[cost_at] = prices.cost(product_id, day, values[quantity_at], values[cost_at])
         yield tuple(values)
+
+
+# --- A report grouped by managed account, a page at a time ---------------------------------------------------
+# A manager's report by account has a group per managed account (3,000 of them): the database groups,
+# counts, totals, sorts and pages them, and ranks the chart's largest, in one query; Python sees only
+# the page's rows and the chart's. Only at the stored cost (`Prices.repriced` false, as for every
+# manager): a repriced cost is known per product and month only in Python.
+
+CHART_COST = "cost"  # the chart's value per account: its cost,
+CHART_QUANTITY = "quantity"  # its quantity (one product, hence one unit),
+CHART_UNIT = "unit"  # or its quantity of the products of one unit
+ACCOUNT_ORDER = {"label": "name", "quantity": "q", "records": "r", "cost": "c"}  # table column -> SQL
+
+
+@dataclass(frozen=True)
+class AccountGroups:
+    rows: list[UsageRow]  # the window asked for, in the order asked for
+    groups: int  # every account with usage in the range
+    totals: usage_selectors.UsageTotals
+    top: list[tuple[str, Decimal]]  # the chart's largest groups, (name, value) largest first, none zero
+    top_groups: int  # the groups whose chart value is not zero
+    top_total: Decimal  # the sum of every group's chart value
+
+
+def account_groups(
+    *,
+    accounts: AccountScope,
+    start: date,
+    end: date,
+    product: Product | None,
+    order: Sequence[tuple[str, bool]] = (),
+    offset: int = 0,
+    limit: int = 100,
+    chart: str = CHART_COST,
+    unit: str = "",
+    top: int = 0,
+) -> AccountGroups:
+    """The groups of `usage_summary(group_by=account)` from `offset`, `limit` of them, ordered by
+    `order` ((column of ACCOUNT_ORDER, descending)) and then as usage_summary orders them (name, then
+    public id, by code point: what Python's sort of the whole list gave), with the count and totals
+    of all groups, and the `top` largest by the `chart` value: one query. Months wholly inside the
+    range are read from the monthly totals, the days at its edges from the daily totals."""
+    parts: list[QuerySet[Any]] = []
+    days = usage_selectors.daily_usage(accounts=accounts, start=start, end=end, product=product)
+    months = _summary_months(start, end)
+    if months is not None:
+        first, after = months
+        days = days.filter(Q(day__lt=first) | Q(day__gte=after))
+        monthly = MonthlyUsage.objects.filter(account__in=accounts, month__gte=first, month__lt=after)
+        parts.append(monthly.filter(product=product) if product is not None else monthly)
+    if months is None or start < months[0] or end + timedelta(days=1) > months[1]:
+        parts.append(days)
+    sums: dict[str, Any] = {"q": Sum("quantity"), "c": Sum("cost"), "r": Sum("records")}
+    if chart == CHART_UNIT:  # the quantity of the unit's products alone, for the chart
+        sums["u"] = Sum("quantity", filter=Q(product__unit=unit))
+    sql, params = [], []
+    for part in parts:
+        grouped = part.values("account_id").annotate(**sums).values_list("account_id", *sums).order_by()
+        part_sql, part_params = grouped.query.sql_with_params()
+        sql.append(f"SELECT part.*{'' if 'u' in sums else ', 0'} FROM ({part_sql}) part")  # noqa: S608 (ORM's SQL)
+        params.extend(part_params)
+    quote = connection.ops.quote_name
+    name = f"a.{quote('name')}" + (' COLLATE "C"' if connection.vendor == "postgresql" else "")
+    public_id = f"a.{quote('public_id')}"
+    columns = {"name": name, "q": "g.q", "r": "g.r", "c": "g.c"}
+    page_order = ", ".join(
+        [*(f"{columns[ACCOUNT_ORDER[c]]} {'DESC' if desc else 'ASC'}" for c, desc in order), name, public_id]
+    )
+    group = (  # the monthly and the daily totals of an account added up
+        "SELECT account_id, SUM(q) AS q, SUM(c) AS c, SUM(r) AS r, COALESCE(SUM(u), 0) AS u"
+        " FROM parts GROUP BY account_id"
+        if len(sql) > 1
+        else "SELECT account_id, q, c, r, COALESCE(u, 0) AS u FROM parts"
+    )
+    value = {CHART_COST: "g.c", CHART_QUANTITY: "g.q", CHART_UNIT: "g.u"}[chart]
+    query = f"""
+        WITH parts (account_id, q, c, r, u) AS ({" UNION ALL ".join(sql)}),
+        g AS ({group}),
+        n AS (
+            SELECT {public_id} AS public_id, {name} AS name, g.q, g.c, g.r, {value} AS v,
+                ROW_NUMBER() OVER (ORDER BY {page_order}) AS page_n,
+                ROW_NUMBER() OVER (
+                    ORDER BY CASE WHEN {value} = 0 THEN 1 ELSE 0 END, {value} DESC, {name}, {public_id}
+                ) AS top_n,
+                COUNT(*) OVER () AS groups, SUM(g.q) OVER () AS tq, SUM(g.c) OVER () AS tc,
+                SUM(g.r) OVER () AS tr, SUM(CASE WHEN {value} <> 0 THEN 1 ELSE 0 END) OVER () AS top_groups,
+                SUM({value}) OVER () AS top_total
+            FROM g INNER JOIN {quote(Account._meta.db_table)} a ON a.{quote("id")} = g.account_id
+        )
+        SELECT public_id, name, q, c, r, v, page_n, top_n, groups, tq, tc, tr, top_groups, top_total
+        FROM n WHERE page_n = 1 OR (page_n > %s AND page_n <= %s) OR top_n <= %s
+        ORDER BY page_n"""  # noqa: S608 (the ORM's SQL, names and columns of ours; values are parameters)
+    with connection.cursor() as cursor:
+        cursor.execute(query, [*params, offset, offset + limit, top])
+        found = cursor.fetchall()
+    if not found:
+        zero = Decimal(0)
+        return AccountGroups([], 0, usage_selectors.UsageTotals(zero, 0, zero), [], 0, zero)
+    rows, ranked = [], []
+    for public, label, q, c, r, v, page_n, top_n, *_ in found:
+        if offset < page_n <= offset + limit:
+            rows.append(UsageRow(key=str(_uuid(public)), label=label, quantity=_dec(q), records=r or 0, cost=_dec(c)))
+        if top_n <= top and _dec(v):
+            ranked.append((top_n, label, _dec(v)))
+    groups, tq, tc, tr, top_groups, top_total = found[0][8:]
+    return AccountGroups(
+        rows=rows,
+        groups=groups,
+        totals=usage_selectors.UsageTotals(quantity=_dec(tq), records=int(tr or 0), cost=_dec(tc)),
+        top=[(label, v) for _, label, v in sorted(ranked)],
+        top_groups=int(top_groups or 0),
+        top_total=_dec(top_total),
+    )
+
+
+def unit_most_used(*, accounts: AccountScope, start: date, end: date) -> str:
+    """The unit of the most usage records of `accounts` in the range (charts.units_by_use), "" if none."""
+    days = usage_selectors.daily_usage(accounts=accounts, start=start, end=end, product=None)
+    months = _summary_months(start, end)
+    parts: list[QuerySet[Any]] = []
+    if months is not None:
+        first, after = months
+        days = days.filter(Q(day__lt=first) | Q(day__gte=after))
+        parts.append(MonthlyUsage.objects.filter(account__in=accounts, month__gte=first, month__lt=after))
+    if months is None or start < months[0] or end + timedelta(days=1) > months[1]:
+        parts.append(days)
+    records: dict[str, int] = defaultdict(int)
+    for part in parts:
+        for unit, count in part.values_list("product__unit").annotate(n=Sum("records")).order_by():
+            records[unit] += count or 0
+    return min(records, key=lambda unit: (-records[unit], unit), default="")
+
+
+def _summary_months(start: date, end: date) -> tuple[date, date] | None:
+    """[first, after): the first days of the calendar months wholly inside start..end, or None."""
+    first = start if start.day == 1 else (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    after = (end + timedelta(days=1)).replace(day=1)
+    return (first, after) if first < after else None
+
+
+_DECIMAL = decimal.Context(prec=15)  # what Django makes of a float sum on SQLite
+
+
+def _dec(value: Any) -> Decimal:
+    if value is None:
+        return Decimal(0)
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, float):
+        return _DECIMAL.create_decimal_from_float(value)
+    return Decimal(value)
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))

@@ -3,18 +3,22 @@ see pricing (`accounts.permissions.can_see_pricing`); the views decide, the tabl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
 import django_tables2 as tables
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django_tables2.data import TableData
+from django_tables2.utils import OrderBy
 
 from billing.models import UsageRecord
 from billing.money import decimal_places, format_money
 from billing.usage.selectors import GROUP_BY_PRODUCT, UsageRow, UsageTotals
+from portal.tables import QUICK_TABLE, QuickRows
 from reporting.forms import GROUP_LABELS
+from reporting.selectors import ACCOUNT_ORDER, AccountGroups
 
 NUMERIC = {"th": {"class": "num"}, "td": {"class": "num"}, "tf": {"class": "num"}}
 
@@ -35,7 +39,7 @@ def format_unit_money(amount: Decimal, currency: str = "USD") -> str:
     return f"{currency} {exact:,f}"
 
 
-class UsageSummaryTable(tables.Table):
+class UsageSummaryTable(QuickRows, tables.Table):
     label = tables.Column(verbose_name="Group", footer="Total")
     unit = tables.Column(verbose_name="Unit", orderable=False)
     quantity = tables.Column(
@@ -57,13 +61,14 @@ class UsageSummaryTable(tables.Table):
     class Meta:
         attrs = {"class": "table usage-summary"}
         empty_text = "No usage matches these filters."
+        template_name = QUICK_TABLE
 
     def __init__(
         self,
-        rows: list[UsageRow],
+        rows: list[UsageRow] | AccountGroupsData,
         *,
         group_by: str,
-        totals: UsageTotals,
+        totals: UsageTotals | None,  # None: set before drawing (AccountGroupsData brings them)
         pricing: bool,
         link: Callable[[UsageRow], str | None] | None = None,
         **kwargs: Any,
@@ -88,6 +93,54 @@ class UsageSummaryTable(tables.Table):
 
     def render_cost(self, value: Decimal) -> str:
         return format_money(value)
+
+
+class AccountGroupsData(TableData):  # type: ignore[misc]  # django_tables2.data has no stubs
+    """A report's groups by managed account as django-tables2 data, read a page at a time: the table
+    sorts (`order_by`) and pages (`len`, a slice) it as it would a list, and each read is one query
+    (`fetch`: reporting.selectors.account_groups with the filters bound) that also brings the count,
+    the totals and the chart's largest groups. The first read is of `window` (offset, size), the
+    page the request asks for; another slice (a page past the end: the last one) is read again."""
+
+    def __init__(self, fetch: Callable[..., AccountGroups], *, window: tuple[int, int]) -> None:
+        super().__init__([])
+        self.fetch = fetch
+        self.window = window
+        self.order: list[tuple[str, bool]] = []
+        self._read: tuple[int, AccountGroups, int] | None = None  # (offset, the read, size)
+
+    def order_by(self, aliases: Sequence[str]) -> None:
+        orders = [OrderBy(alias) for alias in aliases]
+        self.order = [(order.bare, order.is_descending) for order in orders if order.bare in ACCOUNT_ORDER]
+        self._read = None
+
+    @property
+    def summary(self) -> AccountGroups:
+        """The last read: the count, totals and chart of all groups, and the rows of its window."""
+        if self._read is None:
+            offset, size = self.window
+            self._read = (offset, self.fetch(order=self.order, offset=offset, limit=size), size)
+        return self._read[1]
+
+    def _rows(self, start: int, stop: int) -> list[UsageRow]:
+        offset, read, size = self._read or (0, self.summary, self.window[1])
+        if not (offset <= start and stop <= offset + size):
+            offset, size = start, stop - start
+            read = self.fetch(order=self.order, offset=offset, limit=size)
+            self._read = (offset, read, size)
+        return read.rows[start - offset : stop - offset]
+
+    def __len__(self) -> int:
+        return self.summary.groups
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, slice):
+            start, stop, _ = key.indices(len(self))
+            return self._rows(start, max(stop, start))
+        return self._rows(key, key + 1)[0]
+
+    def __iter__(self) -> Iterator[UsageRow]:
+        return iter(self[:])
 
 
 class UsageRecordTable(tables.Table):

@@ -107,3 +107,39 @@ def test_the_managed_accounts_list_is_drawn_as_django_tables2_draws_it(world):
         assert quick == stock
         assert "&lt;b&gt;&quot;Bold&quot; &amp; Co&lt;/b&gt;" in quick and "<b>" not in quick
         assert "Log in as" in quick and "Enable" in quick and "billed to you (roll-up)" in quick
+
+
+@pytest.mark.parametrize("group_by,pricing", [("account", True), ("product", True), ("day", False)])
+def test_a_usage_report_table_is_drawn_as_django_tables2_draws_it(group_by, pricing):
+    from decimal import Decimal
+
+    from billing.usage.selectors import UsageRow, UsageTotals
+    from reporting.tables import UsageSummaryTable
+
+    rows = [
+        UsageRow(
+            key=f"k{n}",
+            label='<i>"Evil" & sons</i>' if n % 5 == 0 else f"Group {n}",
+            quantity=Decimal(n) / 7,
+            records=n * 1000,
+            cost=Decimal("123456.789") * n,
+            unit="" if n % 3 else "minute",
+        )
+        for n in range(40)
+    ]
+    totals = UsageTotals(quantity=Decimal("1.5"), records=7, cost=Decimal("2.25"))
+
+    def make(template: str) -> UsageSummaryTable:
+        return UsageSummaryTable(
+            rows,
+            group_by=group_by,
+            totals=totals,
+            pricing=pricing,
+            link=lambda row: None if row.key == "k3" else f"/drill/?key={row.key}&x=<y>",
+            template_name=template,
+        )
+
+    for query in ("", "?page=2", "?sort=-cost"):
+        quick, stock = _drawn(make, QUICK_TABLE, query), _drawn(make, STOCK, query)
+        assert quick == stock
+        assert "<i>" not in quick
