@@ -434,7 +434,7 @@ class Invoice(models.Model):
     markup_percent = models.DecimalField(
         max_digits=6, decimal_places=2, null=True, blank=True, help_text="On a reseller invoice: the markup applied"
     )
-    # Fixed when finalized (billing.invoices.builder.stamp_terms): a later profile edit leaves them.
+    # Fixed when finalized (billing.invoices.lines.stamp_terms): a later profile edit leaves them.
     issue_date = models.DateField(null=True, blank=True, help_text="The UTC day it was finalized")
     due_date = models.DateField(null=True, blank=True, help_text="The issue date plus the issuer's payment terms")
     issuer_details = models.JSONField(default=dict, blank=True, help_text="The issuer's billing profile, as issued")

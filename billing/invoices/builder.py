@@ -18,16 +18,16 @@ finalized invoice stays complete and never changes."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, date, timedelta
+from collections.abc import Iterable, Sequence
+from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from accounts import audit
-from accounts import billing_profile as profiles
 from accounts.actor import Actor
 from accounts.models import Account, AccountQuerySet
 from billing import period_lock, periods
@@ -103,14 +103,11 @@ def _build(account: Account, month: date) -> Invoice:
         invoice_lines.next_number(invoice_lines.PLATFORM_ISSUER),
         timezone.now(),
     )
-    stamp_terms([invoice], issuer=None)
+    invoice_lines.stamp_terms([invoice], issuer=None)
     invoice.save()
     issued = [invoice]
     if account.is_manager:
-        reseller_invoices = resale.issue_resale_invoices(account, month)
-        stamp_terms(reseller_invoices, issuer=account)
-        Invoice.objects.bulk_update(reseller_invoices, TERMS_FIELDS, batch_size=1000)
-        issued += reseller_invoices
+        issued += resale.issue_resale_invoices(account, month)  # terms stamped as they are written
     announce_finalized(issued)
     return invoice
 
@@ -141,26 +138,42 @@ def add_lines(
     return total
 
 
+def rollup_managers(month: date, among: Iterable[int] | QuerySet[Any, Any]) -> QuerySet[Account, int]:
+    """The managers `among` these account ids that have accounts billed by roll-up in `month`
+    (each closed alone): one grouped query, `has_rollups` for a set of parties."""
+    return (
+        Account.objects.rolled_up(month)
+        .filter(manager_id__in=among)
+        .values_list("manager_id", flat=True)
+        .distinct()
+        .order_by()
+    )
+
+
 def has_rollups(month: date) -> Exists:
     """Annotation: the account is a manager with accounts billed by roll-up in `month` (its party
     is closed alone)."""
     return Exists(Account.objects.rollups_of(OuterRef("pk"), month))
 
 
-def invoice_parties(*, accounts: list[Account], month: date) -> dict[int, Invoice]:
+def invoice_parties(*, accounts: list[Account], month: date, sql: bool | None = None) -> dict[int, Invoice]:
     """`invoice_party` for a batch of parties without roll-up accounts, set-based in one
     transaction: {account id: its finalized invoice}. The same invoices as one by one, and the
     same guarantees: parties already invoiced are skipped, the charges are idempotent (same keys),
     the exclusive period locks make a concurrent close of the same parties wait and then skip
     them, and the unique constraint on (bill-to, period) refuses the whole batch rather than bill
-    a party twice (the caller then closes its parties one by one)."""
-    return _build_batch(sorted(accounts, key=lambda a: a.pk), month)
+    a party twice (the caller then closes its parties one by one). The lines are written by one
+    INSERT ... SELECT on PostgreSQL (`sql`, by default there: `sql.add_section_lines_sql`, whose
+    sums per section are checked against the ledger's charges as `lines.finalize` checks the lines
+    built here elsewhere); the same invoices and lines either way."""
+    in_sql = connection.vendor == "postgresql" if sql is None else sql
+    return _build_batch(sorted(accounts, key=lambda a: a.pk), month, in_sql)
 
 
 @transaction.atomic
-def _build_batch(accounts: list[Account], month: date) -> dict[int, Invoice]:
+def _build_batch(accounts: list[Account], month: date, in_sql: bool) -> dict[int, Invoice]:
     ids = [account.pk for account in accounts]
-    if Account.objects.filter(pk__in=ids).filter(has_rollups(month)).exists():
+    if rollup_managers(month, ids).exists():
         raise ValueError("A manager with roll-up accounts is closed alone (invoice_party).")
     period_lock.hold_exclusive_many(ids, month)
     existing = {
@@ -175,50 +188,47 @@ def _build_batch(accounts: list[Account], month: date) -> dict[int, Invoice]:
     drafts = [invoice.pk for pk, invoice in existing.items() if pk not in invoices]
     if drafts:
         Invoice.objects.filter(pk__in=drafts, status=Invoice.Status.DRAFT).delete()
-    usage = invoice_lines.usage_rows(todo_ids, month)
     statements = invoice_lines.statements(todo_ids, month)
-    products = Product.objects.in_bulk()
     numbers = invoice_lines.next_numbers(invoice_lines.PLATFORM_ISSUER, len(todo), prefix="MC")
     now = timezone.now()
-    built, lines_of = [], []
+    zero = Decimal("0.00")
+    lines_of: dict[int, list[InvoiceLine]] = {}
+    if in_sql:
+        # Issued at the ledger's charges; the lines written below are checked against them.
+        totals = {pk: charges for pk, (_, _, charges) in statements.items()}
+    else:
+        usage = invoice_lines.usage_rows(todo_ids, month)
+        products = Product.objects.in_bulk()
+        totals = {}
+        for account in todo:
+            rows = usage.get(account.pk, [])
+            lines_of[account.pk], totals[account.pk] = invoice_lines.section_lines(
+                account.pk, account.name, rows, products, 0
+            )
+    built = []
     for account, number in zip(todo, numbers, strict=True):
-        lines, total = invoice_lines.section_lines(account.pk, account.name, usage.get(account.pk, []), products, 0)
         invoice = Invoice(bill_to=account, period=month, currency="USD")
-        invoice_lines.finalize(invoice, total, statements[account.pk], number, now)
+        invoice_lines.finalize(invoice, totals.get(account.pk, zero), statements[account.pk], number, now)
         built.append(invoice)
-        lines_of.append(lines)
-    stamp_terms(built, issuer=None)
+    invoice_lines.stamp_terms(built, issuer=None)
     Invoice.objects.bulk_create(built)  # returns the pks (PostgreSQL, SQLite)
-    for invoice, lines in zip(built, lines_of, strict=True):
-        for line in lines:
-            line.invoice_id = invoice.pk
-    InvoiceLine.objects.bulk_create([line for lines in lines_of for line in lines], batch_size=5000)
+    if in_sql:
+        written = invoice_sql.add_section_lines_sql(built, month)
+        for invoice in built:
+            invoice_lines.refuse_unless_charged(
+                invoice.bill_to_id, written.get(invoice.bill_to_id, zero), invoice.total
+            )
+    else:
+        for invoice in built:
+            for line in lines_of[invoice.bill_to_id]:
+                line.invoice_id = invoice.pk
+        InvoiceLine.objects.bulk_create([line for i in built for line in lines_of[i.bill_to_id]], batch_size=5000)
     announce_finalized(built)
     invoices.update({invoice.bill_to_id: invoice for invoice in built})
     return invoices
 
 
 # --- What a customer acts on: terms, the audit event, the e-mail (issue 12 item 7) ------------------------
-
-TERMS_FIELDS = ["issue_date", "due_date", "issuer_details", "bill_to_details"]
-
-
-def stamp_terms(invoices: Sequence[Invoice], *, issuer: Account | None) -> None:
-    """The invoices' issue date (the UTC day of finalizing), due date (plus the issuer's payment
-    terms) and both parties' billing profiles as they are now (not saved): a later edit of a
-    profile leaves an issued invoice as it was. One query for all the profiles."""
-    if not invoices:
-        return
-    found = profiles.profiles_of([i.bill_to_id for i in invoices] + ([issuer.pk] if issuer is not None else []))
-    issuer_profile = found.get(issuer.pk) if issuer is not None else None
-    issuer_details = profiles.platform_details() if issuer is None else profiles.details(issuer, issuer_profile)
-    terms = timedelta(days=profiles.payment_terms_days(issuer, issuer_profile))
-    for invoice in invoices:
-        finalized_at = invoice.finalized_at or timezone.now()
-        invoice.issue_date = finalized_at.astimezone(UTC).date()
-        invoice.due_date = invoice.issue_date + terms
-        invoice.issuer_details = issuer_details
-        invoice.bill_to_details = profiles.details(invoice.bill_to, found.get(invoice.bill_to_id))
 
 
 def finalized_changes(invoice: Invoice) -> list[audit.FieldChange]:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
 from django.db.models import F, Q, Sum
+from django.utils import timezone
 
+from accounts import billing_profile as profiles
 from accounts.models import Account
 from billing import periods
 from billing.models import (
@@ -186,16 +188,22 @@ def finalize(
     be the ledger's usage charges of the month: it cannot differ while charges come only from the
     ledger's usage charges, so refuse rather than issue it."""
     opening, credits, charges = statement
-    if charges != total:
-        raise AssertionError(
-            f"invoice lines {total} of {invoice.bill_to_id} differ from the ledger's usage charges {charges}"
-        )
+    refuse_unless_charged(invoice.bill_to_id, total, charges)
     invoice.opening_balance, invoice.credits, invoice.charges = opening, credits, charges
     invoice.closing_balance = opening + credits - charges
     invoice.total = total
     invoice.number = number
     invoice.status = Invoice.Status.FINALIZED
     invoice.finalized_at = now
+
+
+def refuse_unless_charged(bill_to_id: int, lines_total: Decimal, charges: Decimal) -> None:
+    """`finalize`'s refusal: an invoice whose lines do not add up to the ledger's usage charges of
+    the month is not issued (raised inside the finalizing transaction, which then writes nothing)."""
+    if charges != lines_total:
+        raise AssertionError(
+            f"invoice lines {lines_total} of {bill_to_id} differ from the ledger's usage charges {charges}"
+        )
 
 
 def next_number(issuer_key: str) -> str:
@@ -212,3 +220,26 @@ def next_numbers(issuer_key: str, count: int, *, prefix: str) -> list[str]:
         sequences.update(last_number=F("last_number") + count)
     last = sequences.values_list("last_number", flat=True).get()
     return [f"{prefix}-{n:07d}" for n in range(last - count + 1, last + 1)]
+
+
+# --- What a customer acts on: terms (issue 12 item 7) ----------------------------------------------------
+
+TERMS_FIELDS = ["issue_date", "due_date", "issuer_details", "bill_to_details"]
+
+
+def stamp_terms(invoices: Sequence[Invoice], *, issuer: Account | None) -> None:
+    """The invoices' issue date (the UTC day of finalizing), due date (plus the issuer's payment
+    terms) and both parties' billing profiles as they are now (not saved): a later edit of a
+    profile leaves an issued invoice as it was. One query for all the profiles."""
+    if not invoices:
+        return
+    found = profiles.profiles_of([i.bill_to_id for i in invoices] + ([issuer.pk] if issuer is not None else []))
+    issuer_profile = found.get(issuer.pk) if issuer is not None else None
+    issuer_details = profiles.platform_details() if issuer is None else profiles.details(issuer, issuer_profile)
+    terms = timedelta(days=profiles.payment_terms_days(issuer, issuer_profile))
+    for invoice in invoices:
+        finalized_at = invoice.finalized_at or timezone.now()
+        invoice.issue_date = finalized_at.astimezone(UTC).date()
+        invoice.due_date = invoice.issue_date + terms
+        invoice.issuer_details = issuer_details
+        invoice.bill_to_details = profiles.details(invoice.bill_to, found.get(invoice.bill_to_id))

@@ -56,7 +56,7 @@ def issue_resale_invoices(manager: Account, month: date, *, sql: bool | None = N
     sections: dict[int, list[InvoiceLine]] = {}
     if in_sql:
         rollup_ids = list(Account.objects.rollups_of(manager, month).values_list("pk", flat=True))
-        totals = invoice_sql.resale_totals_sql(rollup_ids, month, markup)
+        totals = invoice_sql.section_totals_sql(rollup_ids, month, markup)
     else:
         rollups = {a.pk: a for a in Account.objects.rollups_of(manager, month)}
         products = Product.objects.in_bulk()
@@ -84,9 +84,10 @@ def issue_resale_invoices(manager: Account, month: date, *, sql: bool | None = N
         )
         for recipient, number in zip(recipients, numbers, strict=True)
     ]
+    invoice_lines.stamp_terms(invoices, issuer=manager)  # before they are written: no UPDATE after
     Invoice.objects.bulk_create(invoices)  # returns the pks (PostgreSQL, SQLite)
     if in_sql:
-        invoice_sql.add_resale_lines_sql(invoices, month, markup)
+        invoice_sql.add_section_lines_sql(invoices, month, markup)
         return invoices
     lines = []
     for invoice in invoices:

@@ -1,6 +1,6 @@
 """The invoice builders' PostgreSQL statements: the same rules as the portable builders of
 `billing.invoices.lines`, written as INSERT ... SELECT so that a manager with thousands of roll-up
-sections needs no line objects in Python."""
+sections, its reseller invoices and a close batch's invoices need no line objects in Python."""
 
 from __future__ import annotations
 
@@ -80,28 +80,42 @@ def add_lines_sql(invoice: Invoice, payer: Account, month: date, account_ids: li
     return to_cents(Decimal(total))
 
 
-def resale_totals_sql(rollup_ids: list[int], month: date, markup_percent: Decimal) -> dict[int, Decimal]:
-    """{roll-up account id: its reseller invoice's total}, the `total` of `SECTIONS_SQL` at the markup."""
+def section_totals_sql(
+    account_ids: list[int], month: date, markup_percent: Decimal | None = None
+) -> dict[int, Decimal]:
+    """{account id: its section's total}, the `total` of `SECTIONS_SQL` at the markup (None: the
+    platform's price, what `section_lines` totals a platform section to). Accounts without usage
+    in the month have no row (their total is zero)."""
     sql = f"WITH {SECTIONS_SQL} SELECT account_id, total FROM sections"  # noqa: S608 (as SECTIONS_SQL)
     with connection.cursor() as cursor:
-        cursor.execute(sql, _section_params(month, rollup_ids, markup_percent))
+        cursor.execute(sql, _section_params(month, account_ids, markup_percent))
         return {account_id: to_cents(Decimal(total)) for account_id, total in cursor.fetchall()}
 
 
-def add_resale_lines_sql(invoices: list[Invoice], month: date, markup_percent: Decimal) -> None:
-    """The reseller invoices' lines in one INSERT ... SELECT of `SECTIONS_SQL` at the markup: per
-    account its product lines by SKU in code-point order, then its rounding line if any, the
-    account's name as on the invoice."""
+def add_section_lines_sql(
+    invoices: list[Invoice], month: date, markup_percent: Decimal | None = None
+) -> dict[int, Decimal]:
+    """Invoices of one section each (reseller invoices at the markup; a close batch's platform
+    invoices at the platform's price, `markup_percent` None), their lines in one INSERT ... SELECT
+    of `SECTIONS_SQL`: per account its product lines by SKU in code-point order, then its rounding
+    line if any, positions from 1, the account's name as on the invoice (its bill-to's). What
+    `section_lines` builds for each, line for line. Returns {account id: the sum of the lines
+    written}, its section total (accounts without usage have no lines and no entry)."""
     sql = f"""
-        WITH {SECTIONS_SQL}
-        INSERT INTO {InvoiceLine._meta.db_table}
-            (invoice_id, account_id, account_name, product_id, description, quantity, amount, position)
-        SELECT m.invoice_id, l.account_id, m.account_name, l.product_id, l.description, l.quantity, l.amount,
-               row_number() OVER (PARTITION BY l.account_id ORDER BY l.kind, l.sku COLLATE "C")
-        FROM section_lines l
-        JOIN unnest(%(accounts)s::bigint[], %(invoices)s::bigint[], %(names)s::text[])
-            AS m(account_id, invoice_id, account_name) ON m.account_id = l.account_id
+        WITH {SECTIONS_SQL}, inserted AS (
+            INSERT INTO {InvoiceLine._meta.db_table}
+                (invoice_id, account_id, account_name, product_id, description, quantity, amount, position)
+            SELECT m.invoice_id, l.account_id, m.account_name, l.product_id, l.description, l.quantity, l.amount,
+                   row_number() OVER (PARTITION BY l.account_id ORDER BY l.kind, l.sku COLLATE "C")
+            FROM section_lines l
+            JOIN unnest(%(accounts)s::bigint[], %(invoices)s::bigint[], %(names)s::text[])
+                AS m(account_id, invoice_id, account_name) ON m.account_id = l.account_id
+            RETURNING account_id, amount
+        )
+        SELECT account_id, sum(amount) FROM inserted GROUP BY account_id
     """  # noqa: S608 (table names from the models; values are parameters)
+    if not invoices:
+        return {}
     params: Params = {
         **_section_params(month, [invoice.bill_to_id for invoice in invoices], markup_percent),
         "invoices": [invoice.pk for invoice in invoices],
@@ -109,3 +123,4 @@ def add_resale_lines_sql(invoices: list[Invoice], month: date, markup_percent: D
     }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+        return {account_id: to_cents(Decimal(total)) for account_id, total in cursor.fetchall()}

@@ -10,11 +10,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
 
@@ -415,13 +415,29 @@ def _post_bulk(entries: list[LedgerEntry], balances: dict[int, Balance]) -> int:
         last[entry.account_id] = entry
         balance.amount += entry.amount
         balance.updated_at = now
-    Balance.objects.bulk_update([balances[pk] for pk in last], ["amount", "updated_at"], batch_size=2000)
+    _save_amounts([balances[pk] for pk in last], now)
     debited = {pk: balances[pk].amount for pk in last if balances[pk].amount < before[pk]}
     for pk in debited:
         _after_debit(last[pk], before=before[pk], after=debited[pk])
     if debited:
         balances_debited.send(sender=LedgerEntry, after=debited)
     return len(entries)
+
+
+def _save_amounts(balances: list[Balance], now: datetime) -> None:
+    """The (locked) balances' new amounts written back: on PostgreSQL one UPDATE ... FROM unnest
+    (`bulk_update` builds a CASE of a branch per row, milliseconds of Python per hundred), elsewhere
+    `bulk_update`."""
+    if connection.vendor != "postgresql":
+        Balance.objects.bulk_update(balances, ["amount", "updated_at"], batch_size=2000)
+        return
+    table = connection.ops.quote_name(Balance._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS b SET amount = v.amount, updated_at = %s "  # noqa: S608 (the model's table)
+            "FROM unnest(%s::bigint[], %s::numeric[]) AS v(id, amount) WHERE b.id = v.id",
+            [now, [b.pk for b in balances], [b.amount for b in balances]],
+        )
 
 
 @transaction.atomic
