@@ -7,7 +7,7 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         # Payments builds on the ledger; the ledger announces its debits instead of importing payments.
-        from billing.ledger.signals import debit_posted
-        from billing.payments.receivers import queue_auto_recharge
+        from billing.ledger.signals import debits_posted
+        from billing.payments.receivers import queue_auto_recharges
 
-        debit_posted.connect(queue_auto_recharge, dispatch_uid="billing.payments.auto_recharge")
+        debits_posted.connect(queue_auto_recharges, dispatch_uid="billing.payments.auto_recharge")

@@ -99,6 +99,35 @@ def test_a_usage_charge_that_crosses_the_threshold_triggers_it(world, localstrip
 
 
 @pytest.mark.django_db
+def test_a_bulk_of_usage_charges_triggers_it_only_where_one_crossed(
+    world, localstripe, django_capture_on_commit_callbacks
+):
+    """The close's batches post many parties' charges at once: each posting's debits are answered
+    together, and only a balance taken from at or above its threshold to below it is recharged."""
+    crossing, staying, below = world.standard, world.manager, world.other_manager
+    month = timezone.now().date().replace(day=1)
+    product = Product.objects.create(sku="sms.outbound.test", name="SMS", unit="message")
+    for account, user, balance, cost in (
+        (crossing, world.users["standard_owner"], "20.00", "12.000000"),  # 20 -> 8: crossed
+        (staying, world.users["owner"], "20.00", "5.000000"),  # 20 -> 15: above it still
+        (below, world.users["other_tenant"], "5.00", "3.000000"),  # 5 -> 2: already below before
+    ):
+        _set_up(localstripe, account, user, balance=balance)
+        MonthlyUsage.objects.create(
+            account=account, product=product, month=month, quantity=Decimal("1000"), cost=Decimal(cost), records=1
+        )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert ledger.post_own_usage_charges(accounts=[crossing, staying, below], month=month) == 3
+    assert _auto_payments(crossing).get().status == Payment.Status.SUCCEEDED
+    assert not _auto_payments(staying).exists() and not _auto_payments(below).exists()
+    assert (_balance(crossing), _balance(staying), _balance(below)) == (
+        Decimal("58.00"),
+        Decimal("15.00"),
+        Decimal("2.00"),
+    )
+
+
+@pytest.mark.django_db
 def test_no_new_attempt_without_a_new_crossing_and_none_beyond_the_daily_maximum(
     world, localstripe, settings, django_capture_on_commit_callbacks
 ):

@@ -25,7 +25,7 @@ from accounts.errors import Refusal
 from accounts.locks import lock_rows
 from accounts.models import Account
 from billing.ledger.selectors import billed_party, has_own_balance, owes_from_separate_billing, transfer_refusal
-from billing.ledger.signals import balances_debited, credit_changed, debit_posted
+from billing.ledger.signals import Debit, balances_debited, credit_changed, debits_posted
 from billing.models import Balance, CreditTransfer, LedgerEntry, MonthlyUsage
 from billing.money import to_cents
 
@@ -110,17 +110,18 @@ def _post(
     balance.amount += amount
     balance.save(update_fields=["amount", "updated_at"])
     if amount < 0:
-        _after_debit(entry, before=balance.amount - amount, after=balance.amount)
-        balances_debited.send(sender=LedgerEntry, after={balance.account_id: balance.amount})
+        _announce_debits({balance.account_id: Debit(entry.pk, balance.amount - amount, balance.amount)})
     else:
         credit_changed.send(sender=LedgerEntry, account_id=balance.account_id, available=balance.available_credit)
     return Posted(entry, created=True)
 
 
-def _after_debit(entry: LedgerEntry, *, before: Decimal, after: Decimal) -> None:
-    """A debit may take the balance below the account's auto-recharge threshold: the ledger says so
-    (`debit_posted`), and payments, which builds on the ledger, answers (billing.payments.receivers)."""
-    debit_posted.send(sender=LedgerEntry, account_id=entry.account_id, entry_id=entry.pk, before=before, after=after)
+def _announce_debits(debits: dict[int, Debit]) -> None:
+    """Debits may take balances below an auto-recharge threshold or use up credit: the ledger says
+    so once per posting (`debits_posted`, `balances_debited`), and payments and controls, built on
+    the ledger, answer (billing.payments.receivers, controls.receivers)."""
+    debits_posted.send(sender=LedgerEntry, debits=debits)
+    balances_debited.send(sender=LedgerEntry, after={pk: debit.after for pk, debit in debits.items()})
 
 
 @transaction.atomic
@@ -321,7 +322,7 @@ def post_own_usage_charges(*, accounts: list[Account], month: date) -> int:
     """`post_usage_charges` for many accounts that each pay their own usage (the close's batches of
     standard, manager and separately billed accounts), set-based: the balances locked in one
     SELECT ... FOR UPDATE in primary-key order (as `_lock`), two grouped sums, one bulk insert, one
-    bulk balance update, and `_after_debit` for every debited account. The same amounts and the
+    bulk balance update, and the debits announced once (`_announce_debits`). The same amounts and the
     same idempotency keys as one by one, so the two can be mixed and repeated. Returns how many
     entries it posted."""
     accounts = sorted({account.pk: account for account in accounts}.values(), key=lambda a: a.pk)
@@ -394,8 +395,8 @@ def _usage_charge_entries(
 
 def _post_bulk(entries: list[LedgerEntry], balances: dict[int, Balance]) -> int:
     """Inserts the entries whose keys are new, and moves their (locked) balances by them: one query
-    for the keys already posted, one bulk insert, one bulk update, then `_after_debit` once per
-    debited balance."""
+    for the keys already posted, one bulk insert, one bulk update, then the debits
+    announced once (`_announce_debits`)."""
     if entries:
         posted = set(
             LedgerEntry.objects.filter(
@@ -416,11 +417,11 @@ def _post_bulk(entries: list[LedgerEntry], balances: dict[int, Balance]) -> int:
         balance.amount += entry.amount
         balance.updated_at = now
     _save_amounts([balances[pk] for pk in last], now)
-    debited = {pk: balances[pk].amount for pk in last if balances[pk].amount < before[pk]}
-    for pk in debited:
-        _after_debit(last[pk], before=before[pk], after=debited[pk])
+    debited = {
+        pk: Debit(last[pk].pk, before[pk], balances[pk].amount) for pk in last if balances[pk].amount < before[pk]
+    }
     if debited:
-        balances_debited.send(sender=LedgerEntry, after=debited)
+        _announce_debits(debited)
     return len(entries)
 
 

@@ -1,10 +1,22 @@
 """What the ledger announces, for the packages built on it to answer without the ledger importing them."""
 
+from dataclasses import dataclass
+from decimal import Decimal
+
 from django.dispatch import Signal
 
-# Sent inside the transaction of every debit that lowered a balance, with `account_id`, `entry_id` (the
-# last debit posted) and the balance `before` and `after`; payments answers with auto-recharge.
-debit_posted = Signal()
+
+@dataclass(frozen=True)
+class Debit:
+    entry_id: int
+    before: Decimal
+    after: Decimal
+
+
+# Sent once per posting (one entry, or a bulk of usage charges), inside its transaction, with `debits`:
+# {account_id: Debit (the last debit entry's id, the balance before and after)} of every balance it
+# lowered; payments answers with auto-recharge, set-based (one query for a bulk of 3,000).
+debits_posted = Signal()
 
 # Sent once per posting (one entry, or a bulk of usage charges), inside its transaction, with `after`:
 # {account_id: balance after} of every balance the posting lowered; controls answers set-based

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from functools import partial
 
 from django.db import transaction
 
+from billing.ledger.signals import Debit
 from billing.models import AutoRecharge
 from billing.tasks import auto_recharge
 
 
-def queue_auto_recharge(
-    sender: object, *, account_id: int, entry_id: int, before: Decimal, after: Decimal, **kwargs: object
-) -> None:
-    """The ledger's `debit_posted`, inside the transaction of the debit: if it took the balance from
-    at or above an enabled threshold to below it, an attempt is queued once the transaction commits."""
-    crossed = AutoRecharge.objects.filter(
-        account_id=account_id, enabled=True, threshold__gt=after, threshold__lte=before
+def queue_auto_recharges(sender: object, *, debits: dict[int, Debit], **kwargs: object) -> None:
+    """The ledger's `debits_posted`, inside the transaction of the debits: for each that took its
+    balance from at or above an enabled threshold to below it, an attempt is queued once the
+    transaction commits. One query for all the posting's debits."""
+    thresholds = AutoRecharge.objects.filter(account_id__in=list(debits), enabled=True).values_list(
+        "account_id", "threshold"
     )
-    if crossed.exists():
-        transaction.on_commit(partial(_queue_attempt, account_id, f"entry:{entry_id}"))
+    for account_id, threshold in thresholds:
+        debit = debits[account_id]
+        if debit.after < threshold <= debit.before:
+            transaction.on_commit(partial(_queue_attempt, account_id, f"entry:{debit.entry_id}"))
 
 
 def _queue_attempt(account_id: int, trigger: str) -> None:
