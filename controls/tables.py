@@ -12,9 +12,10 @@ from django.utils.safestring import SafeString
 from accounts.models import Account
 from billing.money import to_cents
 from controls import selectors
+from portal.tables import QUICK_TABLE, QuickRows
 
 
-class LimitsTable(tables.Table):
+class LimitsTable(QuickRows, tables.Table):
     """A manager's managed accounts with their limits, nearest to a limit first."""
 
     name = tables.Column(verbose_name="Managed account")
@@ -29,6 +30,7 @@ class LimitsTable(tables.Table):
         order_by = "-nearest"
         attrs = {"class": "table"}
         empty_text = "No managed accounts yet."
+        template_name = QUICK_TABLE
 
     def __init__(self, *args: Any, today: date, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

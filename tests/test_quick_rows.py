@@ -143,3 +143,27 @@ def test_a_usage_report_table_is_drawn_as_django_tables2_draws_it(group_by, pric
         quick, stock = _drawn(make, QUICK_TABLE, query), _drawn(make, STOCK, query)
         assert quick == stock
         assert "<i>" not in quick
+
+
+def test_the_spend_limits_page_is_drawn_as_django_tables2_draws_it(world):
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from controls import selectors
+    from controls.models import SpendLimit
+    from controls.tables import LimitsTable
+
+    today = timezone.now().date()
+    SpendLimit.objects.create(account=world.managed, set_by="manager", monthly_amount=Decimal("25.00"))
+    SpendLimit.objects.create(
+        account=world.sibling, set_by="manager", monthly_amount=Decimal("10.00"), daily_amount=Decimal("2.00")
+    )
+
+    def make(template: str) -> LimitsTable:
+        return LimitsTable(selectors.limits_overview(world.manager, today=today), today=today, template_name=template)
+
+    for query in ("", "?sort=name", "?sort=-month_spend"):
+        quick, stock = _drawn(make, QUICK_TABLE, query), _drawn(make, STOCK, query)
+        assert quick == stock
+        assert quick.count("USD 0.00 this month") == 2
