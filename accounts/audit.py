@@ -267,11 +267,23 @@ def events_for_account(account: Account) -> QuerySet[AuditEvent]:
     account's log shows too; never one about what it may not see (a priced change where pricing is
     hidden), nor what is another's to know (the manager's note on a reseller invoice, where pricing
     is hidden). This is the one place that decides the log's scope. The accounts and people an
-    event names are loaded with it (accounts.audit_text reads them)."""
-    scope = Q()
-    for part in _scopes(account):
-        scope |= part
-    return _readable(_visible(AuditEvent.objects.filter(scope), account), account)
+    event names are loaded with it (accounts.audit_text reads them).
+
+    How it is read: as one OR of the parts, PostgreSQL walks the whole log newest first until a
+    page is full. For a manager, whose events are a large share of the log, that is quick; for any
+    other account it read everyone's events to fill a page of its few (41,412 read for 4 at 3,000
+    managed accounts, growing with the log), so there the parts are a UNION of ids, each read by
+    its own index. (The UNION would read every event of a manager's log before sorting.)"""
+    parts = _scopes(account)
+    if account.is_manager:
+        scope = Q()
+        for part in parts:
+            scope |= part
+        events = AuditEvent.objects.filter(scope)
+    else:
+        ids = [AuditEvent.objects.filter(part).order_by().values("pk") for part in parts]
+        events = AuditEvent.objects.filter(pk__in=ids[0].union(*ids[1:]))
+    return _readable(_visible(events, account), account)
 
 
 def _readable(events: QuerySet[AuditEvent], account: Account) -> QuerySet[AuditEvent]:
