@@ -7,7 +7,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +19,7 @@ from django.db.models.functions import TruncDate, TruncMonth
 
 from accounts.models import Account
 from accounts.selectors import managed_accounts_for
-from billing.models import MonthlyUsage, Product, UsageRecord
+from billing.models import Product, UsageRecord
 from billing.pricing import Prices, utc_day
 from billing.usage import selectors as usage_selectors
 from billing.usage.selectors import (
@@ -243,16 +243,8 @@ def account_groups(
     public id, by code point: what Python's sort of the whole list gave), with the count and totals
     of all groups, and the `top` largest by the `chart` value: one query. Months wholly inside the
     range are read from the monthly totals, the days at its edges from the daily totals."""
-    parts: list[QuerySet[Any]] = []
-    days = usage_selectors.daily_usage(accounts=accounts, start=start, end=end, product=product)
-    months = _summary_months(start, end)
-    if months is not None:
-        first, after = months
-        days = days.filter(Q(day__lt=first) | Q(day__gte=after))
-        monthly = MonthlyUsage.objects.filter(account__in=accounts, month__gte=first, month__lt=after)
-        parts.append(monthly.filter(product=product) if product is not None else monthly)
-    if months is None or start < months[0] or end + timedelta(days=1) > months[1]:
-        parts.append(days)
+    covering = usage_selectors.totals_covering(accounts=accounts, start=start, end=end, product=product)
+    parts: list[QuerySet[Any]] = [part for part in covering if part is not None]
     sums: dict[str, Any] = {"q": Sum("quantity"), "c": Sum("cost"), "r": Sum("records")}
     if chart == CHART_UNIT:  # the quantity of the unit's products alone, for the chart
         sums["u"] = Sum("quantity", filter=Q(product__unit=unit))
@@ -318,27 +310,13 @@ def account_groups(
 
 def unit_most_used(*, accounts: AccountScope, start: date, end: date) -> str:
     """The unit of the most usage records of `accounts` in the range (charts.units_by_use), "" if none."""
-    days = usage_selectors.daily_usage(accounts=accounts, start=start, end=end, product=None)
-    months = _summary_months(start, end)
-    parts: list[QuerySet[Any]] = []
-    if months is not None:
-        first, after = months
-        days = days.filter(Q(day__lt=first) | Q(day__gte=after))
-        parts.append(MonthlyUsage.objects.filter(account__in=accounts, month__gte=first, month__lt=after))
-    if months is None or start < months[0] or end + timedelta(days=1) > months[1]:
-        parts.append(days)
+    covering = usage_selectors.totals_covering(accounts=accounts, start=start, end=end, product=None)
+    parts: list[QuerySet[Any]] = [part for part in covering if part is not None]
     records: dict[str, int] = defaultdict(int)
     for part in parts:
         for unit, count in part.values_list("product__unit").annotate(n=Sum("records")).order_by():
             records[unit] += count or 0
     return min(records, key=lambda unit: (-records[unit], unit), default="")
-
-
-def _summary_months(start: date, end: date) -> tuple[date, date] | None:
-    """[first, after): the first days of the calendar months wholly inside start..end, or None."""
-    first = start if start.day == 1 else (start.replace(day=28) + timedelta(days=4)).replace(day=1)
-    after = (end + timedelta(days=1)).replace(day=1)
-    return (first, after) if first < after else None
 
 
 _DECIMAL = decimal.Context(prec=15)  # what Django makes of a float sum on SQLite

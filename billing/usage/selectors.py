@@ -82,16 +82,13 @@ def usage_summary(
     if group_by not in GROUPINGS:
         raise ValueError(f"Unknown grouping {group_by!r}; expected one of {', '.join(GROUPINGS)}.")
     fields, order = _GROUP_FIELDS[group_by]
-    months = _whole_months(start, end) if group_by != GROUP_BY_DAY else None
+    monthly, days = totals_covering(
+        accounts=accounts, start=start, end=end, product=product, months=group_by != GROUP_BY_DAY
+    )
     parts: list[QuerySet[Any]] = []
-    days = daily_usage(accounts=accounts, start=start, end=end, product=product)
-    if months is not None:
-        first, after = months
-        days = days.filter(Q(day__lt=first) | Q(day__gte=after))
-        monthly = MonthlyUsage.objects.filter(account__in=accounts, month__gte=first, month__lt=after)
-        monthly = monthly.filter(product=product) if product is not None else monthly
+    if monthly is not None:
         parts.append(monthly.annotate(period=F("month")))
-    if months is None or start < months[0] or end + timedelta(days=1) > months[1]:
+    if days is not None:
         parts.append(days.annotate(period=TruncMonth("day") if group_by == GROUP_BY_MONTH else F("day")))
     grouped = _merge(
         part.values(*fields).annotate(quantity_sum=Sum("quantity"), cost_sum=Sum("cost"), records_sum=Sum("records"))
@@ -102,6 +99,24 @@ def usage_summary(
     else:
         grouped.sort(key=lambda row: tuple(_sortable(row[f]) for f in order))
     return [_usage_row(group_by, row) for row in grouped]
+
+
+def totals_covering(
+    *, accounts: AccountScope, start: date, end: date, product: Product | None, months: bool = True
+) -> tuple[QuerySet[MonthlyUsage] | None, QuerySet[DailyUsage] | None]:
+    """The totals rows that cover start..end once each: the monthly totals of the calendar months
+    wholly inside it (with `months`) and the daily totals of the days outside those; None for a
+    part with nothing to read."""
+    whole = _whole_months(start, end) if months else None
+    days = daily_usage(accounts=accounts, start=start, end=end, product=product)
+    if whole is None:
+        return None, days
+    first, after = whole
+    monthly = MonthlyUsage.objects.filter(account__in=accounts, month__gte=first, month__lt=after)
+    monthly = monthly.filter(product=product) if product is not None else monthly
+    if start < first or end + timedelta(days=1) > after:
+        return monthly, days.filter(Q(day__lt=first) | Q(day__gte=after))
+    return monthly, None
 
 
 def _whole_months(start: date, end: date) -> tuple[date, date] | None:
