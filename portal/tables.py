@@ -2,7 +2,8 @@
 
 django-tables2 draws every cell by inspecting its render method's signature
 (`utils.call_with_appropriate`), computing the column's attributes again and resolving the
-accessor through `Accessor.penultimate`: about 1 ms a cell, most of a 50-row page's time.
+accessor through `Accessor.penultimate`: in profiles of the delivery log, most of a 50-row page's
+time.
 `QuickRows` does the same work once per column and page, then per cell only what depends on the
 record: the value (a choice field's display text, as django-tables2 gives it), the default for an
 empty value, and the render method called with the arguments it takes. The HTML is the same as
